@@ -1,0 +1,101 @@
+"""Atomic file output: every file the project writes goes through here.
+
+A file is written to a temporary name in the destination folder, flushed and fsynced, then renamed
+over the destination, so a killed process leaves either the old file or the new one, never a
+half-written one. Temporary names start with ``.tmp-`` so stray ones are easy to recognise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = [
+    "atomic_open",
+    "write_bytes",
+    "write_json",
+    "write_npz",
+    "write_png",
+    "write_text",
+]
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    Args:
+        path: destination file; its parent folder is created if needed.
+        mode: ``"wb"`` or ``"w"`` (text, UTF-8).
+
+    If the block raises, the temporary file is removed and ``path`` is untouched.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON (NaN written as ``NaN``) atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 ``[H, W]`` (grey/label) or ``[H, W, 3]`` (RGB) array, or a uint16 ``[H, W]``
+    array, as a PNG atomically."""
+    from PIL import Image
+
+    array = np.asarray(array)
+    if array.dtype == np.uint16 and array.ndim == 2:
+        img = Image.fromarray(array)
+    elif array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        img = Image.fromarray(array)
+    else:
+        raise ValueError(
+            f"write_png({path}): expected uint8 [H,W] or [H,W,3] or uint16 [H,W], "
+            f"got {array.dtype} {list(array.shape)}"
+        )
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_bytes(path, buf.getvalue())
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Write arrays to a compressed ``.npz`` atomically (``path`` must end in ``.npz``)."""
+    if not str(path).endswith(".npz"):
+        raise ValueError(f"write_npz: path must end in .npz, got {path}")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_bytes(path, buf.getvalue())
