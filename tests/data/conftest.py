@@ -15,8 +15,12 @@ def rgb(h: int, w: int, seed: int) -> np.ndarray:
 
 
 def save(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    """Save a PNG; mode "P" writes a palette image with a full 256-colour palette (like GTAV)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array, mode=mode).save(path)
+    im = Image.fromarray(array)
+    if mode == "P":  # without a full palette Pillow writes fewer bits and changes the indices
+        im.putpalette(np.random.default_rng(0).integers(0, 256, 768).tolist())
+    im.save(path)
     return path
 
 
@@ -31,7 +35,8 @@ def save_synthia_label(path: Path, ids: np.ndarray) -> Path:
 
 def raw_map(values: list[int], h: int = 8, w: int = 12) -> np.ndarray:
     """A label map that cycles through ``values`` in row-major order."""
-    return np.resize(np.asarray(values, np.uint8), (h, w))
+    dtype = np.uint8 if max(values) < 256 else np.uint16
+    return np.resize(np.asarray(values, dtype), (h, w))
 
 
 class Trees:

@@ -1,0 +1,47 @@
+"""The halo command line (sub-commands are tested end to end by their own modules' tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from halo.cli import main
+from halo.data import build_dataset
+
+
+def test_synth_one_style(tmp_path, capsys):
+    out = tmp_path / "cs"
+    code = main(["synth", "--style", "cityscapes", "--split", "val", "--count", "2",
+                 "--size", "32x64", "--out", str(out), "--quiet"])
+    assert code == 0
+    ds = build_dataset("cityscapes", out, "val")
+    assert len(ds) == 2 and ds[0]["image"].shape == (3, 32, 64)
+    assert "2 images" in capsys.readouterr().out
+
+
+def test_synth_default_benchmark_layout(tmp_path):
+    code = main(["synth", "--count", "1", "--size", "32x64", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    assert len(build_dataset("gta5", tmp_path / "gta5", "train")) == 1
+    assert len(build_dataset("synthia", tmp_path / "synthia", "train")) == 1
+    assert len(build_dataset("cityscapes", tmp_path / "cityscapes", "val")) == 1
+    assert len(build_dataset("acdc", tmp_path / "acdc", "val")) == 4  # one per condition
+
+
+@pytest.mark.parametrize("size", ["32", "8x8", "axb"])
+def test_bad_size_is_a_usage_error(tmp_path, size, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["synth", "--size", size, "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "size" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_console_script_help():
+    script = Path(sys.executable).parent / "halo"  # installed by the project's entry point
+    res = subprocess.run([str(script), "synth", "--help"], capture_output=True, text=True,
+                         check=True)
+    assert "--style" in res.stdout and "GTAV" in res.stdout

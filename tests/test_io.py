@@ -1,0 +1,37 @@
+"""Atomic writes: a failure mid-write leaves the old file (or nothing) and no temporary file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from halo import io
+
+
+def test_roundtrips(tmp_path):
+    io.write_json(tmp_path / "a" / "m.json", {"miou": float("nan"), "x": [1, 2]})
+    assert json.loads((tmp_path / "a" / "m.json").read_text())["x"] == [1, 2]
+    lab = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    io.write_png(tmp_path / "l.png", lab)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "l.png")), lab)
+    io.write_npz(tmp_path / "b.npz", blocked=lab > 5)
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npz")["blocked"], lab > 5)
+
+
+def test_failure_keeps_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "model.pt"
+    io.write_bytes(target, b"old")
+    with pytest.raises(RuntimeError), io.atomic_open(target) as fh:
+        fh.write(b"half of the new")
+        raise RuntimeError("killed")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_bad_png_input_names_the_file(tmp_path):
+    with pytest.raises(ValueError, match=r"x\.png.*uint8"):
+        io.write_png(tmp_path / "x.png", np.zeros((2, 2), np.float32))
+    assert not (tmp_path / "x.png").exists()
