@@ -6,6 +6,9 @@ Snakemake rules and DVC stages call these sub-commands; they never duplicate the
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +74,363 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------
+# Shared shell: config, device, provenance
+# --------------------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace):
+    from halo.config import load_config
+
+    return load_config(args.config, args.set or [])
+
+
+def pick_device(name: str = "auto"):
+    """The device a job runs on: ``auto`` = this rank's GPU if CUDA is present, else the CPU."""
+    import torch
+
+    if name != "auto":
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _init_distributed(device) -> tuple[int, int]:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1); (rank, world)."""
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1 or dist.is_initialized():
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def git_revision() -> str | None:
+    """The source tree's git revision (with ``-dirty`` if modified), or None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        return rev + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_provenance(out_dir: Path, cfg, command: str, extra: dict | None = None) -> None:
+    """Write the resolved config and the git revision, command and versions beside outputs."""
+    import platform
+
+    import torch
+    import yaml
+
+    from halo import __version__
+    from halo.config import to_dict
+    from halo.io import write_json, write_text
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_json(
+        out_dir / "provenance.json",
+        {
+            "command": command,
+            "argv": sys.argv,
+            "git_revision": git_revision(),
+            "halo_version": __version__,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "host": platform.node(),
+            **(extra or {}),
+        },
+    )
+
+
+def _dataset(cfg, which: str):
+    """Build the benchmark's ``source``, ``target`` or ``val`` dataset at its configured size."""
+    from halo.data import build_dataset
+
+    bench = cfg.bench
+    spec = getattr(bench, which)
+    size = cfg.sizes[0] if which == "source" else cfg.sizes[1]
+    return build_dataset(
+        spec.dataset,
+        cfg.root / spec.folder,
+        spec.split,
+        size,
+        protocol=bench.protocol,
+        **spec.options,
+    )
+
+
+def _model(cfg, num_classes: int):
+    from halo.models.segmenter import build_backbone
+
+    return build_backbone(cfg.backbone, num_classes, **cfg.model_options())
+
+
+def _meta(cfg, num_classes: int, **extra) -> dict:
+    from halo.config import to_dict
+
+    return {
+        "config": to_dict(cfg),
+        "backbone": cfg.backbone,
+        "model_key": cfg.model_key(),
+        "model_options": cfg.model_options(),
+        "num_classes": num_classes,
+        **extra,
+    }
+
+
+def _check_fits(ckpt: dict, cfg, num_classes: int, where: Path) -> None:
+    """A checkpoint from another backbone, head variant or class count is a clear error."""
+    mine = {"backbone": cfg.backbone, "model_key": cfg.model_key(), "num_classes": num_classes}
+    theirs = {k: ckpt.get(k) for k in mine}
+    if theirs != mine:
+        raise ValueError(f"checkpoint {where} was trained for {theirs}, this config needs {mine}")
+
+
+def _run_training(
+    args,
+    cfg,
+    *,
+    protocol: str,
+    out_dir: Path,
+    schedule,
+    source=None,
+    target=None,
+    init: Path | None = None,
+    extra_meta: dict | None = None,
+) -> int:
+    """Train (resuming an interrupted run), then publish ``out_dir/model.pt`` atomically.
+
+    Progress is checkpointed to ``out_dir/train_state.pt``; the final ``model.pt`` appears only
+    when the schedule is complete, so a killed job leaves no half-done model behind and a
+    restarted job continues from the last checkpoint.
+    """
+    import torch
+
+    from halo.data.labels import get_protocol
+    from halo.engine import train as T
+    from halo.io import write_json
+
+    device = pick_device(args.device)
+    rank, _world = _init_distributed(device)
+    num_classes = get_protocol(cfg.bench.protocol).num_classes
+    fingerprint = cfg.fingerprint(protocol, schedule, init)
+    final, state_path = out_dir / "model.pt", out_dir / "train_state.pt"
+    if final.is_file():
+        done = T.load_checkpoint(final)
+        if done.get("fingerprint") == fingerprint and done.get("step") == schedule.stop:
+            print(f"{final} is complete (step {schedule.stop}); nothing to do")
+            return 0
+    torch.manual_seed(cfg.seed)
+    model = _model(cfg, num_classes)
+    resume = None
+    if state_path.is_file():
+        state = T.load_checkpoint(state_path)
+        if state.get("fingerprint") == fingerprint:
+            T.load_weights(model, state, where=str(state_path))
+            resume = state
+            print(f"resuming from {state_path} at step {state['step']}")
+    if resume is None and init is not None:
+        ckpt = T.load_checkpoint(init)
+        _check_fits(ckpt, cfg, num_classes, init)
+        T.load_weights(model, ckpt, where=str(init))
+        if ckpt.get("protocol") == protocol and ckpt.get("step") == schedule.start:
+            resume = ckpt  # continue the previous round's optimiser and schedule
+    model.to(device)
+    meta = _meta(cfg, num_classes, fingerprint=fingerprint, **(extra_meta or {}))
+    if rank == 0:
+        write_provenance(out_dir, cfg, f"halo {args.command}", {"protocol": protocol})
+    result = T.train(
+        model,
+        protocol=protocol,
+        schedule=schedule,
+        cfg=cfg.train,
+        seed=cfg.seed,
+        checkpoint=state_path,
+        source=source,
+        target=target,
+        resume=resume,
+        meta=meta,
+        progress=not args.quiet,
+    )
+    if rank == 0:
+        os.replace(state_path, final)
+        write_json(
+            out_dir / "train_log.json",
+            {k: result[k] for k in ("step", "loss", "seconds", "history")},
+        )
+        print(
+            f"trained {protocol} to step {result['step']} in {result['seconds']:.0f}s, "
+            f"loss {result['loss']:.4f} → {final}"
+        )
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Source-only training: the baseline and the initialisation of every ADA run."""
+    from halo.engine.train import Schedule
+
+    cfg = _load(args)
+    source = _dataset(cfg, "source")
+    steps = cfg.train.source_steps
+    return _run_training(
+        args,
+        cfg,
+        protocol="source",
+        out_dir=Path(args.out),
+        schedule=Schedule(0, steps, steps),
+        source=source,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """An active-learning round (source + acquired target labels) or the supervised bound."""
+    from halo.engine.train import MaskedTarget, Schedule
+
+    cfg = _load(args)
+    out = Path(args.out)
+    if args.protocol == "supervised":
+        steps = cfg.train.supervised_steps
+        return _run_training(
+            args,
+            cfg,
+            protocol="supervised",
+            out_dir=out,
+            schedule=Schedule(0, steps, steps),
+            target=_dataset(cfg, "target"),
+        )
+    if args.round is None or args.init is None or args.masks is None:
+        raise ValueError("--protocol active needs --round, --init and --masks")
+    rounds, per = cfg.active.rounds, cfg.train.round_steps
+    if not 1 <= args.round <= rounds:
+        raise ValueError(f"--round {args.round}: expected 1..{rounds} (active.rounds)")
+    masks = Path(args.masks) / "masks"
+    target = MaskedTarget(_dataset(cfg, "target"), masks)
+    schedule = Schedule((args.round - 1) * per, args.round * per, rounds * per)
+    return _run_training(
+        args,
+        cfg,
+        protocol="active",
+        out_dir=out,
+        schedule=schedule,
+        source=_dataset(cfg, "source"),
+        target=target,
+        init=Path(args.init),
+        extra_meta={"round": args.round},
+    )
+
+
+def cmd_acquire(args: argparse.Namespace) -> int:
+    """Score the target pool with a checkpoint and write the next round's label masks."""
+    from halo.acquisition.masks import acquire
+    from halo.acquisition.strategies import build_strategy
+    from halo.data.labels import get_protocol
+    from halo.engine.train import load_checkpoint, load_weights
+
+    cfg = _load(args)
+    rounds = cfg.active.rounds
+    if not 1 <= args.round <= rounds:
+        raise ValueError(f"--round {args.round}: expected 1..{rounds} (active.rounds)")
+    if (args.round == 1) != (args.prev is None):
+        raise ValueError(
+            "--prev (the previous round's folder) is required for rounds > 1 "
+            "and not allowed for round 1"
+        )
+    target = _dataset(cfg, "target")
+    num_classes = get_protocol(cfg.bench.protocol).num_classes
+    ckpt_path = Path(args.checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    _check_fits(ckpt, cfg, num_classes, ckpt_path)
+    device = pick_device(args.device)
+    model = _model(cfg, num_classes)
+    load_weights(model, ckpt, where=str(ckpt_path))
+    model.to(device)
+    a, m = cfg.selection_radii()
+    options = {"seed": cfg.seed * 1000 + args.round} if cfg.method == "random" else {}
+    strategy = build_strategy(cfg.method, **options)
+    out = Path(args.out)
+    write_provenance(out, cfg, "halo acquire", {"round": args.round, "checkpoint": str(ckpt_path)})
+    report = acquire(
+        model,
+        target,
+        strategy,
+        out_dir=out,
+        prev_dir=Path(args.prev) if args.prev else None,
+        round_budget=cfg.active.budget / rounds,
+        batch_size=cfg.active.batch_size,
+        active_radius=a,
+        mask_radius=m,
+        progress=not args.quiet,
+    )
+    print(f"round {args.round}: labelled {report}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """mIoU (and mIoU* for SYNTHIA) of a checkpoint on the benchmark's target validation set."""
+    import json
+
+    from halo.data.labels import get_protocol
+    from halo.engine.evaluate import evaluate
+    from halo.engine.train import load_checkpoint, load_weights
+    from halo.io import write_json
+
+    cfg = _load(args)
+    val = _dataset(cfg, "val")
+    protocol = get_protocol(cfg.bench.protocol)
+    ckpt_path = Path(args.checkpoint)
+    ckpt = load_checkpoint(ckpt_path)
+    _check_fits(ckpt, cfg, protocol.num_classes, ckpt_path)
+    device = pick_device(args.device)
+    model = _model(cfg, protocol.num_classes)
+    load_weights(model, ckpt, where=str(ckpt_path))
+    model.to(device)
+    result = evaluate(
+        model,
+        val,
+        batch_size=cfg.eval.batch_size,
+        flip=cfg.eval.flip,
+        subset13=protocol.subset13,
+        progress=not args.quiet,
+    )
+    metrics = result.to_metrics(list(protocol.classes))
+    metrics.update(
+        checkpoint=str(ckpt_path),
+        step=ckpt.get("step"),
+        protocol=ckpt.get("protocol"),
+        round=ckpt.get("round"),
+    )
+    if args.budget:
+        metrics["budget"] = json.loads(Path(args.budget).read_text())
+    out = Path(args.out)
+    write_json(out, metrics)
+    print(f"mIoU {metrics['miou']:.2f} on {len(val)} images → {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="halo",
@@ -123,12 +483,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config",
+            default=None,
+            help="YAML run config (default: the built-in defaults, see configs/)",
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, e.g. --set train.batch_size=4 (repeatable)",
+        )
+        p.add_argument(
+            "--device",
+            default="auto",
+            help="auto (this rank's GPU if present, else CPU), cpu, cuda or cuda:N",
+        )
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser(
+        "pretrain",
+        help="train the source-only model (initialises every ADA run)",
+        description="Train on source labels only for train.source_steps steps. Writes "
+        "OUT/model.pt (model, optimiser, step), OUT/config.yaml, OUT/provenance.json and "
+        "OUT/train_log.json; a killed run restarted with the same arguments resumes from "
+        "OUT/train_state.pt. Works under torchrun --nproc-per-node N.",
+    )
+    common(p)
+    p.add_argument(
+        "--out", required=True, help="output folder, e.g. runs/<bench>/<backbone>/source"
+    )
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser(
+        "train",
+        help="train one active-learning round, or the target-supervised bound",
+        description="--protocol active: fine-tune from --init (the source model for round 1, "
+        "the previous round's model.pt after) on source labels plus the target labels acquired "
+        "in --masks (a round folder); the schedule (warm-up + poly decay) runs continuously "
+        "over all rounds. --protocol supervised: train on fully labelled target data. Writes "
+        "OUT/model.pt; resumes from OUT/train_state.pt if killed. Works under torchrun.",
+    )
+    common(p)
+    p.add_argument("--protocol", choices=("active", "supervised"), default="active")
+    p.add_argument("--round", type=_positive, default=None, help="round number r (1..rounds)")
+    p.add_argument("--init", default=None, help="checkpoint to start from (active)")
+    p.add_argument("--masks", default=None, help="round folder holding masks/ (active)")
+    p.add_argument("--out", required=True, help="output folder (the round folder)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "acquire",
+        help="score the target pool and write the next round's label masks",
+        description="Run --checkpoint over the target pool, score pixels with the config's "
+        "method, select regions under the round budget (active.budget / active.rounds) and "
+        "write OUT/masks/<id>.png (cumulative, 255 = unlabelled), OUT/blocked.npz and "
+        "OUT/budget.json (written last: its presence marks a complete round).",
+    )
+    common(p)
+    p.add_argument("--checkpoint", required=True, help="model to score with")
+    p.add_argument("--round", type=_positive, required=True, help="round number r (1..rounds)")
+    p.add_argument("--prev", default=None, help="the previous round's folder (rounds > 1)")
+    p.add_argument("--out", required=True, help="this round's folder")
+    p.set_defaults(func=cmd_acquire)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="mIoU of a checkpoint on the target validation set",
+        description="Evaluate --checkpoint on the benchmark's target validation split and write "
+        "a metrics JSON: mIoU (percent), mIoU* (SYNTHIA 13 classes), per-class IoU, class pixel "
+        "share and class-average hyperbolic radius.",
+    )
+    common(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--budget", default=None, help="a round's budget.json to include")
+    p.add_argument("--out", required=True, help="metrics JSON path")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``halo`` console script."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:  # bad input: one clear line, non-zero exit

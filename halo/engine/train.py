@@ -1,0 +1,435 @@
+"""One training loop for the three protocols: ``source``, ``active`` and ``supervised``.
+
+- ``source``: source labels only (the source-only baseline; it initialises every ADA run);
+- ``active``: a source batch and a target batch per step; the target labels are the acquired masks
+  (255 = not acquired), plus an optional negative-learning term on the target predictions;
+- ``supervised``: fully labelled target (the upper bound).
+
+SGD (momentum 0.9, weight decay 5e-4), encoder lr and 10× for decoder + head, linear warm-up then
+poly decay over the whole schedule (continuous across active rounds: round r trains the global
+steps [(r−1)·S, r·S) of R·S). The batches of global step t depend only on (seed, t), so a run
+resumed from a checkpoint sees exactly the batches an uninterrupted run would. Checkpoints hold
+the model, the optimiser and the step, and are written atomically.
+
+Device follows the model: nothing here picks a device. Under ``torch.distributed`` (``torchrun``)
+the model is wrapped in DistributedDataParallel, each rank takes its slice of every global batch,
+and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from halo.data.labels import IGNORE_INDEX
+from halo.io import atomic_open
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("source", "active", "supervised")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+# --------------------------------------------------------------------------------------------
+# Pure pieces
+# --------------------------------------------------------------------------------------------
+
+
+def lr_factor(step: int, total: int, *, warmup: int, power: float) -> float:
+    """Learning-rate multiplier at global ``step`` of ``total``: linear warm-up, then poly decay.
+
+    ``(step + 1) / warmup`` for the first ``warmup`` steps, then ``(1 − p)^power`` with
+    ``p = (step − warmup) / (total − warmup)``.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(total - warmup, 1)
+    return max(1.0 - (step - warmup) / span, 0.0) ** power
+
+
+def negative_learning_loss(logits: Tensor, *, threshold: float = 0.05) -> Tensor:
+    """Negative learning on unlabelled pixels (as RIPU): push down classes the model already finds
+    unlikely, ``−mean log(1 − p_c)`` over pixels and classes with ``p_c < threshold``.
+
+    Args:
+        logits: float [B, C, H, W].
+
+    Returns:
+        scalar loss (0 if no class is below the threshold).
+    """
+    prob = logits.float().softmax(dim=1)
+    neg = (prob < threshold).float()
+    loss = -(neg * torch.log((1.0 - prob).clamp_min(1e-6))).sum()
+    return loss / neg.sum().clamp_min(1.0)
+
+
+def random_hflip(images: Tensor, labels: Tensor, flips: Tensor) -> tuple[Tensor, Tensor]:
+    """Flip the samples whose ``flips`` entry is True, horizontally.
+
+    Args:
+        images: [B, 3, H, W]; labels: [B, H, W]; flips: bool [B].
+    """
+    f = flips.to(images.device)
+    images = torch.where(f[:, None, None, None], images.flip(-1), images)
+    labels = torch.where(f[:, None, None], labels.flip(-1), labels)
+    return images, labels
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Batches indexed by global step: the batch of step t depends only on (seed, t).
+
+    Epoch e is a permutation of the dataset drawn from ``seed`` and e; the global batch of step t
+    is the slice ``[t·B, (t+1)·B)`` of the concatenated epochs, and rank r of w takes the r-th of
+    w equal parts of it.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        *,
+        seed: int,
+        start: int,
+        stop: int,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        if size < 1:
+            raise ValueError("StepBatchSampler: empty dataset")
+        if batch_size % world:
+            raise ValueError(f"batch size {batch_size} must be divisible by world size {world}")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.start, self.stop, self.rank, self.world = start, stop, rank, world
+
+    def _epoch(self, e: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, e]).permutation(self.size)
+
+    def batch(self, step: int) -> list[int]:
+        b = self.batch_size
+        first, last = step * b, (step + 1) * b
+        idx = np.concatenate(
+            [self._epoch(e) for e in range(first // self.size, (last - 1) // self.size + 1)]
+        )
+        off = (first // self.size) * self.size
+        glob = idx[first - off : last - off]
+        part = b // self.world
+        return glob[self.rank * part : (self.rank + 1) * part].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.stop):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+class MaskedTarget(Dataset):
+    """A target dataset whose labels are the acquired masks of a round (255 = not acquired)."""
+
+    def __init__(self, dataset: Dataset, masks_dir: str | Path) -> None:
+        from halo.acquisition.masks import read_mask
+
+        self.dataset, self.masks_dir, self._read = dataset, Path(masks_dir), read_mask
+        missing = [i for i in dataset.ids if not (self.masks_dir / f"{i}.png").is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"acquired masks: {len(missing)} target images have no mask, e.g. "
+                f"{self.masks_dir / (missing[0] + '.png')}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.dataset[index])
+        mask = self._read(self.masks_dir / f"{item['id']}.png")
+        if tuple(mask.shape) != tuple(item["label"].shape):
+            raise ValueError(
+                f"mask {self.masks_dir / item['id']}.png is {tuple(mask.shape)}, the image is "
+                f"{tuple(item['label'].shape)}"
+            )
+        item["label"] = torch.from_numpy(mask.astype(np.int64))
+        return item
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, optimizer, step: int, meta: dict) -> None:
+    """Write model + optimiser + step + metadata atomically."""
+    state = {
+        "model": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step,
+        **meta,
+    }
+    with atomic_open(path, "wb") as fh:
+        torch.save(state, fh)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint on the CPU; a missing or unreadable file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many kinds of errors for a corrupt file
+        raise ValueError(f"checkpoint {path} is not a readable checkpoint: {err}") from err
+
+
+def load_weights(model: nn.Module, ckpt: dict, *, where: str = "checkpoint") -> None:
+    """Load a checkpoint's weights; a model of another backbone/class count is a clear error."""
+    try:
+        unwrap(model).load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        meta = {k: ckpt.get(k) for k in ("backbone", "model_key", "num_classes")}
+        raise ValueError(
+            f"{where} does not fit this model ({meta}): {first[1] if len(first) > 1 else first[0]}"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which global steps this call trains, out of the whole schedule's ``total``."""
+
+    start: int
+    stop: int
+    total: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.stop <= self.total:
+            raise ValueError(f"bad schedule {self}: need 0 <= start <= stop <= total")
+
+
+def _loader(
+    ds: Dataset, batch_size: int, seed: int, schedule: Schedule, workers: int, rank: int, world: int
+) -> Iterator[dict]:
+    sampler = StepBatchSampler(
+        len(ds),
+        batch_size,
+        seed=seed,
+        start=schedule.start,
+        stop=schedule.stop,
+        rank=rank,
+        world=world,
+    )
+    return iter(
+        DataLoader(
+            ds,
+            batch_sampler=sampler,
+            num_workers=workers,
+            persistent_workers=False,
+            pin_memory=False,
+        )
+    )
+
+
+def build_optimizer(
+    model: nn.Module, *, lr: float, head_lr_mult: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    groups = unwrap(model).param_groups(lr, head_lr_scale=head_lr_mult)
+    for g in groups:
+        g["initial_lr"] = g["lr"]
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def train(
+    model: nn.Module,
+    *,
+    protocol: str,
+    schedule: Schedule,
+    cfg,
+    seed: int,
+    checkpoint: str | Path,
+    source: Dataset | None = None,
+    target: Dataset | None = None,
+    resume: dict | None = None,
+    meta: dict | None = None,
+    progress: bool = True,
+    on_log: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train ``model`` over ``schedule`` and write ``checkpoint`` every ``cfg.checkpoint_every``
+    steps and at the end.
+
+    Args:
+        model: a :class:`halo.models.segmenter.Segmenter` on the device to train on.
+        protocol: ``source``, ``active`` or ``supervised``.
+        schedule: the global steps to train now, and the whole schedule's length.
+        cfg: a :class:`halo.config.TrainConfig`.
+        seed: drives the batch order, flips and the initial RNG state.
+        checkpoint: where to write the training state (model, optimiser, step, ``meta``).
+        source: labelled source dataset (``source`` and ``active``).
+        target: target dataset with the labels to learn (acquired masks for ``active``, full
+            labels for ``supervised``).
+        resume: a checkpoint dict to continue from: the optimiser state is restored if present,
+            and its ``step`` must lie in [schedule.start, schedule.stop].
+        meta: extra entries stored in every checkpoint (config, backbone, class count, ...).
+        on_log: called with ``{"step", "loss", "lr", ...}`` every few steps (rank 0 only).
+
+    Returns:
+        ``{"step": final step, "loss": mean loss of the last 20 steps, "seconds": wall time,
+        "history": [{"step", "loss", "lr"}, ...]}``.
+
+    Raises:
+        TrainingDiverged: the loss became non-finite (the last checkpoint written is kept).
+    """
+    from tqdm import tqdm
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    need_src = protocol in ("source", "active")
+    need_tgt = protocol in ("active", "supervised")
+    if (need_src and source is None) or (need_tgt and target is None):
+        raise ValueError(f"protocol {protocol!r} needs source={need_src}, target={need_tgt}")
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    device = next(model.parameters()).device
+    meta = dict(meta or {}, protocol=protocol, total_steps=schedule.total)
+
+    start = schedule.start
+    if resume is not None:
+        start = int(resume.get("step", schedule.start))
+        if not schedule.start <= start <= schedule.stop:
+            raise ValueError(f"resume step {start} outside the schedule {schedule}")
+    net: nn.Module = model
+    if distributed:
+        if cfg.sync_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizer = build_optimizer(
+        net,
+        lr=cfg.lr,
+        head_lr_mult=cfg.head_lr_mult,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+    )
+    if resume is not None and resume.get("optimizer") is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+
+    torch.manual_seed(seed * 1_000_003 + start)
+    run = Schedule(start, schedule.stop, schedule.total)
+    workers = cfg.num_workers
+    src_it = _loader(source, cfg.batch_size, seed, run, workers, rank, world) if need_src else None
+    tgt_it = (
+        _loader(target, cfg.batch_size, seed + 7919, run, workers, rank, world)
+        if need_tgt
+        else None
+    )
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if cfg.amp and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+
+    def batch(it, step, salt):
+        b = next(it)
+        images, labels = b["image"].to(device, non_blocking=True), b["label"].to(device)
+        if cfg.hflip:
+            g = torch.Generator().manual_seed(seed * 7 + salt * 1_000_000_007 + step)
+            flips = torch.rand(images.shape[0], generator=g) < 0.5
+            images, labels = random_hflip(images, labels, flips)
+        return images, labels
+
+    def save(step: int) -> None:
+        if rank == 0:
+            save_checkpoint(checkpoint, net, optimizer, step, meta)
+
+    history, recent = [], []
+    net.train()
+    t0 = time.perf_counter()
+    bar = tqdm(
+        range(start, schedule.stop),
+        desc=f"train[{protocol}]",
+        disable=not progress or rank != 0,
+        initial=0,
+        total=schedule.stop - start,
+        dynamic_ncols=True,
+    )
+    step = start
+    for step in bar:
+        factor = lr_factor(step, schedule.total, warmup=cfg.warmup_steps, power=cfg.poly_power)
+        for g in optimizer.param_groups:
+            g["lr"] = g["initial_lr"] * factor
+        parts = {}
+        with amp:
+            if need_src:
+                x, y = batch(src_it, step, 1)
+                parts["source"] = F.cross_entropy(
+                    net(x).logits.float(), y, ignore_index=IGNORE_INDEX
+                )
+            if need_tgt:
+                x, y = batch(tgt_it, step, 2)
+                logits = net(x).logits.float()
+                if (y != IGNORE_INDEX).any():
+                    parts["target"] = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
+                else:  # keep every parameter in the graph (DDP) with a zero loss
+                    parts["target"] = logits.sum() * 0.0
+                if protocol == "active" and cfg.negative_learning > 0:
+                    parts["negative"] = cfg.negative_learning * negative_learning_loss(logits)
+        loss = sum(parts.values())
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {step} ({protocol}); stopped, the last good "
+                f"checkpoint ({checkpoint}) is kept. Lower train.lr or check the data."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = float(loss.detach())
+        recent = [*recent[-19:], value]
+        if step % 10 == 0 or step == schedule.stop - 1:
+            entry = {
+                "step": step,
+                "loss": value,
+                "lr": cfg.lr * factor,
+                **{k: float(v.detach()) for k, v in parts.items()},
+            }
+            history.append(entry)
+            bar.set_postfix(loss=f"{value:.3f}", lr=f"{cfg.lr * factor:.2e}")
+            if on_log is not None and rank == 0:
+                on_log(entry)
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < schedule.stop:
+            save(step + 1)
+    final = schedule.stop
+    save(final)
+    return {
+        "step": final,
+        "loss": float(np.mean(recent)) if recent else math.nan,
+        "seconds": time.perf_counter() - t0,
+        "history": history,
+    }
