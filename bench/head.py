@@ -8,7 +8,9 @@
 
 The two sides of each comparison alternate within every repeat, so machine load hits both alike;
 the medians and their ratio are printed and written as JSON (``--out``, default
-``bench/out/head.json``).
+``bench/out/head.json``, with the thread count and the load average at the start). On a small
+machine shared with other jobs, several intra-op threads mostly wait for each other (a fixed cost
+per op that shrinks every ratio towards 1): compare with ``--threads 1`` there.
 
     uv run python bench/head.py [--repeats 15] [--threads 1] [--device cpu]
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -180,6 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "head",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_at_start": os.getloadavg()[0],
         "results": {},
     }
     for name in devices:
