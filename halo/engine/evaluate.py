@@ -51,18 +51,30 @@ def _check_num_classes(num_classes: object) -> int:
     return num_classes
 
 
-def _flat_target(target: Tensor, num_classes: int, ignore_index: int) -> tuple[Tensor, Tensor]:
-    """Flattened int64 targets and the mask of pixels to count; other labels are an error."""
+def _flat_checked(
+    target: Tensor, num_classes: int, ignore_index: int, pred: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Flattened int64 targets (a new tensor, ignored pixels set to 0) and the ignored mask.
+
+    Checks with one host sync that every prediction (if given) and every non-ignored target is in
+    ``[0, num_classes)``; the slow path only runs to word the error.
+    """
     target = target.reshape(-1).long()
-    valid = target != ignore_index
-    bad = valid & ((target < 0) | (target >= num_classes))
-    if bool(bad.any()):
-        values = torch.unique(target[bad]).tolist()[:10]
-        raise ValueError(
-            f"target has labels {values} outside [0, {num_classes}) that are not the "
-            f"ignore_index {ignore_index}"
-        )
-    return target, valid
+    ignored = target == ignore_index
+    target = target.masked_fill(ignored, 0)  # a copy: the caller's tensor is never written
+    checked = [("target", target)] if pred is None else [("pred", pred), ("target", target)]
+    if target.numel():
+        bounds = torch.stack([b for _, x in checked for b in torch.aminmax(x)]).tolist()
+        if min(bounds[0::2]) < 0 or max(bounds[1::2]) >= num_classes:
+            for name, x in checked:
+                bad = (x < 0) | (x >= num_classes)
+                if bool(bad.any()):
+                    values = torch.unique(x[bad]).tolist()[:10]
+                    raise ValueError(
+                        f"{name} has class indices {values} outside [0, {num_classes})"
+                        + (f" (ignore_index is {ignore_index})" if name == "target" else "")
+                    )
+    return target, ignored
 
 
 def confusion_matrix(
@@ -101,14 +113,10 @@ def confusion_matrix(
             f"pred and target must be on one device, got {pred.device}, {target.device}"
         )
     pred = pred.reshape(-1).long()
-    out_of_range = (pred < 0) | (pred >= num_classes)
-    if bool(out_of_range.any()):
-        values = torch.unique(pred[out_of_range]).tolist()[:10]
-        raise ValueError(f"pred has class indices {values} outside [0, {num_classes})")
-    target, valid = _flat_target(target, num_classes, ignore_index)
+    target, ignored = _flat_checked(target, num_classes, ignore_index, pred)
     # Ignored pixels go to one extra bin that is dropped: no boolean indexing (no host sync).
     bins = num_classes * num_classes
-    index = torch.where(valid, target * num_classes + pred, bins)
+    index = target.mul_(num_classes).add_(pred).masked_fill_(ignored, bins)
     counts = torch.bincount(index, minlength=bins + 1)
     return counts[:bins].reshape(num_classes, num_classes)
 
@@ -140,8 +148,8 @@ def class_radius_sum(
             f"radius and target must have the same shape, got {tuple(radius.shape)} and "
             f"{tuple(target.shape)}"
         )
-    target, valid = _flat_target(target, num_classes, ignore_index)
-    index = torch.where(valid, target, num_classes)
+    target, ignored = _flat_checked(target, num_classes, ignore_index)
+    index = target.masked_fill_(ignored, num_classes)
     sums = torch.bincount(index, weights=radius.reshape(-1).double(), minlength=num_classes + 1)
     return sums[:num_classes]
 

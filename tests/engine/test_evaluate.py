@@ -157,6 +157,18 @@ def test_confusion_and_miou_match_numpy(seed: int, dtype: torch.dtype) -> None:
         assert miou == pytest.approx(reference, abs=1e-6)
 
 
+def test_confusion_matrix_empty_input_and_inputs_untouched() -> None:
+    empty = torch.zeros(0, 4, dtype=torch.int64)
+    assert confusion_matrix(empty, empty, 3).tolist() == [[0] * 3] * 3
+    assert class_radius_sum(empty.float(), empty, 3).tolist() == [0.0] * 3
+    pred = torch.tensor([[1, 0], [2, 2]])
+    target = torch.tensor([[1, IGNORE], [0, 2]])
+    copies = pred.clone(), target.clone()
+    confusion_matrix(pred, target, 3)
+    class_radius_sum(torch.ones(2, 2), target, 3)
+    assert torch.equal(pred, copies[0]) and torch.equal(target, copies[1])
+
+
 def test_ignore_index_is_skipped() -> None:
     pred = torch.tensor([0, 1, 2, 1])
     assert confusion_matrix(pred, torch.full((4,), IGNORE), 3).sum() == 0
@@ -164,7 +176,7 @@ def test_ignore_index_is_skipped() -> None:
     conf = confusion_matrix(pred, target, 3, ignore_index=-1)
     assert conf.tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
     # With the default ignore index, -1 is not a label.
-    with pytest.raises(ValueError, match=r"target has labels \[-1\]"):
+    with pytest.raises(ValueError, match=r"target has class indices \[-1\]"):
         confusion_matrix(pred, target, 3)
 
 
@@ -188,7 +200,7 @@ def test_confusion_matrix_rejects_bad_input() -> None:
         confusion_matrix(t, t.bool(), 3)
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
         confusion_matrix(t, t, 0)
-    with pytest.raises(ValueError, match=r"labels \[7\] outside \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"target has class indices \[7\] outside \[0, 3\)"):
         confusion_matrix(t, torch.full_like(t, 7), 3)
 
 
