@@ -242,9 +242,10 @@ class Config:
             "head": m.head or preset.get("head", "hyperbolic"),
             "encoder_weights": m.encoder_weights,
         }
+        # HFR: explicit value, else the method's preset, else the head's default (on only for
+        # the hyperbolic head); always explicit here so model_key() names what is built.
         hfr = m.hfr if m.hfr is not None else preset.get("hfr")
-        if hfr is not None:
-            options["hfr"] = hfr
+        options["hfr"] = bool(hfr) if hfr is not None else options["head"] == "hyperbolic"
         channels = m.decoder_channels or preset.get("decoder_channels")
         if channels is not None:
             options["decoder_channels"] = channels

@@ -1,0 +1,86 @@
+"""Training loop pieces: schedule, step-indexed batches, augmentation, losses, checkpoints."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from halo.engine import train as T
+
+
+def test_lr_warmup_then_poly_decay():
+    f = [T.lr_factor(s, 100, warmup=10, power=0.9) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(f[9:]))
+    assert f[10] == pytest.approx(1.0) and f[-1] == pytest.approx((1 - 89 / 90) ** 0.9)
+    assert T.lr_factor(0, 10, warmup=0, power=1.0) == 1.0
+
+
+def test_step_batches_depend_only_on_seed_and_step():
+    a = T.StepBatchSampler(10, 4, seed=3, start=0, stop=8)
+    b = T.StepBatchSampler(10, 4, seed=3, start=5, stop=8)
+    assert list(a)[5:] == list(b)
+    steps = list(a)
+    # consecutive batches walk through permutations: every index once per epoch
+    flat = [i for batch in steps for i in batch]
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
+    assert list(T.StepBatchSampler(10, 4, seed=4, start=0, stop=8)) != steps
+
+
+def test_step_batches_split_across_ranks():
+    full = T.StepBatchSampler(7, 4, seed=0, start=0, stop=5)
+    r0 = T.StepBatchSampler(7, 4, seed=0, start=0, stop=5, rank=0, world=2)
+    r1 = T.StepBatchSampler(7, 4, seed=0, start=0, stop=5, rank=1, world=2)
+    for g, a, b in zip(full, r0, r1, strict=True):
+        assert a + b == g
+    with pytest.raises(ValueError, match="divisible"):
+        T.StepBatchSampler(7, 3, seed=0, start=0, stop=1, world=2)
+
+
+def test_hflip_flips_selected_samples_only():
+    x = torch.arange(2 * 3 * 2 * 4, dtype=torch.float32).view(2, 3, 2, 4)
+    y = torch.arange(2 * 2 * 4).view(2, 2, 4)
+    fx, fy = T.random_hflip(x, y, torch.tensor([True, False]))
+    assert torch.equal(fx[0], x[0].flip(-1)) and torch.equal(fx[1], x[1])
+    assert torch.equal(fy[0], y[0].flip(-1)) and torch.equal(fy[1], y[1])
+
+
+def test_negative_learning_pushes_unlikely_classes_down():
+    logits = torch.tensor([[4.0, 0.0, -4.0]]).view(1, 3, 1, 1).repeat(1, 1, 2, 2)
+    logits.requires_grad_(True)
+    loss = T.negative_learning_loss(logits)
+    loss.backward()
+    assert loss.item() > 0 and logits.grad[0, 2].gt(0).all()  # gradient step lowers class 2
+    confident = torch.tensor([[0.0, 0.0, 0.0]]).view(1, 3, 1, 1)
+    assert T.negative_learning_loss(confident).item() == 0.0
+
+
+def test_checkpoint_roundtrip_and_mismatch(tmp_path):
+    from halo.models.segmenter import build_backbone
+
+    model = build_backbone("deeplabv3plus-r18", 5)
+    opt = T.build_optimizer(model, lr=1e-3, head_lr_mult=10, momentum=0.9, weight_decay=5e-4)
+    T.save_checkpoint(tmp_path / "m.pt", model, opt, 7, {"backbone": "deeplabv3plus-r18"})
+    ck = T.load_checkpoint(tmp_path / "m.pt")
+    assert ck["step"] == 7 and ck["backbone"] == "deeplabv3plus-r18"
+    other = build_backbone("deeplabv3plus-r18", 6)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        T.load_weights(other, ck)
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        T.load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(FileNotFoundError):
+        T.load_checkpoint(tmp_path / "none.pt")
+
+
+def test_head_gets_ten_times_the_encoder_lr():
+    from halo.models.segmenter import build_backbone
+
+    model = build_backbone("deeplabv3plus-r18", 5)
+    opt = T.build_optimizer(model, lr=1e-3, head_lr_mult=10, momentum=0.9, weight_decay=5e-4)
+    lrs = sorted(g["lr"] for g in opt.param_groups)
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-2)
+    assert not math.isnan(lrs[0])

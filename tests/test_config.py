@@ -1,0 +1,89 @@
+"""Config loading: strict keys, types, ranges and registry names, each with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from halo.config import BENCHMARKS, ConfigError, build_config, load_config, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_configs_load():
+    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+        if path.parent.name in ("benchmarks",) or path.name == "workflow.yaml":
+            continue
+        load_config(path)
+
+
+def test_defaults_and_overrides():
+    cfg = build_config({"method": "entropy"}, ["train.batch_size=4", "active.budget=0.022"])
+    assert cfg.method == "entropy" and cfg.train.batch_size == 4 and cfg.active.budget == 0.022
+    assert isinstance(cfg.train.lr, float)
+    assert to_dict(cfg)["train"]["batch_size"] == 4
+    assert build_config({"target_size": [64, 128]}).sizes[1] == (64, 128)
+
+
+def test_method_presets_resolve_the_model():
+    halo = build_config({"method": "halo"})
+    assert halo.model_options()["head"] == "hyperbolic" and halo.model_options()["hfr"] is True
+    assert halo.selection_radii() == (1, 5)
+    ripu = build_config({"method": "ripu"})
+    assert ripu.model_options()["head"] == "euclidean"
+    assert ripu.model_options()["decoder_channels"] == 512
+    assert ripu.selection_radii() == (1, 3)
+    assert halo.model_key() != ripu.model_key()
+    assert build_config({"method": "halo-nohfr"}).model_key() == "hyperbolic"
+    # an explicit model key wins over the preset
+    assert build_config({"method": "halo", "model": {"hfr": False}}).model_options()["hfr"] is False
+
+
+def test_fingerprint_changes_with_config():
+    a, b = build_config({}), build_config({"seed": 1})
+    assert a.fingerprint() == build_config({}).fingerprint() != b.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("data", "overrides", "match"),
+    [
+        ({"trian": {}}, [], r"unknown config key 'trian'; valid keys: benchmark"),
+        ({"train": {"batchsize": 4}}, [], r"'train.batchsize'; valid keys of train: batch_size"),
+        ({}, ["model.haed=euclidean"], r"'model.haed'"),
+        ({"benchmark": "kitti2cs"}, [], r"valid: synth-gta2cs"),
+        ({"backbone": "vgg"}, [], r"valid: deeplabv3plus-r101"),
+        ({"method": "coreset"}, [], r"method: .*coreset.*random"),
+        ({"model": {"head": "spherical"}}, [], r"model.head.*valid: "),
+        ({"active": {"budget": 0}}, [], r"active.budget: expected a fraction in \(0, 1\]"),
+        ({"active": {"budget": 1.5}}, [], r"active.budget"),
+        ({"active": {"rounds": 0}}, [], r"active.rounds: expected >= 1"),
+        ({"train": {"batch_size": "8"}}, [], r"train.batch_size: expected int, got '8'"),
+        ({"target_size": [100, 200]}, [], r"target_size \[100, 200\].*16"),
+        ({"target_size": [64]}, [], r"target_size: expected \[height, width\]"),
+        ({}, ["train.lr"], r"expected key=value"),
+    ],
+)
+def test_bad_config_is_a_clear_error(data, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        build_config(data, overrides)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("seed: 1\nmethd: halo\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: unknown config key 'methd'"):
+        load_config(typo)
+
+
+def test_every_benchmark_is_consistent():
+    for b in BENCHMARKS.values():
+        assert b.protocol in ("cityscapes19", "synthia16")
+        assert (b.protocol == "synthia16") == ("synthia" in b.name)
+        build_config({"benchmark": b.name})
