@@ -1,0 +1,371 @@
+"""Budget arithmetic, mask files, and acquire() end to end with the real segmenter."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from halo.acquisition.masks import (
+    BLOCKED_FILE,
+    BUDGET_FILE,
+    LABELLED_FILE,
+    RoundState,
+    acquire,
+    label_mask,
+    mask_path,
+    read_budget,
+    read_mask,
+    regions_per_image,
+    round_complete,
+)
+from halo.acquisition.strategies import build_strategy
+from halo.io import write_png
+from halo.models.segmenter import build_backbone
+
+H, W, C = 32, 64, 5
+BUDGET = 0.02  # per image per round: ceil(2048 * 0.02 / 9) = 5 regions
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+class Pool(Dataset):
+    """Random images and labels in the target item format (255 = ignore on a few pixels)."""
+
+    def __init__(self, n: int = 5, seed: int = 0, fail_at: int | None = None) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.images = torch.rand(n, 3, H, W, generator=gen)
+        self.labels = torch.randint(0, C, (n, H, W), generator=gen)
+        self.labels[torch.rand(n, H, W, generator=gen) < 0.1] = 255
+        self.ids = [f"city{i % 2}/img_{i:03d}" for i in range(n)]
+        self.fail_at = fail_at
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict:
+        if i == self.fail_at:
+            raise RuntimeError("simulated crash while loading")
+        return {"image": self.images[i], "label": self.labels[i], "id": self.ids[i]}
+
+
+@pytest.fixture(scope="module")
+def hyperbolic_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_backbone("deeplabv3plus-r18", C, encoder_weights=None)
+
+
+@pytest.fixture(scope="module")
+def euclidean_model() -> torch.nn.Module:
+    torch.manual_seed(1)
+    return build_backbone("deeplabv3plus-r18", C, encoder_weights=None, head="euclidean")
+
+
+def files_of(round_dir: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(round_dir)): p.read_bytes()
+        for p in sorted(round_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+# --- budget arithmetic ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "budget", "a", "expected"),
+    [
+        (640, 1280, 0.01, 1, 911),
+        (30, 30, 0.01, 1, 1),  # 900 * 0.01 / 9 is exactly 1
+        (512, 1024, 0.022 / 5, 1, 257),
+        (512, 1024, 0.0044, 1, 257),
+        (10, 10, 0.0, 1, 0),
+        (10, 10, 1.0, 1, 12),
+        (10, 10, 0.05, 0, 5),
+        (100, 100, 0.05, 2, 20),
+    ],
+)
+def test_regions_per_image(h: int, w: int, budget: float, a: int, expected: int) -> None:
+    assert regions_per_image(h, w, budget, a) == expected
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_regions_cover_the_budget_and_no_more(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w, a = int(rng.integers(1, 2000)), int(rng.integers(1, 2000)), int(rng.integers(0, 4))
+    budget = int(rng.integers(1, 10_000)) / 100_000
+    n = regions_per_image(h, w, budget, a)
+    area = (2 * a + 1) ** 2
+    wanted = Fraction(h * w) * Fraction(budget).limit_denominator(10**9)
+    assert n * area >= wanted > (n - 1) * area
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [((0, 10, 0.1), "height"), ((10, 10, 1.5), "round_budget"), ((10, 10, 0.1, -1), "active")],
+)
+def test_regions_bad_args(args: tuple, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        regions_per_image(*args)
+
+
+# --- mask files ----------------------------------------------------------------------------
+
+
+def test_mask_path_and_bad_ids(tmp_path: Path) -> None:
+    assert mask_path(tmp_path, "aachen/aachen_000000_000019") == (
+        tmp_path / "masks" / "aachen" / "aachen_000000_000019.png"
+    )
+    for bad in ("", "/abs", "a/../b", "a//b", "a\\b", "./a"):
+        with pytest.raises(ValueError, match="image id"):
+            mask_path(tmp_path, bad)
+
+
+def test_label_mask_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 19, (7, 9))
+    label[0, 0] = 255
+    labelled = rng.random((7, 9)) < 0.5
+    labelled[0, 0] = True
+    mask = label_mask(labelled, label)
+    assert mask.dtype == np.uint8
+    np.testing.assert_array_equal(mask[labelled], label[labelled])
+    assert (mask[~labelled] == 255).all() and mask[0, 0] == 255
+    write_png(tmp_path / "m.png", mask)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), mask)
+    with pytest.raises(ValueError, match=r"\[0, 255\]"):
+        label_mask(labelled, label + 300)
+    with pytest.raises(ValueError, match="one \\[H, W\\] shape"):
+        label_mask(labelled[:, :3], label)
+
+
+# --- acquire -------------------------------------------------------------------------------
+
+
+def test_two_rounds_write_cumulative_masks_and_budget(
+    tmp_path: Path, hyperbolic_model: torch.nn.Module
+) -> None:
+    pool = Pool()
+    strategy = build_strategy("halo")
+    r1 = acquire(
+        hyperbolic_model,
+        pool,
+        strategy,
+        out_dir=tmp_path / "r1",
+        round_budget=BUDGET,
+        batch_size=2,
+        progress=False,
+    )
+    r2 = acquire(
+        hyperbolic_model,
+        pool,
+        strategy,
+        out_dir=tmp_path / "r2",
+        prev_dir=tmp_path / "r1",
+        round_budget=BUDGET,
+        batch_size=3,
+        progress=False,
+    )
+    n = regions_per_image(H, W, BUDGET, 1)
+    for report, r in ((r1, 1), (r2, 2)):
+        assert round_complete(tmp_path / f"r{r}")
+        assert read_budget(tmp_path / f"r{r}") == json.loads(json.dumps(report.to_dict()))
+        assert report.round == r and report.images == 5 and report.pixels_total == 5 * H * W
+        assert report.regions == report.regions_requested == 5 * n
+        # a = 1, m = 5: windows never overlap, so each region labels 9 pixels (fewer at borders)
+        assert 5 * n * 4 <= report.pixels_labelled_round <= 5 * n * 9
+    assert r2.pixels_labelled_cumulative == r1.pixels_labelled_round + r2.pixels_labelled_round
+    assert [h["round"] for h in r2.history] == [1, 2]
+    assert math.isclose(r2.fraction_cumulative, r2.pixels_labelled_cumulative / (5 * H * W))
+    with RoundState(tmp_path / "r1") as s1, RoundState(tmp_path / "r2") as s2:
+        for i, image_id in enumerate(pool.ids):
+            b1, l1 = s1.maps(image_id, (H, W))
+            b2, l2 = s2.maps(image_id, (H, W))
+            assert (b2 >= b1).all() and (l2 >= l1).all() and l2.sum() > l1.sum()
+            label = pool.labels[i].numpy()
+            for r, lab in ((1, l1), (2, l2)):
+                mask = read_mask(mask_path(tmp_path / f"r{r}", image_id))
+                np.testing.assert_array_equal(mask, label_mask(lab, label))  # cumulative GT
+            assert (b1 >= l1).all()  # every labelled window lies in its centre's block
+
+
+def test_same_seed_gives_identical_bytes(tmp_path: Path, hyperbolic_model: torch.nn.Module) -> None:
+    pool = Pool(seed=2)
+    for run in ("a", "b"):
+        acquire(
+            hyperbolic_model,
+            pool,
+            build_strategy("random", seed=3),
+            out_dir=tmp_path / run,
+            round_budget=0.05,
+            batch_size=2,
+            progress=False,
+        )
+    a, b = files_of(tmp_path / "a"), files_of(tmp_path / "b")
+    assert a.keys() == b.keys() and len(a) == 5 + 3
+    assert a == b
+    acquire(
+        hyperbolic_model,
+        pool,
+        build_strategy("random", seed=4),
+        out_dir=tmp_path / "c",
+        round_budget=0.05,
+        batch_size=2,
+        progress=False,
+    )
+    assert files_of(tmp_path / "c") != a
+
+
+def test_batch_size_does_not_change_the_masks(
+    tmp_path: Path, euclidean_model: torch.nn.Module
+) -> None:
+    pool = Pool(seed=3)
+    for bs in (1, 4):
+        acquire(
+            euclidean_model,
+            pool,
+            build_strategy("entropy"),
+            out_dir=tmp_path / f"bs{bs}",
+            round_budget=BUDGET,
+            batch_size=bs,
+            progress=False,
+        )
+    assert files_of(tmp_path / "bs1") == files_of(tmp_path / "bs4")
+
+
+@pytest.mark.parametrize("name", ["ripu", "featnorm", "radius"])
+def test_other_strategies_run(tmp_path: Path, euclidean_model: torch.nn.Module, name: str) -> None:
+    report = acquire(
+        euclidean_model,
+        Pool(n=2),
+        build_strategy(name),
+        out_dir=tmp_path,
+        round_budget=BUDGET,
+        progress=False,
+    )
+    assert report.strategy == name and report.regions == 2 * regions_per_image(H, W, BUDGET, 1)
+    assert report.mask_radius == build_strategy(name).mask_radius
+
+
+def test_radii_overrides_and_model_mode_restored(
+    tmp_path: Path, hyperbolic_model: torch.nn.Module
+) -> None:
+    hyperbolic_model.train()
+    report = acquire(
+        hyperbolic_model,
+        Pool(n=2),
+        build_strategy("entropy"),
+        out_dir=tmp_path,
+        round_budget=BUDGET,
+        active_radius=2,
+        mask_radius=6,
+        progress=False,
+    )
+    assert hyperbolic_model.training
+    assert (report.active_radius, report.mask_radius) == (2, 6)
+    assert report.regions == 2 * regions_per_image(H, W, BUDGET, 2)
+    hyperbolic_model.eval()
+    acquire(
+        hyperbolic_model,
+        Pool(n=1),
+        build_strategy("entropy"),
+        out_dir=tmp_path / "x",
+        round_budget=BUDGET,
+        progress=False,
+    )
+    assert not hyperbolic_model.training
+
+
+def test_a_crash_leaves_no_complete_round(
+    tmp_path: Path, hyperbolic_model: torch.nn.Module
+) -> None:
+    out = tmp_path / "r1"
+    acquire(
+        hyperbolic_model,
+        Pool(),
+        build_strategy("entropy"),
+        out_dir=out,
+        round_budget=BUDGET,
+        progress=False,
+    )
+    assert round_complete(out)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        acquire(
+            hyperbolic_model,
+            Pool(fail_at=3),
+            build_strategy("entropy"),
+            out_dir=out,
+            round_budget=BUDGET,
+            batch_size=2,
+            progress=False,
+        )
+    assert not round_complete(out)  # the stale marker went first
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        acquire(
+            hyperbolic_model,
+            Pool(),
+            build_strategy("entropy"),
+            out_dir=tmp_path / "r2",
+            prev_dir=out,
+            round_budget=BUDGET,
+            progress=False,
+        )
+    # the files of the complete round it replaced are still whole (atomic writes)
+    assert (out / BLOCKED_FILE).is_file() and (out / LABELLED_FILE).is_file()
+    assert not (out / BUDGET_FILE).exists()
+
+
+class _Duplicates(Pool):
+    def __getitem__(self, i: int) -> dict:
+        item = super().__getitem__(i)
+        item["id"] = "same"
+        return item
+
+
+class _WrongSize(Pool):
+    def __getitem__(self, i: int) -> dict:
+        item = super().__getitem__(i)
+        item["label"] = item["label"][:16]
+        return item
+
+
+def test_bad_pools_and_rounds_raise(tmp_path: Path, hyperbolic_model: torch.nn.Module) -> None:
+    strategy = build_strategy("entropy")
+
+    def run(pool: Dataset, out: str, **kw) -> None:
+        acquire(
+            hyperbolic_model,
+            pool,
+            strategy,
+            out_dir=tmp_path / out,
+            progress=False,
+            round_budget=kw.pop("round_budget", BUDGET),
+            **kw,
+        )
+
+    with pytest.raises(ValueError, match="appears twice"):
+        run(_Duplicates(n=2), "dup")
+    with pytest.raises(ValueError, match="labels are"):
+        run(_WrongSize(n=1), "size")
+    with pytest.raises(ValueError, match="round_budget"):
+        run(Pool(n=1), "budget", round_budget=2.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        run(Pool(n=1), "bs", batch_size=0)
+    run(Pool(n=2), "r1")
+    with pytest.raises(ValueError, match="same folder"):
+        run(Pool(n=2), "r1", prev_dir=tmp_path / "r1")
+    with pytest.raises(ValueError, match="no map for image"):
+        run(Pool(n=3), "r2", prev_dir=tmp_path / "r1")
