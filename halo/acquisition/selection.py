@@ -11,17 +11,24 @@ The greedy rule (the definition every result here equals exactly):
    returned).
 
 How it is computed. Greedy walks the pixels in rank order and keeps a pixel iff no kept pixel of
-higher rank lies within distance ``m``. So (i) greedy's first ``n`` centres depend only on the
-pixels ranked above the ``n``-th centre: greedy on a rank *prefix* (the top ``T`` unblocked pixels)
-gives exactly the full greedy's centres inside that prefix, and if the prefix holds ``>= n`` of
-them, the first ``n`` are the answer (else ``T`` grows and the prefix is redone); (ii) on the prefix,
-"kept" is a boolean recurrence over the conflict graph (edges between candidates within distance
-``m``, oriented from higher to lower rank): a candidate is kept as soon as every higher neighbour
-is known to be dropped, and dropped as soon as one higher neighbour is kept. That recurrence is
-evaluated frontier by frontier with tensor ops (each candidate and each edge is touched a constant
-number of times); the number of frontier steps is the length of the longest decision chain, which
-is a handful on noisy maps and at most ``num_regions`` on monotone ramps. The map itself is read a
-few times (threshold, prefix mask), never once per region.
+higher rank lies within distance ``m``. Hence:
+
+- greedy's first ``n`` centres depend only on the pixels ranked above the ``n``-th centre, so the
+  rank order is walked in growing *prefixes* (all unblocked pixels above a per-image bound, found
+  from a strided sample of the map: one compare + ``nonzero`` over the map per prefix); a prefix
+  continues where the last one stopped, and the walk ends once ``n`` centres are kept;
+- within a prefix, candidates are taken in rank-ordered segments; a candidate within ``m`` of an
+  already kept centre is dropped by one lookup in a "taken" map; among the rest, "kept" is a
+  boolean recurrence over the conflict graph (pairs within distance ``m``, oriented from higher to
+  lower rank): a candidate is kept once every higher neighbour is dropped, dropped once one is
+  kept. :func:`_greedy_chunk` evaluates it frontier by frontier, touching each candidate and each
+  pair a constant number of times.
+
+The number of frontier steps is the longest decision chain: a handful on noisy or smooth maps,
+up to about ``W / (m+1)`` per row band on monotone ramps and constant maps (still exact, slower).
+The map-sized work (bound, prefix mask) runs on the score's device; the candidate-sized work
+(sorting, graph, recurrence) runs on the host in numpy, whose per-call overhead is a fraction of
+torch's on the small arrays involved. ``bench/select.py`` times it against the plain loop.
 """
 
 from __future__ import annotations
@@ -399,6 +406,7 @@ def _select_centres(
     done = torch.zeros(b_count, dtype=torch.int64, device=device)
     size = torch.minimum(torch.ceil(want * _FIRST_PREFIX).long() + 16, avail)
     active = (want > 0) & (avail > 0)
+    first = True
     while bool(active.any()):
         rows = active.nonzero().squeeze(1)
         every = rows.numel() == b_count  # index (a copy of the map) only when some are done
@@ -410,12 +418,16 @@ def _select_centres(
             done[rows],
         )
         r, flat = cand[:, 0], cand[:, 1]
-        values = work[rows[r], flat]
-        new = ~(
-            (values > v_done[rows[r]]) | ((values == v_done[rows[r]]) & (flat <= i_done[rows[r]]))
-        )
+        img = rows[r]
+        values = work[img, flat]
         sizes = torch.bincount(r, minlength=rows.numel())
-        img, flat, values = rows[r[new]].cpu().numpy(), flat[new].cpu().numpy(), values[new]
+        if first:  # nothing processed yet: every prefix pixel is new
+            first = False
+        else:  # drop the pixels of the prefix already processed
+            vd, idone = v_done[img], i_done[img]
+            new = ~((values > vd) | ((values == vd) & (flat <= idone)))
+            img, flat, values = img[new], flat[new], values[new]
+        img, flat = img.cpu().numpy(), flat.cpu().numpy()
         values = values.double().cpu().numpy()
         keys = img * (hp * wp) + (flat // w + m) * wp + (flat % w + m)
         alive = ~taken[keys]

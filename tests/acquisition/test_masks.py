@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from fractions import Fraction
@@ -369,3 +370,31 @@ def test_bad_pools_and_rounds_raise(tmp_path: Path, hyperbolic_model: torch.nn.M
         run(Pool(n=2), "r1", prev_dir=tmp_path / "r1")
     with pytest.raises(ValueError, match="no map for image"):
         run(Pool(n=3), "r2", prev_dir=tmp_path / "r1")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_random_masks_are_identical_on_cpu_and_cuda(
+    tmp_path: Path, hyperbolic_model: torch.nn.Module
+) -> None:
+    pool = Pool(seed=5)
+    acquire(
+        hyperbolic_model,
+        pool,
+        build_strategy("random", seed=1),
+        out_dir=tmp_path / "cpu",
+        round_budget=0.05,
+        batch_size=2,
+        progress=False,
+    )
+    gpu_model = copy.deepcopy(hyperbolic_model).cuda()
+    acquire(
+        gpu_model,
+        pool,
+        build_strategy("random", seed=1),
+        out_dir=tmp_path / "cuda",
+        round_budget=0.05,
+        batch_size=2,
+        progress=False,
+    )
+    assert files_of(tmp_path / "cpu") == files_of(tmp_path / "cuda")
