@@ -33,6 +33,7 @@ torch's on the small arrays involved. ``bench/select.py`` times it against the p
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -66,9 +67,9 @@ class Selection(NamedTuple):
     blocked: Tensor
 
 
-def _check_radius(value: int, name: str) -> int:
+def _check_radius(value: int, name: str, where: str = "select_regions") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"select_regions: {name} must be an int >= 0, got {value!r}")
+        raise ValueError(f"{where}: {name} must be an int >= 0, got {value!r}")
     return value
 
 
@@ -97,7 +98,7 @@ def paint_windows(
     Returns:
         ``[B, H, W]`` bool on the centres' device, True inside any window.
     """
-    radius = _check_radius(radius, "radius")
+    radius = _check_radius(radius, "radius", "paint_windows")
     b_count, h, w = shape
     hp, wp = h + 2 * radius, w + 2 * radius
     # paint into a copy padded by r on every side (no clipping arithmetic), then crop
@@ -288,25 +289,30 @@ def _greedy_segments(
     return img[order], flat[order]
 
 
+def _as_count(value: object) -> int | None:
+    """``value`` as a count (int >= 0; numpy ints too), or None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        count = operator.index(value)
+    except TypeError:
+        return None
+    return count if count >= 0 else None
+
+
 def _normalise_counts(num_regions: int | Sequence[int] | Tensor, b_count: int) -> list[int]:
-    if isinstance(num_regions, Tensor):
+    if isinstance(num_regions, (Tensor, np.ndarray)):
         num_regions = num_regions.tolist()
-    if isinstance(num_regions, int) and not isinstance(num_regions, bool):
-        counts = [num_regions] * b_count
-    elif isinstance(num_regions, Sequence) and not isinstance(num_regions, str):
-        counts = list(num_regions)
+    if isinstance(num_regions, Sequence) and not isinstance(num_regions, str):
+        counts = [_as_count(c) for c in num_regions]
     else:
+        counts = [_as_count(num_regions)] * b_count
+    if len(counts) != b_count or None in counts:
         raise ValueError(
-            f"select_regions: num_regions must be an int or one int per image, got {num_regions!r}"
+            f"select_regions: num_regions must be an int >= 0 or {b_count} of them (one per "
+            f"image), got {num_regions!r}"
         )
-    if len(counts) != b_count or any(
-        isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts
-    ):
-        raise ValueError(
-            f"select_regions: num_regions must hold {b_count} ints >= 0 (one per image), "
-            f"got {num_regions!r}"
-        )
-    return counts
+    return counts  # type: ignore[return-value]
 
 
 def select_regions(

@@ -158,6 +158,13 @@ def test_batch_equals_single_maps_with_per_image_counts() -> None:
     # one count for every image
     sel_all = select_regions(maps, 10, mask_radius=3)
     assert [c.shape[0] for c in sel_all.centres] == [10, 10, 10]
+    # numpy / tensor counts work too
+    sel_np = select_regions(maps, np.array(counts), mask_radius=3, blocked=blocked)
+    sel_t = select_regions(maps, torch.tensor(counts), mask_radius=3, blocked=blocked)
+    for b in range(3):
+        assert torch.equal(sel_np.centres[b], sel.centres[b])
+        assert torch.equal(sel_t.centres[b], sel.centres[b])
+    assert select_regions(maps[0], np.int64(4)).centres.shape == (4, 2)
 
 
 def test_zero_regions_and_fully_blocked() -> None:
@@ -176,6 +183,8 @@ def test_zero_regions_and_fully_blocked() -> None:
         ({"score": torch.ones(4, 4, dtype=torch.int64), "num_regions": 1}, "floating point"),
         ({"score": torch.full((4, 4), float("nan")), "num_regions": 1}, "NaN"),
         ({"score": torch.rand(4, 4), "num_regions": -1}, "num_regions"),
+        ({"score": torch.rand(4, 4), "num_regions": True}, "num_regions"),
+        ({"score": torch.rand(4, 4), "num_regions": 2.0}, "num_regions"),
         ({"score": torch.rand(2, 4, 4), "num_regions": [1, 2, 3]}, "one per image"),
         ({"score": torch.rand(4, 4), "num_regions": 1, "mask_radius": -1}, "mask_radius"),
         ({"score": torch.rand(4, 4), "num_regions": 1, "active_radius": 1.5}, "active_radius"),
