@@ -14,8 +14,22 @@ from halo.data import build_dataset
 
 def test_synth_one_style(tmp_path, capsys):
     out = tmp_path / "cs"
-    code = main(["synth", "--style", "cityscapes", "--split", "val", "--count", "2",
-                 "--size", "32x64", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "synth",
+            "--style",
+            "cityscapes",
+            "--split",
+            "val",
+            "--count",
+            "2",
+            "--size",
+            "32x64",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     ds = build_dataset("cityscapes", out, "val")
     assert len(ds) == 2 and ds[0]["image"].shape == (3, 32, 64)
@@ -42,6 +56,7 @@ def test_bad_size_is_a_usage_error(tmp_path, size, capsys):
 
 def test_console_script_help():
     script = Path(sys.executable).parent / "halo"  # installed by the project's entry point
-    res = subprocess.run([str(script), "synth", "--help"], capture_output=True, text=True,
-                         check=True)
+    res = subprocess.run(
+        [str(script), "synth", "--help"], capture_output=True, text=True, check=True
+    )
     assert "--style" in res.stdout and "GTAV" in res.stdout
