@@ -92,16 +92,20 @@ def run_record(
     missing = [k for k in _FINAL_KEYS if k not in final]
     if missing:
         raise ValueError(f"run_record: metrics lack {', '.join(missing)}")
-    rounds = [
-        {
-            "round": b["round"],
-            "miou": m["miou"],
-            "pixels_labelled_cumulative": b["pixels_labelled_cumulative"],
-            "fraction_cumulative": b["fraction_cumulative"],
-            "regions": b["regions"],
-        }
-        for m, b in zip(metrics, budgets, strict=True)
-    ]
+    rounds = (
+        [
+            {
+                "round": b["round"],
+                "miou": m["miou"],
+                "pixels_labelled_cumulative": b["pixels_labelled_cumulative"],
+                "fraction_cumulative": b["fraction_cumulative"],
+                "regions": b["regions"],
+            }
+            for m, b in zip(metrics, budgets, strict=True)
+        ]
+        if kind == "active"
+        else []
+    )
     return {
         "benchmark": benchmark,
         "backbone": backbone,

@@ -73,32 +73,14 @@ def record(
             }
         ]
     identity = {"benchmark": benchmark, "backbone": backbone, "method": method, "seed": seed}
-    try:
-        return run_record(
-            **identity,
-            kind=kind,
-            variant=variant,
-            metrics=[metrics],
-            budgets=budgets,
-            budget=budget,
-        )
-    except ValueError as err:
-        # halo.runs at bee2733: run_record zips metrics with budgets strictly, so a source or
-        # supervised run (one metrics file, no budgets) raises "zip() argument 2 is shorter".
-        # Until that is fixed, build the active form and rewrite it to the documented schema.
-        if kind == "active" or "zip()" not in str(err):
-            raise
-    rec = run_record(
+    return run_record(
         **identity,
-        kind="active",
+        kind=kind,
         variant=variant,
         metrics=[metrics],
-        budgets=[
-            {"round": 1, "pixels_labelled_cumulative": 0, "fraction_cumulative": 1.0, "regions": 0}
-        ],
-        budget=1.0,
+        budgets=budgets,
+        budget=budget if kind == "active" else None,
     )
-    return rec | {"kind": kind, "budget": None, "budget_used": None, "rounds": []}
 
 
 def study() -> list[dict]:

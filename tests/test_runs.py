@@ -1,0 +1,88 @@
+"""Run records: identity, final metrics, per-round mIoU and budget; bad input is a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from halo.runs import run_record
+
+NAMES = ["road", "car"]
+
+
+def _metrics(miou: float, step: int) -> dict:
+    return {
+        "miou": miou,
+        "miou13": None,
+        "per_class_iou": {"road": miou + 10, "car": None},
+        "class_names": NAMES,
+        "class_pixel_share": {"road": 0.9, "car": 0.1},
+        "class_mean_radius": {"road": 1.0, "car": 2.0},
+        "step": step,
+    }
+
+
+def _budget(r: int, cum: int) -> dict:
+    return {
+        "round": r,
+        "pixels_labelled_cumulative": cum,
+        "fraction_cumulative": cum / 1000,
+        "regions": 3,
+    }
+
+
+ID = {
+    "benchmark": "synth-gta2cs",
+    "backbone": "deeplabv3plus-r18",
+    "variant": "hyperbolic-hfr",
+    "seed": 1,
+}
+
+
+def test_active_record_has_rounds_and_final_metrics():
+    rec = run_record(
+        **ID,
+        method="halo",
+        kind="active",
+        budget=0.05,
+        metrics=[_metrics(30, 10), _metrics(40, 20)],
+        budgets=[_budget(1, 25), _budget(2, 50)],
+    )
+    assert rec["miou"] == 40 and rec["steps"] == 20 and rec["budget"] == 0.05
+    assert [r["miou"] for r in rec["rounds"]] == [30, 40]
+    assert [r["round"] for r in rec["rounds"]] == [1, 2]
+    assert rec["budget_used"] == 0.05 and rec["per_class_iou"]["car"] is None
+    assert rec["kind"] == "active" and rec["method"] == "halo" and rec["seed"] == 1
+
+
+@pytest.mark.parametrize("kind", ["source", "supervised"])
+def test_fixed_records_have_no_rounds(kind):
+    rec = run_record(**ID, method=kind, kind=kind, metrics=[_metrics(20, 7)])
+    assert rec["rounds"] == [] and rec["budget"] is None and rec["budget_used"] is None
+    assert rec["miou"] == 20 and rec["steps"] == 7
+
+
+def test_bad_input_is_a_clear_error():
+    ok = {"method": "halo", "kind": "active", "budget": 0.05}
+    with pytest.raises(ValueError, match="kind"):
+        run_record(**ID, method="x", kind="passive", metrics=[_metrics(1, 1)])
+    with pytest.raises(ValueError, match="no metrics"):
+        run_record(**ID, **ok, metrics=[])
+    with pytest.raises(ValueError, match="budget reports"):
+        run_record(**ID, **ok, metrics=[_metrics(1, 1)], budgets=[])
+    with pytest.raises(ValueError, match="rounds"):
+        run_record(**ID, **ok, metrics=[_metrics(1, 1)] * 2, budgets=[_budget(2, 1), _budget(1, 2)])
+    with pytest.raises(ValueError, match="budget in"):
+        run_record(
+            **ID,
+            method="halo",
+            kind="active",
+            budget=None,
+            metrics=[_metrics(1, 1)],
+            budgets=[_budget(1, 1)],
+        )
+    with pytest.raises(ValueError, match="exactly one"):
+        run_record(**ID, method="source", kind="source", metrics=[_metrics(1, 1)] * 2)
+    bad = _metrics(1, 1)
+    del bad["class_mean_radius"]
+    with pytest.raises(ValueError, match="class_mean_radius"):
+        run_record(**ID, method="source", kind="source", metrics=[bad])
