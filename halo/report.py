@@ -16,6 +16,7 @@ Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``)::
     radius_vs_frequency.png   scatter, log-x, Pearson r and Spearman rho   hyperbolic run exists)
     acquisition/<id>.png      image | radius | entropy | score | selected  (paper Figure 4; when
                                                                           panels are given)
+    metrics.json              mIoU and budget used per run (what ``dvc metrics show`` lists)
     summary.json              what :func:`build_report` returns
 
 Conventions. mIoU and IoU are in percent (as in the records). ``budget`` is the total fraction of
@@ -84,6 +85,7 @@ RADIUS_CSV = "radius_vs_frequency.csv"
 RADIUS_PNG = "radius_vs_frequency.png"
 ACQUISITION_DIR = "acquisition"
 SUMMARY_FILE = "summary.json"
+METRICS_FILE = "metrics.json"
 
 _REQUIRED = ("benchmark", "backbone", "method", "kind", "variant", "budget", "seed", "miou")
 _KIND_ORDER = {"source": 0, "active": 1, "supervised": 2}
@@ -899,6 +901,30 @@ def write_acquisition_figures(
 # everything
 
 
+def run_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Final mIoU (and labelled fraction) of every run, nested for ``dvc metrics show``.
+
+    Returns:
+        ``{backbone: {run label: {seed<s>: {"miou": %, "budget_used": fraction}}}}`` where the run
+        label is ``<method> <budget %>`` for active runs and ``source-only [<variant>]`` or
+        ``supervised [<variant>]`` otherwise.
+    """
+    check_records(records)
+    out: dict[str, Any] = {}
+    for rec in records:
+        if rec["kind"] == "active":
+            label = f"{rec['method']} {budget_label(rec['budget'])}"
+        else:
+            label = (
+                f"{'source-only' if rec['kind'] == 'source' else 'supervised'} [{rec['variant']}]"
+            )
+        entry = {"miou": _json_float(rec["miou"])}
+        if rec.get("budget_used") is not None:
+            entry["budget_used"] = rec["budget_used"]
+        out.setdefault(rec["backbone"], {}).setdefault(label, {})[f"seed{rec['seed']}"] = entry
+    return out
+
+
 def build_report(
     records: Sequence[Mapping[str, Any]],
     out_dir: str | os.PathLike,
@@ -934,6 +960,8 @@ def build_report(
     written += radius_paths
     if panels:
         written += write_acquisition_figures(panels, out_dir)
+    write_json(out_dir / METRICS_FILE, run_metrics(records))
+    written.append(out_dir / METRICS_FILE)
     files = [p.relative_to(out_dir).as_posix() for p in written]
     summary = {
         "benchmark": benchmark,

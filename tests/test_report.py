@@ -362,6 +362,7 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
         "budget_curve.png",
         "radius_vs_frequency.csv",
         "radius_vs_frequency.png",
+        "metrics.json",
         "summary.json",
     ]
     assert sorted(p.name for p in out.iterdir()) == sorted(summary["files"])
@@ -378,6 +379,18 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
     assert set(best) == {"1%", "2.2%"}
     text = json.dumps(summary, allow_nan=False)  # JSON-ready, no NaN
     assert json.loads((out / "summary.json").read_text()) == json.loads(text)
+
+
+def test_run_metrics_lists_every_run() -> None:
+    metrics = report.run_metrics(study())
+    runs = metrics[R18]
+    assert runs["halo 1%"]["seed2"]["miou"] == 44.0
+    assert runs["halo 1%"]["seed0"]["budget_used"] == pytest.approx(0.01)
+    assert runs["ripu 2.2%"]["seed1"]["miou"] == 54.0
+    assert runs["source-only [hyperbolic-hfr]"]["seed1"] == {"miou": 22.0}
+    assert runs["source-only [euclidean-d512]"]["seed0"] == {"miou": 18.0}
+    assert runs["supervised [hyperbolic-hfr]"]["seed0"] == {"miou": 65.4}
+    assert sum(len(seeds) for seeds in runs.values()) == len(study())
 
 
 def test_build_report_without_radius_says_so(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -78,6 +77,8 @@ def _check_encoder_name(encoder: str) -> None:
         raise ValueError(f"encoder must be an smp encoder name (str), got {encoder!r}")
     if encoder.startswith("tu-"):
         return  # timm universal encoders: smp/timm validate the rest
+    import segmentation_models_pytorch as smp  # lazy: config validation needs no smp (~4 s)
+
     names = smp.encoders.get_encoder_names()
     if encoder not in names:
         raise ValueError(
@@ -243,6 +244,8 @@ def build_segmenter(
         if spec.output_stride_arg is None:
             raise ValueError(f"encoder_output_stride is not an option of architecture {arch!r}")
         smp_options[spec.output_stride_arg] = encoder_output_stride
+    import segmentation_models_pytorch as smp
+
     model = smp.create_model(
         spec.smp_name,
         encoder_name=encoder,
