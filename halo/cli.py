@@ -239,6 +239,10 @@ def _run_training(
     num_classes = get_protocol(cfg.bench.protocol).num_classes
     fingerprint = cfg.fingerprint(protocol, schedule, init)
     final, state_path = out_dir / "model.pt", out_dir / "train_state.pt"
+    if rank == 0 and out_dir.is_dir():  # half-written files of a killed run (SIGKILL mid-write)
+        for name in ("train_state.pt", "train_log.json", "config.yaml", "provenance.json"):
+            for stray in out_dir.glob(f".tmp-{name}.*"):
+                stray.unlink(missing_ok=True)
     if final.is_file():
         done = T.load_checkpoint(final)
         if done.get("fingerprint") == fingerprint and done.get("step") == schedule.stop:

@@ -7,9 +7,10 @@
 
 SGD (momentum 0.9, weight decay 5e-4), encoder lr and 10× for decoder + head, linear warm-up then
 poly decay over the whole schedule (continuous across active rounds: round r trains the global
-steps [(r−1)·S, r·S) of R·S). The batches of global step t depend only on (seed, t), so a run
-resumed from a checkpoint sees exactly the batches an uninterrupted run would. Checkpoints hold
-the model, the optimiser and the step, and are written atomically.
+steps [(r−1)·S, r·S) of R·S). The batches, flips and dropout masks of global step t depend only
+on (seed, t) (and the rank), so a run resumed from a checkpoint sees exactly the batches an
+uninterrupted run would and ends with the same weights. Checkpoints hold the model, the optimiser
+and the step, and are written atomically.
 
 Device follows the model: nothing here picks a device. Under ``torch.distributed`` (``torchrun``)
 the model is wrapped in DistributedDataParallel, each rank takes its slice of every global batch,
@@ -60,6 +61,12 @@ def lr_factor(step: int, total: int, *, warmup: int, power: float) -> float:
         return (step + 1) / warmup
     span = max(total - warmup, 1)
     return max(1.0 - (step - warmup) / span, 0.0) ** power
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The torch RNG seed of global ``step`` on ``rank``: the model's randomness (dropout) is a
+    function of (seed, step, rank) only, whatever step a run started or resumed at."""
+    return (seed * 1_000_003 + step) * 1_009 + rank
 
 
 def negative_learning_loss(logits: Tensor, *, threshold: float = 0.05) -> Tensor:
@@ -289,7 +296,7 @@ def train(
         protocol: ``source``, ``active`` or ``supervised``.
         schedule: the global steps to train now, and the whole schedule's length.
         cfg: a :class:`halo.config.TrainConfig`.
-        seed: drives the batch order, flips and the initial RNG state.
+        seed: drives the batch order, flips and the per-step RNG state (dropout).
         checkpoint: where to write the training state (model, optimiser, step, ``meta``).
         source: labelled source dataset (``source`` and ``active``).
         target: target dataset with the labels to learn (acquired masks for ``active``, full
@@ -316,6 +323,14 @@ def train(
         raise ValueError(f"protocol {protocol!r} needs source={need_src}, target={need_tgt}")
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if cfg.batch_size // world < 2 and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+    ):
+        raise ValueError(
+            f"train.batch_size {cfg.batch_size} over {world} process(es) leaves "
+            f"{cfg.batch_size // world} image per process; BatchNorm needs at least 2 in "
+            "training (raise train.batch_size)"
+        )
     device = next(model.parameters()).device
     meta = dict(meta or {}, protocol=protocol, total_steps=schedule.total)
 
@@ -341,7 +356,6 @@ def train(
     if resume is not None and resume.get("optimizer") is not None:
         optimizer.load_state_dict(resume["optimizer"])
 
-    torch.manual_seed(seed * 1_000_003 + start)
     run = Schedule(start, schedule.stop, schedule.total)
     workers = cfg.num_workers
     src_it = _loader(source, cfg.batch_size, seed, run, workers, rank, world) if need_src else None
@@ -382,6 +396,10 @@ def train(
     )
     step = start
     for step in bar:
+        # The model's own randomness (the decoder's dropout) is seeded per step and rank, so a
+        # resumed run draws exactly what an uninterrupted one would (one seed at the start would
+        # give the resumed run other dropout masks).
+        torch.manual_seed(step_seed(seed, step, rank))
         factor = lr_factor(step, schedule.total, warmup=cfg.warmup_steps, power=cfg.poly_power)
         for g in optimizer.param_groups:
             g["lr"] = g["initial_lr"] * factor

@@ -269,6 +269,50 @@ def oracle_data(num_classes: int, seed: int, n: int = 5, size=(8, 12)):
 # --------------------------------------------------------------------- evaluate: known predictions
 
 
+class StoredLogitsModel(nn.Module):
+    """Answers the logits stored for each image (looked up by the image's first pixel)."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+        self.num_classes = logits.shape[1]
+
+    def forward(self, images: torch.Tensor) -> SegmenterOutput:
+        index = images[:, 0, 0, 0].round().long()
+        logits = self.logits[index]
+        radius = torch.ones(images.shape[0], *images.shape[-2:])
+        return SegmenterOutput(logits, radius.unsqueeze(1), radius)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_evaluate_random_predictions_match_numpy(seed: int) -> None:
+    """The whole loop (batches, accumulation, IoU, mean) against the independent oracle on random
+    predictions; the last class is absent from both the prediction and the ground truth and is
+    left out of the mean (not counted as 0 or 1)."""
+    g = torch.Generator().manual_seed(seed)
+    n, k, size = 5, 6, (9, 13)
+    logits = torch.randn(n, k, *size, generator=g)
+    logits[:, -1] = -1e4  # never predicted
+    labels = random_labels(n, size, k - 1, seed=100 + seed)  # never in the ground truth
+    images = torch.zeros(n, 3, *size)
+    images[:, 0] = torch.arange(n, dtype=torch.float32).view(n, 1, 1)
+    result = evaluate(
+        StoredLogitsModel(logits),
+        LabelledImages(images, labels, k),
+        batch_size=2,
+        progress=False,
+    )
+    expected = numpy_confusion(logits.argmax(1).numpy(), labels.numpy(), k)
+    np.testing.assert_array_equal(result.confusion.numpy(), expected)
+    assert math.isnan(result.iou[-1])
+    assert result.miou == pytest.approx(numpy_miou(expected), abs=1e-6)
+    zero_or_one = [np.mean([*result.iou[:-1].tolist(), v]) for v in (0.0, 1.0)]
+    assert all(abs(result.miou - v) > 1e-6 for v in zero_or_one)
+    metrics = result.to_metrics([f"c{c}" for c in range(k)])
+    assert metrics["per_class_iou"][f"c{k - 1}"] is None
+    assert metrics["miou"] == pytest.approx(100 * numpy_miou(expected), abs=1e-6)
+
+
 @pytest.mark.parametrize("batch_size", [1, 2, 8])
 def test_evaluate_oracle_gives_miou_100(batch_size: int) -> None:
     num_classes = 4

@@ -84,3 +84,71 @@ def test_head_gets_ten_times_the_encoder_lr():
     lrs = sorted(g["lr"] for g in opt.param_groups)
     assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-2)
     assert not math.isnan(lrs[0])
+
+
+class _Images(torch.utils.data.Dataset):
+    """Four random 32x64 images with random labels (some ignored)."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.rand(4, 3, 32, 64, generator=g)
+        self.labels = torch.randint(0, 5, (4, 32, 64), generator=g)
+        self.labels[:, :4] = 255
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "label": self.labels[i], "id": f"img{i}"}
+
+
+def _fit(tmp_path, name, stop, resume=None, batch_size=2):
+    from halo.config import TrainConfig
+    from halo.models.segmenter import build_backbone
+
+    torch.manual_seed(0)
+    model = build_backbone("deeplabv3plus-r18", 5)
+    if resume is not None:
+        T.load_weights(model, resume)
+    cfg = TrainConfig(batch_size=batch_size, warmup_steps=1, checkpoint_every=100)
+    T.train(
+        model,
+        protocol="source",
+        schedule=T.Schedule(0, stop, 4),
+        cfg=cfg,
+        seed=3,
+        checkpoint=tmp_path / name,
+        source=_Images(),
+        resume=resume,
+        progress=False,
+    )
+    return T.load_checkpoint(tmp_path / name)
+
+
+def test_step_seed_depends_on_seed_step_and_rank():
+    seeds = {T.step_seed(s, t, r) for s in range(3) for t in range(50) for r in range(4)}
+    assert len(seeds) == 3 * 50 * 4
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    """The segmenter has dropout (DeepLabV3+'s ASPP): its masks are drawn per step, so stopping
+    at step 2 and resuming from the checkpoint gives exactly the uninterrupted run's weights."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        whole = _fit(tmp_path, "whole.pt", 4)
+        half = _fit(tmp_path, "half.pt", 2)
+        resumed = _fit(tmp_path, "resumed.pt", 4, resume=half)
+    finally:
+        torch.set_num_threads(threads)
+    assert half["step"] == 2 and resumed["step"] == whole["step"] == 4
+    assert not torch.equal(
+        half["model"]["encoder.conv1.weight"], whole["model"]["encoder.conv1.weight"]
+    )
+    for key, value in whole["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+
+
+def test_batch_of_one_per_process_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="BatchNorm needs at least 2"):
+        _fit(tmp_path, "one.pt", 1, batch_size=1)

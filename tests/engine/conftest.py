@@ -1,0 +1,66 @@
+"""Fixtures for the engine tests: the tiny synthetic benchmark of the CLI tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_CONFIG = REPO / "configs" / "test" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A data root for ``configs/test/tiny.yaml`` (synth-gta2cs at 32x64): 4 GTAV-style source
+    images, 4 Cityscapes-style target images and 4 validation images, written by ``halo synth``."""
+    from halo.cli import main
+
+    root = tmp_path_factory.mktemp("synth")
+    for style, split, folder in (
+        ("gta", "train", "gta5"),
+        ("cityscapes", "train", "cityscapes"),
+        ("cityscapes", "val", "cityscapes"),
+    ):
+        code = main(
+            [
+                "synth",
+                "--style",
+                style,
+                "--split",
+                split,
+                "--count",
+                "4",
+                "--size",
+                "32x64",
+                "--out",
+                str(root / folder),
+                "--quiet",
+            ]
+        )
+        assert code == 0
+    return root
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for in-process training (tiny tensors on a shared 2-core machine),
+    restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def halo_env() -> dict[str, str]:
+    """The environment of a ``halo`` subprocess: one OpenMP thread per process, quiet warnings,
+    and this checkout first on the import path."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+PYTHON = sys.executable
