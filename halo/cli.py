@@ -86,7 +86,8 @@ def _load(args: argparse.Namespace):
 
 
 def pick_device(name: str = "auto"):
-    """The device a job runs on: ``auto`` = this rank's GPU if CUDA is present, else the CPU."""
+    """The device a job runs on: ``auto`` = this rank's GPU under torchrun, else the visible GPU
+    with the most free memory, else the CPU."""
     import torch
 
     if name != "auto":
@@ -94,9 +95,14 @@ def pick_device(name: str = "auto"):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {name}: CUDA is not available on this machine")
         return device
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if "LOCAL_RANK" in os.environ:  # torchrun: one GPU per local rank
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    # Snakemake assigns no GPU ids: a job alone on its process takes the GPU with the most free
+    # memory (the visible ones; CUDA_VISIBLE_DEVICES, e.g. from SLURM, restricts them).
+    free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
+    return torch.device("cuda", max(range(len(free)), key=free.__getitem__))
 
 
 def _init_distributed(device) -> tuple[int, int]:
@@ -138,7 +144,9 @@ def git_revision() -> str | None:
         return None
 
 
-def write_provenance(out_dir: Path, cfg, command: str, extra: dict | None = None) -> None:
+def write_provenance(
+    out_dir: Path, cfg, command: str, extra: dict | None = None, *, name: str = "provenance.json"
+) -> None:
     """Write the resolved config and the git revision, command and versions beside outputs."""
     import platform
 
@@ -152,7 +160,7 @@ def write_provenance(out_dir: Path, cfg, command: str, extra: dict | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     write_json(
-        out_dir / "provenance.json",
+        out_dir / name,
         {
             "command": command,
             "argv": sys.argv,
@@ -376,7 +384,13 @@ def cmd_acquire(args: argparse.Namespace) -> int:
     options = {"seed": cfg.seed * 1000 + args.round} if cfg.method == "random" else {}
     strategy = build_strategy(cfg.method, **options)
     out = Path(args.out)
-    write_provenance(out, cfg, "halo acquire", {"round": args.round, "checkpoint": str(ckpt_path)})
+    write_provenance(
+        out,
+        cfg,
+        "halo acquire",
+        {"round": args.round, "checkpoint": str(ckpt_path)},
+        name="provenance_acquire.json",  # the round folder's provenance.json is training's
+    )
     report = acquire(
         model,
         target,
@@ -433,6 +447,146 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     write_json(out, metrics)
     print(f"mIoU {metrics['miou']:.2f} on {len(val)} images → {out}")
     return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    """Check that the benchmark's datasets are in place (folders only; cheap)."""
+    from halo.config import check_data
+
+    cfg = _load(args)
+    check_data(cfg)
+    print(f"{cfg.benchmark}: data in place under {cfg.root}")
+    return 0
+
+
+def _read_json(path: str | Path, what: str) -> dict:
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what} {path} is not valid JSON: {err}") from None
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    """Combine a run's evaluation metrics (and budget reports) into its run record."""
+    from halo.io import write_json
+    from halo.runs import run_record
+
+    cfg = _load(args)
+    active = args.kind == "active"
+    if active and len(args.budgets or []) != len(args.eval):
+        raise ValueError("--kind active needs one --budgets file per --eval file (round order)")
+    if active and len(args.eval) != cfg.active.rounds:
+        raise ValueError(
+            f"--eval: {len(args.eval)} files for {cfg.active.rounds} rounds (active.rounds)"
+        )
+    record = run_record(
+        benchmark=cfg.benchmark,
+        backbone=cfg.backbone,
+        method=cfg.method if active else args.kind,
+        kind=args.kind,
+        variant=cfg.model_key(),
+        seed=cfg.seed,
+        metrics=[_read_json(p, "metrics") for p in args.eval],
+        budgets=[_read_json(p, "budget report") for p in args.budgets or []],
+        budget=cfg.active.budget if active else None,
+    )
+    write_json(Path(args.out), record)
+    print(f"{record['kind']} run {record['method']}: mIoU {record['miou']:.2f} → {args.out}")
+    return 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """Log a run record to MLflow (idempotent), or initialise the tracking store."""
+    from halo import tracking
+    from halo.io import write_json
+
+    if args.init:
+        uri = tracking.init_store(args.uri)
+        print(f"tracking store ready: {uri}")
+        return 0
+    if not args.record or not args.out:
+        raise ValueError("halo track needs --record and --out (or --init)")
+    record = _read_json(args.record, "run record")
+    artifacts = [Path(args.record), *map(Path, args.artifacts or [])]
+    for path in artifacts:
+        if not path.is_file():
+            raise FileNotFoundError(f"artifact {path} does not exist")
+    uri = tracking.tracking_uri(args.uri)
+    run_id = tracking.log_run(record, artifacts=artifacts, uri=uri)
+    write_json(
+        Path(args.out),
+        {"run_id": run_id, "tracking_uri": uri, "experiment": record["benchmark"]},
+    )
+    print(f"logged {record['kind']} run {record['method']} → MLflow run {run_id} ({uri})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Tables and figures of a benchmark's runs into one folder (and the MLflow report run)."""
+    import shutil
+    import tempfile
+
+    from halo import report
+
+    cfg = _load(args)
+    records = [_read_json(p, "run record") for p in args.records]
+    panels = None
+    if args.panels_checkpoint and args.panels > 0:
+        panels = _acquisition_panels(args, cfg)
+    out = Path(args.out)
+    # Build in a sibling temp folder and swap it in: a killed report leaves no half-written folder.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+    try:
+        summary = report.build_report(records, tmp, benchmark=cfg.benchmark, panels=panels)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not args.no_track:
+        from halo import tracking
+
+        files = [out / f for f in summary["files"]]
+        tracking.log_report(cfg.benchmark, files, summary=summary, uri=tracking.tracking_uri())
+    print(f"report of {len(records)} runs → {out}")
+    return 0
+
+
+def _acquisition_panels(args: argparse.Namespace, cfg) -> list[dict]:
+    """Score a few target images with a checkpoint, for the report's acquisition figures."""
+    from halo.acquisition.strategies import build_strategy
+    from halo.data.labels import get_protocol
+    from halo.engine.train import load_checkpoint, load_weights
+    from halo.report import acquisition_panels
+
+    num_classes = get_protocol(cfg.bench.protocol).num_classes
+    path = Path(args.panels_checkpoint)
+    ckpt = load_checkpoint(path)
+    _check_fits(ckpt, cfg, num_classes, path)
+    model = _model(cfg, num_classes)
+    load_weights(model, ckpt, where=str(path))
+    model.to(pick_device(args.device))
+    target = _dataset(cfg, "target")
+    a, m = cfg.selection_radii()
+    options = {"seed": cfg.seed} if cfg.method == "random" else {}
+    count = min(args.panels, len(target))
+    indices = [round(i * (len(target) - 1) / max(count - 1, 1)) for i in range(count)]
+    return acquisition_panels(
+        model,
+        target,
+        build_strategy(cfg.method, **options),
+        indices,
+        round_budget=cfg.active.budget / cfg.active.rounds,
+        active_radius=a,
+        mask_radius=m,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -566,6 +720,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", default=None, help="a round's budget.json to include")
     p.add_argument("--out", required=True, help="metrics JSON path")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "check-data",
+        help="check that a benchmark's datasets are in place",
+        description="Check, without opening any file, that the benchmark's source, target and "
+        "validation datasets are under data_root in their official layouts; name every missing "
+        "folder and where to get the data. The workflow runs this before any job.",
+    )
+    common(p)
+    p.set_defaults(func=cmd_check_data)
+
+    p = sub.add_parser(
+        "summarize",
+        help="combine a run's evaluation metrics into its run record (metrics.json)",
+        description="Write a run record (halo.runs): identity from the config, final mIoU, "
+        "per-class IoU and radius, and for an active run the mIoU and labelled budget of every "
+        "round. --eval takes halo evaluate outputs (one per round, in order, for an active run).",
+    )
+    common(p)
+    p.add_argument("--kind", choices=("source", "supervised", "active"), required=True)
+    p.add_argument("--eval", nargs="+", required=True, help="halo evaluate metrics JSON files")
+    p.add_argument("--budgets", nargs="+", default=None, help="budget.json of each round (active)")
+    p.add_argument("--out", required=True, help="run record path (metrics.json)")
+    p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser(
+        "track",
+        help="log a run record to MLflow (idempotent), or initialise the store",
+        description="Log a run record (halo summarize) with its artifacts to MLflow: one "
+        "experiment per benchmark, one run per (backbone, method, budget, seed); a retried job "
+        "replaces its run instead of duplicating it. The store is MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db in the working folder. --init creates or upgrades the store once, "
+        "before parallel jobs write to it.",
+    )
+    p.add_argument("--init", action="store_true", help="create/upgrade the tracking store only")
+    p.add_argument("--record", default=None, help="run record (metrics.json)")
+    p.add_argument("--artifacts", nargs="*", default=[], help="files to attach to the run")
+    p.add_argument("--uri", default=None, help="tracking URI (default: see above)")
+    p.add_argument("--out", default=None, help="where to write {run_id, tracking_uri}")
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser(
+        "report",
+        help="tables and figures of a benchmark's runs",
+        description="Write OUT/miou_table.{csv,md}, per_class.csv, budget_curve.png, "
+        "radius_vs_frequency.{csv,png} and acquisition/*.png (image | radius | entropy | score "
+        "| selected pixels, scored with --panels-checkpoint and the config's method), and log "
+        "them to MLflow as the benchmark's 'report' run. OUT is replaced as a whole.",
+    )
+    common(p)
+    p.add_argument("--records", nargs="+", required=True, help="run records (metrics.json)")
+    p.add_argument("--panels-checkpoint", default=None, help="model for the acquisition figures")
+    p.add_argument("--panels", type=int, default=3, help="target images to draw (default 3)")
+    p.add_argument("--no-track", action="store_true", help="do not log the report to MLflow")
+    p.add_argument("--out", required=True, help="report folder, e.g. results/<bench>")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

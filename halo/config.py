@@ -280,6 +280,34 @@ class Config:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def check_data(cfg: Config) -> None:
+    """Fail at once, naming every missing folder and where to get the data, if the benchmark's
+    datasets are not under the data root in their official layouts."""
+    from halo.data import LAYOUTS, missing_folders
+
+    bench = cfg.bench
+    missing, how = [], []
+    for spec in (bench.source, bench.target, bench.val):
+        gone = missing_folders(spec.dataset, cfg.root / spec.folder, spec.split)
+        gone = [p for p in gone if p not in missing]
+        if gone:
+            missing += gone
+            how.append(LAYOUTS[spec.dataset][1])
+    if missing:
+        hint = (
+            f"Write it with `halo synth --out {cfg.root}`"
+            if bench.synthetic
+            else "Get "
+            + "; ".join(dict.fromkeys(how))
+            + f", and put or symlink it under {cfg.root}"
+        )
+        raise ConfigError(
+            f"benchmark {bench.name}: data missing under data_root {cfg.root}: "
+            + ", ".join(str(p) for p in missing)
+            + f". {hint} (see README, 'Real datasets')."
+        )
+
+
 def method_preset(name: str) -> dict:
     """``{"model": {...}, "active": a, "mask": m}`` for an acquisition method name."""
     from halo.acquisition.strategies import get_strategy_class

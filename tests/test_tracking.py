@@ -57,28 +57,16 @@ def active_record(seed: int = 0, method: str = "halo", budget: float = 0.05) -> 
 
 
 def other_record(kind: str) -> dict:
-    """A source/supervised record, shaped as ``run_record`` documents it.
-
-    Built by hand because ``run_record`` currently raises for these kinds (its
-    ``zip(metrics, budgets, strict=True)`` fails when ``budgets`` is empty); switch to it once
-    ``halo.runs`` is fixed.
-    """
-    final = _metrics(20.0 if kind == "source" else 60.0)
-    return {
-        "benchmark": BENCH,
-        "backbone": "deeplabv3plus-r18",
-        "method": kind,
-        "kind": kind,
-        "variant": "hyperbolic-hfr",
-        "budget": None,
-        "seed": 0,
-        **{k: final[k] for k in ("miou", "miou13", "per_class_iou", "class_names")},
-        "class_pixel_share": final["class_pixel_share"],
-        "class_mean_radius": final["class_mean_radius"],
-        "budget_used": None,
-        "rounds": [],
-        "steps": final["step"],
-    }
+    """A source/supervised record built by ``run_record``."""
+    return run_record(
+        benchmark=BENCH,
+        backbone="deeplabv3plus-r18",
+        method=kind,
+        kind=kind,
+        variant="hyperbolic-hfr",
+        seed=0,
+        metrics=[_metrics(20.0 if kind == "source" else 60.0)],
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from halo.data import acdc, cityscapes, gta5, synthia
 from halo.data.base import DataError, SegmentationDataset
 
-__all__ = ["DATASETS", "DataError", "SegmentationDataset", "build_dataset"]
+__all__ = ["DATASETS", "DataError", "SegmentationDataset", "build_dataset", "missing_folders"]
 
 #: Lower-case dataset name → builder(root, split, **options).
 DATASETS: dict[str, Callable[..., SegmentationDataset]] = {
@@ -22,6 +22,41 @@ DATASETS: dict[str, Callable[..., SegmentationDataset]] = {
     "synthia": synthia.build,
     "acdc": acdc.build,
 }
+
+
+#: The folders each official layout needs under the dataset root ({split} is filled in), and where
+#: to get the data (never fetched by this package).
+LAYOUTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "gta5": (("images", "labels"), "GTAV: download.visinf.tu-darmstadt.de/data/from_games"),
+    "cityscapes": (
+        ("leftImg8bit/{split}", "gtFine/{split}"),
+        "Cityscapes: leftImg8bit_trainvaltest.zip + gtFine_trainvaltest.zip from "
+        "www.cityscapes-dataset.com",
+    ),
+    "synthia": (
+        ("RAND_CITYSCAPES/RGB", "RAND_CITYSCAPES/GT/LABELS"),
+        "SYNTHIA-RAND-CITYSCAPES from synthia-dataset.net",
+    ),
+    "acdc": (
+        ("rgb_anon", "gt"),
+        "ACDC: rgb_anon_trainvaltest.zip + gt_trainval.zip from acdc.vision.ee.ethz.ch",
+    ),
+}
+
+
+def missing_folders(name: str, root: str | os.PathLike, split: str) -> list[Path]:
+    """The folders of ``name``'s official layout that are missing under ``root`` (cheap: no
+    file is opened, so it can run before a workflow starts)."""
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(LAYOUTS)}")
+    root = Path(root)
+    if not root.is_dir():
+        return [root]
+    return [
+        root / f.format(split=split)
+        for f in LAYOUTS[name][0]
+        if not (root / f.format(split=split)).is_dir()
+    ]
 
 
 def build_dataset(

@@ -1,0 +1,208 @@
+"""The Snakemake workflow and the DVC pipeline, run for real on the tiny grid.
+
+One module-scoped project copy in a temporary git repository: the tiny workflow is started with
+Snakemake, killed mid-run (SIGKILL to the whole process group), and completed by ``dvc repro``;
+the tests then check the report, the MLflow store, the DVC metrics and that nothing is left to do.
+Dry runs cover every shipped benchmark (the real ones against a fake data root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+BENCH = "synth-gta2cs"
+TINY = "configs/test/workflow.yaml"
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # halo, snakemake, dvc of this env
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+def run(args: list[str], cwd: Path, *, check: bool = True, timeout: float = 900):
+    res = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {res.returncode}\n--- stdout\n{res.stdout[-4000:]}"
+            f"\n--- stderr\n{res.stderr[-6000:]}"
+        )
+    return res
+
+
+def snakemake(cwd: Path, *targets: str, extra: tuple[str, ...] = (), check: bool = True):
+    # targets first: --configfile takes several values (ECOSYSTEM trap)
+    return run(
+        ["snakemake", *targets, "--cores", "2", *extra, "--configfile", TINY], cwd, check=check
+    )
+
+
+def copy_project(dest: Path) -> Path:
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", "pyproject.toml"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("workflow", "configs", "halo"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The project in a fresh git + DVC repository, with params.yaml pointing at the tiny grid."""
+    dest = copy_project(tmp_path_factory.mktemp("project"))
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params.update(workflow_config=TINY, benchmarks=[BENCH])
+    (dest / "params.yaml").write_text(yaml.safe_dump(params))
+    run(["git", "init", "-q"], dest)
+    run(["dvc", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project"],
+        dest,
+    )
+    return dest
+
+
+@pytest.fixture(scope="module")
+def built(project: Path) -> dict:
+    """Start the tiny workflow, SIGKILL it (the whole process group) once an acquisition round
+    exists -- so the source model is finished and other jobs are in flight -- then finish it
+    with ``dvc repro``."""
+    source_model = project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/model.pt"
+    proc = subprocess.Popen(
+        ["snakemake", f"results/{BENCH}/", "--cores", "2", "--configfile", TINY],
+        cwd=project,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        if list(project.glob(f"runs/{BENCH}/*/*/*/seed0/round1/budget.json")):
+            break
+        time.sleep(0.2)
+    killed_running = proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert source_model.is_file(), "the workflow did not train the source model"
+    stamp = source_model.stat().st_mtime_ns
+    repro = run(["dvc", "repro"], project)
+    return {"repro": repro, "source_stamp": stamp, "killed_running": killed_running}
+
+
+def test_killed_run_is_completed_without_redoing_finished_jobs(project, built):
+    assert built["killed_running"], "the workflow had finished before it could be killed"
+    model = project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/model.pt"
+    assert model.stat().st_mtime_ns == built["source_stamp"]
+    assert not list(project.glob("runs/**/.tmp-*")), "half-written files were left behind"
+
+
+def test_report_files(project, built):
+    out = project / "results" / BENCH
+    for name in (
+        "miou_table.csv",
+        "miou_table.md",
+        "per_class.csv",
+        "budget_curve.png",
+        "radius_vs_frequency.csv",
+        "radius_vs_frequency.png",
+        "metrics.json",
+        "summary.json",
+    ):
+        assert (out / name).is_file(), name
+    assert len(list((out / "acquisition").glob("*.png"))) == 1
+    table = (out / "miou_table.md").read_text()
+    for row in ("source-only", "supervised", "random", "halo"):
+        assert row in table
+    metrics = json.loads((out / "metrics.json").read_text())["deeplabv3plus-r18"]
+    assert {"random 5%", "halo 5%"} <= set(metrics)
+    assert all(0 <= seeds["seed0"]["miou"] <= 100 for seeds in metrics.values())
+
+
+def test_runs_and_masks(project, built):
+    run_dir = project / f"runs/{BENCH}/deeplabv3plus-r18/halo/5/seed0"
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert [r["round"] for r in record["rounds"]] == [1, 2]
+    assert record["budget_used"] == pytest.approx(0.05, abs=0.01)
+    masks = sorted((run_dir / "round2" / "masks").rglob("*.png"))
+    assert len(masks) == 4  # one per target image (count 4)
+
+
+def test_mlflow_has_every_run_once(project, built):
+    from halo.tracking import find_runs
+
+    runs = find_runs(BENCH, uri=f"sqlite:///{project / 'mlflow.db'}")
+    names = sorted(r["name"] for r in runs)
+    assert len(names) == 5, names  # source, supervised, random, halo, report
+    assert len(set(names)) == len(names)
+    halo = next(r for r in runs if r["tags"].get("halo.method") == "halo")
+    assert "final_miou" in halo["metrics"]
+
+
+def test_rerun_has_nothing_to_do(project, built):
+    dry = snakemake(project, f"results/{BENCH}/", extra=("-n",))
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    status = run(["dvc", "status"], project)
+    assert "up to date" in status.stdout.lower(), status.stdout
+    shown = run(["dvc", "metrics", "show", "--json"], project).stdout
+    assert "miou" in shown
+
+
+def test_lint_is_clean(project):
+    res = snakemake(project, extra=("--lint",), check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_dry_run_every_shipped_benchmark(tmp_path):
+    """Every benchmark of configs/workflow.yaml plans; real ones against a fake data root."""
+    project = copy_project(tmp_path / "p")
+    fake = tmp_path / "fake"
+    run(
+        ["halo", "synth", "--count", "1", "--size", "32x64", "--out", str(fake), "--quiet"],
+        tmp_path,
+    )
+    grid = yaml.safe_load((ROOT / "configs/workflow.yaml").read_text())["benchmarks"]
+    targets = [f"results/{b}/" for b in grid]
+    res = run(
+        ["snakemake", *targets, "-n", "--cores", "8", "--config", f"data_root={fake}"], project
+    )
+    out = res.stdout + res.stderr
+    for bench in grid:
+        assert f"results/{bench}" in out
+    assert "report" in out
+
+
+def test_real_benchmark_without_data_stops_at_once(tmp_path):
+    project = copy_project(tmp_path / "p")
+    start = time.monotonic()
+    res = run(
+        [
+            "snakemake",
+            "results/gta2cs/",
+            "--cores",
+            "8",
+            "--config",
+            f"data_root={tmp_path / 'none'}",
+        ],
+        project,
+        check=False,
+    )
+    assert res.returncode != 0
+    err = res.stdout + res.stderr
+    assert "gta5" in err and "cityscapes" in err and "download.visinf" in err
+    assert not (project / "runs").exists() and not (project / "results").exists()
+    assert time.monotonic() - start < 120
