@@ -52,6 +52,7 @@ def snakemake(cwd: Path, *targets: str, extra: tuple[str, ...] = (), check: bool
 
 
 def copy_project(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", "pyproject.toml"):
         shutil.copy2(ROOT / name, dest / name)
     for name in ("workflow", "configs", "halo"):
