@@ -28,7 +28,7 @@ The number of frontier steps is the longest decision chain: a handful on noisy o
 up to about ``W / (m+1)`` per row band on monotone ramps and constant maps (still exact, slower).
 The map-sized work (bound, prefix mask) runs on the score's device; the candidate-sized work
 (sorting, graph, recurrence) runs on the host in numpy, whose per-call overhead is a fraction of
-torch's on the small arrays involved. ``bench/select.py`` times it against the plain loop.
+torch's on the small arrays involved. ``bench/selection.py`` times it against the plain loop.
 """
 
 from __future__ import annotations

@@ -11,23 +11,16 @@ speed ratio. Maps: ``random`` (uniform noise: the acceptance case, >= 10x on CPU
 realistic ``A = R ⊙ H``: min-max product of two blurred noise fields) and ``constant`` (all ties:
 a pathological case, greedy order = row-major order). Runs on CPU, and on CUDA too when present.
 The two sides alternate within every repeat, so machine load hits both alike. JSON goes to
-``--out`` (default ``bench/out/select.json``) with the thread count and the load average.
+``--out`` (default ``bench/out/selection.json``) with the thread count and the load average.
 
-    uv run python bench/select.py [--repeats 5] [--threads 1] [--maps random smooth]
+    uv run python bench/selection.py [--repeats 5] [--threads 1] [--maps random smooth]
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as ``python bench/select.py``, this file's folder leads sys.path and its name would shadow
-# the standard library's ``select`` (imported by subprocess, which torch imports): drop it first.
-if sys.path and os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sys.path[0] or "."):
-    sys.path.pop(0)
-
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -160,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--maps", nargs="+", default=list(MAPS), choices=MAPS)
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    parser.add_argument("--out", type=Path, default=Path("bench/out/select.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/out/selection.json"))
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
