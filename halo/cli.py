@@ -30,7 +30,7 @@ def _size(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"size must be HEIGHTxWIDTH, e.g. 128x256; got {text!r}"
+            f"size must be HEIGHTxWIDTH, e.g. 64x128; got {text!r}"
         ) from None
     if h < 16 or w < 16:
         raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
@@ -626,9 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--size",
         type=_size,
-        default=(128, 256),
+        default=(64, 128),
         metavar="HxW",
-        help="image size (default: 128x256)",
+        help="image size (default: 64x128)",
     )
     p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
     p.add_argument(

@@ -69,7 +69,7 @@ def _bench(name, protocol, source, target, val, sizes, synthetic):
     )
 
 
-_SYNTH = ((128, 256), (128, 256))
+_SYNTH = ((64, 128), (64, 128))
 _REAL_CS = ((720, 1280), (640, 1280))  # the paper's GTAV / Cityscapes resolutions
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b

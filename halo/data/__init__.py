@@ -1,6 +1,6 @@
 """Datasets in their official layouts, behind one factory, and the synthetic benchmark.
 
->>> ds = build_dataset("cityscapes", "data/synth/cityscapes", "val", size=(128, 256))
+>>> ds = build_dataset("cityscapes", "data/synth/cityscapes", "val", size=(64, 128))
 >>> item = ds[0]  # {"image": float32 [3,H,W] in [0,1], "label": int64 [H,W], "id": str}
 """
 

@@ -14,7 +14,7 @@ from halo.config import BENCHMARKS, ConfigError, check_data, load_config
 
 validate(config, "../schemas/config.schema.yaml")
 
-SYNTH = {"root": "data/synth", "size": [128, 256], "seed": 0, "count": None, **config.get("synth", {})}
+SYNTH = {"root": "data/synth", "size": [64, 128], "seed": 0, "count": None, **config.get("synth", {})}
 DATA_ROOT = config.get("data_root", "data")
 THREADS = int(config.get("threads", 2))
 # Every job runs the halo CLI of this checkout (`python -m halo.cli`), in the environment
@@ -24,6 +24,11 @@ _PATH = f"PYTHONPATH={shlex.quote(str(Path(workflow.basedir).parent))}${{PYTHONP
 HALO = f"{_PATH} python -m halo.cli"
 # Training jobs on several GPUs: torchrun starts one process per GPU (DistributedDataParallel).
 GPUS = int(config.get("gpus_per_train_job", 1))
+# Heavy jobs hold `gpu` units (the profile caps them) only where a GPU is visible; on a CPU-only
+# machine they just share the cores. The SLURM profile sets them explicitly (set-resources).
+import torch
+
+GPU_UNIT = 1 if torch.cuda.is_available() else 0
 HALO_TRAIN = (
     HALO if GPUS <= 1 else f"{_PATH} torchrun --standalone --nproc-per-node {GPUS} -m halo.cli"
 )

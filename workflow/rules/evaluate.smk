@@ -17,7 +17,7 @@ rule evaluate:
         ),
     threads: THREADS
     resources:
-        gpu=1,
+        gpu=GPU_UNIT,
     conda:
         ENV
     shell:

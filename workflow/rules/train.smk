@@ -15,7 +15,7 @@ rule pretrain:
         args=lambda w: run_args(f"{w.bench}/{w.backbone}/source/{w.variant}"),
     threads: THREADS
     resources:
-        gpu=GPUS,
+        gpu=GPUS * GPU_UNIT,
     conda:
         ENV
     shell:
@@ -34,7 +34,7 @@ rule supervised:
         args=lambda w: run_args(f"{w.bench}/{w.backbone}/supervised/{w.variant}"),
     threads: THREADS
     resources:
-        gpu=GPUS,
+        gpu=GPUS * GPU_UNIT,
     conda:
         ENV
     shell:
@@ -58,7 +58,7 @@ rule acquire:
         prev=lambda w, input: f"--prev $(dirname {input.prev[0]})" if input.prev else "",
     threads: THREADS
     resources:
-        gpu=1,
+        gpu=GPU_UNIT,
     conda:
         ENV
     shell:
@@ -79,7 +79,7 @@ rule train_round:
         args=lambda w: run_args(round_dir(w)),
     threads: THREADS
     resources:
-        gpu=GPUS,
+        gpu=GPUS * GPU_UNIT,
     conda:
         ENV
     shell:
