@@ -245,7 +245,18 @@ def _run_training(
     device = pick_device(args.device)
     rank, _world = _init_distributed(device)
     num_classes = get_protocol(cfg.bench.protocol).num_classes
-    fingerprint = cfg.fingerprint(protocol, schedule, init)
+    init_ckpt = None
+    if init is not None:  # checked before any work: a missing or foreign checkpoint fails here
+        init_ckpt = T.load_checkpoint(init)
+        _check_fits(init_ckpt, cfg, num_classes, init)
+    # The run's identity names the init checkpoint by what it holds, not by how its path was
+    # typed (relative or absolute paths to one checkpoint must resume the same run).
+    init_id = (
+        None
+        if init_ckpt is None
+        else [init_ckpt.get("fingerprint") or str(init), init_ckpt.get("step")]
+    )
+    fingerprint = cfg.fingerprint(protocol, schedule, init_id)
     final, state_path = out_dir / "model.pt", out_dir / "train_state.pt"
     if rank == 0 and out_dir.is_dir():  # half-written files of a killed run (SIGKILL mid-write)
         for name in ("train_state.pt", "train_log.json", "config.yaml", "provenance.json"):
@@ -265,12 +276,10 @@ def _run_training(
             T.load_weights(model, state, where=str(state_path))
             resume = state
             print(f"resuming from {state_path} at step {state['step']}")
-    if resume is None and init is not None:
-        ckpt = T.load_checkpoint(init)
-        _check_fits(ckpt, cfg, num_classes, init)
-        T.load_weights(model, ckpt, where=str(init))
-        if ckpt.get("protocol") == protocol and ckpt.get("step") == schedule.start:
-            resume = ckpt  # continue the previous round's optimiser and schedule
+    if resume is None and init_ckpt is not None:
+        T.load_weights(model, init_ckpt, where=str(init))
+        if init_ckpt.get("protocol") == protocol and init_ckpt.get("step") == schedule.start:
+            resume = init_ckpt  # continue the previous round's optimiser and schedule
     model.to(device)
     meta = _meta(cfg, num_classes, fingerprint=fingerprint, **(extra_meta or {}))
     if rank == 0:

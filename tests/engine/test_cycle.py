@@ -4,6 +4,7 @@ pretrain → acquire → train → acquire → train → evaluate on the 32x64 s
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,8 @@ def test_tiny_cycle_through_the_cli(tiny_data, tmp_path, capsys, one_thread):
     for folder, command in (
         (src, f"pretrain --out {src}"),
         (r2, f"train --round 2 --init {r1}/model.pt --masks {r2} --out {r2}"),
+        # the same init checkpoint typed as a relative path is the same run
+        (r2, f"train --round 2 --init {os.path.relpath(r1 / 'model.pt')} --masks {r2} --out {r2}"),
     ):
         before = (folder / "model.pt").stat()
         out = halo(command)
