@@ -790,6 +790,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``halo`` console script."""
+    from halo.engine.errors import TrainingDiverged
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
@@ -797,6 +799,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:  # bad input: one clear line, non-zero exit
         print(f"halo {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:  # the last good checkpoint is kept for inspection
+        print(f"halo {args.command}: error: {err}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

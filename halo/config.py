@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -325,6 +326,9 @@ def method_preset(name: str) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     """Check/convert ``value`` against an annotation; returns (ok, converted value)."""
     origin = typing.get_origin(tp)
@@ -341,6 +345,8 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, float(value)
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return True, float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         return False, value
     if tp is int:
         return (isinstance(value, int) and not isinstance(value, bool)), value

@@ -87,3 +87,11 @@ def test_every_benchmark_is_consistent():
         assert b.protocol in ("cityscapes19", "synthia16")
         assert (b.protocol == "synthia16") == ("synthia" in b.name)
         build_config({"benchmark": b.name})
+
+
+def test_exponent_floats_without_a_dot():
+    """YAML 1.1 reads 1e-3 as a string; a float key takes it as the number it is."""
+    cfg = build_config({"train": {"weight_decay": "5e-4"}}, ["train.lr=1e-3"])
+    assert cfg.train.lr == 1e-3 and cfg.train.weight_decay == 5e-4
+    with pytest.raises(ConfigError, match="train.lr: expected float"):
+        build_config({}, ["train.lr=1e-3x"])

@@ -35,15 +35,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from halo.data.labels import IGNORE_INDEX
+from halo.engine.errors import TrainingDiverged
 from halo.io import atomic_open
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("source", "active", "supervised")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or Inf; the last good checkpoint is kept."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,6 +261,12 @@ def _loader(
     )
 
 
+def _kept(checkpoint: str | Path) -> str:
+    if Path(checkpoint).is_file():
+        return f"the last good checkpoint ({checkpoint}) is kept"
+    return "no checkpoint had been written yet"
+
+
 def build_optimizer(
     model: nn.Module, *, lr: float, head_lr_mult: float, momentum: float, weight_decay: float
 ) -> torch.optim.Optimizer:
@@ -380,6 +383,15 @@ def train(
         return images, labels
 
     def save(step: int) -> None:
+        # a checkpoint is only ever replaced by a good one: weights or BatchNorm statistics an
+        # update made non-finite (its loss was still finite) stop the run here, and the previous
+        # checkpoint stays
+        state = [t for t in net.state_dict().values() if t.is_floating_point()]
+        if not bool(torch.stack([t.isfinite().all() for t in state]).all()):
+            raise TrainingDiverged(
+                f"weights or BatchNorm statistics became non-finite before step {step} "
+                f"({protocol}); stopped, {_kept(checkpoint)}. Lower train.lr or check the data."
+            )
         if rank == 0:
             save_checkpoint(checkpoint, net, optimizer, step, meta)
 
@@ -422,8 +434,8 @@ def train(
         loss = sum(parts.values())
         if not torch.isfinite(loss):
             raise TrainingDiverged(
-                f"loss became {loss.item()} at step {step} ({protocol}); stopped, the last good "
-                f"checkpoint ({checkpoint}) is kept. Lower train.lr or check the data."
+                f"loss became {loss.item()} at step {step} ({protocol}); stopped, "
+                f"{_kept(checkpoint)}. Lower train.lr or check the data."
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
