@@ -464,6 +464,11 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     check_data(cfg)
+    if args.verify:  # pair every file, then decode every image and label once
+        for which in ("source", "target", "val"):
+            ds = _dataset(cfg, which)
+            ds.verify()
+            print(f"{which}: {len(ds)} image/label pairs decoded, ids within the label table")
     print(f"{cfg.benchmark}: data in place under {cfg.root}")
     return 0
 
@@ -735,9 +740,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="check that a benchmark's datasets are in place",
         description="Check, without opening any file, that the benchmark's source, target and "
         "validation datasets are under data_root in their official layouts; name every missing "
-        "folder and where to get the data. The workflow runs this before any job.",
+        "folder and where to get the data. The workflow runs this before any job. With "
+        "--verify, also pair every image with its label and decode every file once (a corrupt "
+        "or truncated PNG, an unknown label id or mismatched sizes fail naming the file): run it "
+        "once on new real data before a long training.",
     )
     common(p)
+    p.add_argument("--verify", action="store_true", help="decode every image and label once")
     p.set_defaults(func=cmd_check_data)
 
     p = sub.add_parser(

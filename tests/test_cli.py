@@ -60,3 +60,32 @@ def test_console_script_help():
         [str(script), "synth", "--help"], capture_output=True, text=True, check=True
     )
     assert "--style" in res.stdout and "GTAV" in res.stdout
+
+
+def test_check_data_verify_names_a_corrupt_png(tmp_path, capsys):
+    root = tmp_path / "synth"
+    assert main(["synth", "--count", "2", "--size", "32x64", "--out", str(root), "--quiet"]) == 0
+    common = [
+        "--set",
+        f"data_root={root}",
+        "--set",
+        "source_size=[32, 64]",
+        "--set",
+        "target_size=[32, 64]",
+    ]
+    assert main(["check-data", *common, "--verify"]) == 0
+    assert "decoded" in capsys.readouterr().out
+    image = sorted((root / "cityscapes" / "leftImg8bit" / "val").rglob("*.png"))[0]
+    image.write_bytes(image.read_bytes()[:80])  # truncated
+    assert main(["check-data", *common]) == 0  # folders only: cheap, cannot see it
+    capsys.readouterr()
+    assert main(["check-data", *common, "--verify"]) == 2
+    assert image.name in capsys.readouterr().err
+
+
+def test_check_data_names_missing_folders(tmp_path, capsys):
+    code = main(["check-data", "--set", "benchmark=gta2cs", "--set", f"data_root={tmp_path}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "gta5") in err and "download.visinf" in err
+    assert not any(tmp_path.iterdir())
