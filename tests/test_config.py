@@ -93,5 +93,5 @@ def test_exponent_floats_without_a_dot():
     """YAML 1.1 reads 1e-3 as a string; a float key takes it as the number it is."""
     cfg = build_config({"train": {"weight_decay": "5e-4"}}, ["train.lr=1e-3"])
     assert cfg.train.lr == 1e-3 and cfg.train.weight_decay == 5e-4
-    with pytest.raises(ConfigError, match="train.lr: expected float"):
+    with pytest.raises(ConfigError, match=r"train\.lr: expected float"):
         build_config({}, ["train.lr=1e-3x"])
