@@ -49,3 +49,35 @@ def test_divergence_stops_and_keeps_only_good_checkpoints(
         assert "is kept" in err
     else:
         assert "no checkpoint had been written yet" in err
+
+
+@pytest.mark.slow
+def test_hyperbolic_head_survives_ten_times_the_default_lr(tiny_data, tmp_path, capsys, one_thread):
+    """300 steps at 10x the synthetic default lr (1e-1 encoder, 1 for decoder + head): the run
+    finishes, and the trained model's logits, ball points and radii are finite, inside the ball."""
+    from halo.cli import _dataset, _model
+    from halo.config import load_config
+    from halo.engine.train import load_checkpoint, load_weights
+
+    synth_lr = load_config(TINY.parent.parent / "synth.yaml").train.lr
+    sets = [
+        f"data_root={tiny_data}",
+        f"train.lr={10 * synth_lr}",
+        "train.source_steps=300",
+        "train.warmup_steps=10",
+        "train.checkpoint_every=100",
+    ]
+    out = tmp_path / "run"
+    args = ["pretrain", "--config", str(TINY), *(a for s in sets for a in ("--set", s))]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    cfg = load_config(TINY, sets)
+    model = _model(cfg, 19)
+    load_weights(model, load_checkpoint(out / "model.pt"))
+    model.eval()
+    images = torch.stack([_dataset(cfg, "val")[i]["image"] for i in range(4)])
+    with torch.no_grad():
+        res = model(images)
+    assert bool(res.logits.isfinite().all()) and bool(res.radius.isfinite().all())
+    norms = res.embeddings.norm(dim=1)  # ball points [B, D, h, w]
+    assert bool((norms < 1.0 / cfg.model.curvature**0.5).all())
+    assert float(res.radius.max()) > 0
