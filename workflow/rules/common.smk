@@ -84,7 +84,7 @@ def variants(bench, backbone):
     """{model variant: a method that trains it}: one source-only model per variant."""
     spec = config["benchmarks"][bench]
     out = {}
-    for method in [*spec["methods"], *spec.get("supervised", [])]:
+    for method in [*methods_of(bench, backbone), *spec.get("supervised", [])]:
         out.setdefault(run_config(bench, backbone, method).model_key(), method)
     return out
 
@@ -150,22 +150,47 @@ def data_input(wildcards):
     return []
 
 
-def active_runs(bench):
+def grids(bench):
+    """The benchmark's cross products: its own, then each `extra` entry (missing keys inherited)."""
     spec = config["benchmarks"][bench]
-    return [
+    keys = ("backbones", "methods", "budgets", "seeds")
+    main = {k: spec[k] for k in keys}
+    return [main] + [{**main, **extra} for extra in spec.get("extra", [])]
+
+
+def methods_of(bench, backbone=None):
+    """Every method of the benchmark's grids (with `backbone`), in order of first appearance."""
+    return list(
+        dict.fromkeys(
+            m
+            for g in grids(bench)
+            if backbone is None or backbone in g["backbones"]
+            for m in g["methods"]
+        )
+    )
+
+
+def backbones_of(bench):
+    return list(dict.fromkeys(b for g in grids(bench) for b in g["backbones"]))
+
+
+def active_runs(bench):
+    runs = [
         f"runs/{bench}/{backbone}/{method}/{budget_str(budget)}/seed{seed}"
-        for backbone in spec["backbones"]
-        for method in spec["methods"]
-        for budget in spec["budgets"]
-        for seed in spec["seeds"]
+        for g in grids(bench)
+        for backbone in g["backbones"]
+        for method in g["methods"]
+        for budget in g["budgets"]
+        for seed in g["seeds"]
     ]
+    return list(dict.fromkeys(runs))
 
 
 def fixed_runs(bench):
     """Source-only runs (every variant of the grid) and supervised bounds."""
     spec = config["benchmarks"][bench]
     out = []
-    for backbone in spec["backbones"]:
+    for backbone in backbones_of(bench):
         out += [f"runs/{bench}/{backbone}/source/{v}" for v in variants(bench, backbone)]
         out += [
             f"runs/{bench}/{backbone}/supervised/{variant_of(bench, backbone, m)}"
