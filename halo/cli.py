@@ -240,7 +240,7 @@ def _run_training(
 
     from halo.data.labels import get_protocol
     from halo.engine import train as T
-    from halo.io import write_json
+    from halo.io import remove_stray_temp, write_json
 
     device = pick_device(args.device)
     rank, _world = _init_distributed(device)
@@ -258,10 +258,10 @@ def _run_training(
     )
     fingerprint = cfg.fingerprint(protocol, schedule, init_id)
     final, state_path = out_dir / "model.pt", out_dir / "train_state.pt"
-    if rank == 0 and out_dir.is_dir():  # half-written files of a killed run (SIGKILL mid-write)
-        for name in ("train_state.pt", "train_log.json", "config.yaml", "provenance.json"):
-            for stray in out_dir.glob(f".tmp-{name}.*"):
-                stray.unlink(missing_ok=True)
+    if rank == 0:  # half-written files of a killed run (SIGKILL mid-write)
+        remove_stray_temp(
+            out_dir, ("train_state.pt", "train_log.json", "config.yaml", "provenance.json")
+        )
     if final.is_file():
         done = T.load_checkpoint(final)
         if done.get("fingerprint") == fingerprint and done.get("step") == schedule.stop:

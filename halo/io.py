@@ -12,7 +12,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "atomic_open",
+    "remove_stray_temp",
     "write_bytes",
     "write_json",
     "write_npz",
@@ -53,6 +54,33 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stray_temp(
+    folder: str | os.PathLike, names: Iterable[str] | None = None, *, recursive: bool = False
+) -> list[Path]:
+    """Delete the temporary files that a killed writer left in ``folder``.
+
+    Args:
+        folder: where to look (a missing folder has none).
+        names: only temporaries of these destination names (``.tmp-<name>.*``); ``None``: all.
+        recursive: also look in subfolders.
+
+    Returns:
+        The paths removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    patterns = ["*"] if names is None else list(names)
+    glob = folder.rglob if recursive else folder.glob
+    removed = []
+    for name in patterns:
+        for stray in glob(f".tmp-{name}.*"):
+            if stray.is_file():
+                stray.unlink(missing_ok=True)
+                removed.append(stray)
+    return removed
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

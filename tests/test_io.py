@@ -35,3 +35,17 @@ def test_bad_png_input_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"x\.png.*uint8"):
         io.write_png(tmp_path / "x.png", np.zeros((2, 2), np.float32))
     assert not (tmp_path / "x.png").exists()
+
+
+def test_remove_stray_temp_only_touches_temporaries(tmp_path):
+    (tmp_path / "sub").mkdir()
+    keep = [tmp_path / "a.json", tmp_path / "sub" / "b.png", tmp_path / "tmp-a.json.x"]
+    strays = [tmp_path / ".tmp-a.json.k1", tmp_path / "sub" / ".tmp-b.png.k2"]
+    for p in keep + strays + [tmp_path / ".tmp-c.npz.k3"]:
+        p.write_bytes(b"x")
+    assert io.remove_stray_temp(tmp_path, ("a.json",)) == [strays[0]]
+    assert (tmp_path / ".tmp-c.npz.k3").exists() and strays[1].exists()
+    removed = io.remove_stray_temp(tmp_path, recursive=True)
+    assert sorted(removed) == sorted([strays[1], tmp_path / ".tmp-c.npz.k3"])
+    assert all(p.exists() for p in keep)
+    assert io.remove_stray_temp(tmp_path / "missing") == []

@@ -43,7 +43,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from halo.io import atomic_open, write_json, write_png
+from halo.io import atomic_open, remove_stray_temp, write_json, write_png
 
 if TYPE_CHECKING:
     from halo.acquisition.strategies import Strategy
@@ -397,6 +397,11 @@ def acquire(
     history: list[dict] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / BUDGET_FILE).unlink(missing_ok=True)  # the marker of a complete round goes first
+    # temporaries of a killed earlier attempt (SIGKILL mid-write): this round's files and masks
+    remove_stray_temp(
+        out_dir, (BUDGET_FILE, BLOCKED_FILE, LABELLED_FILE, "provenance_acquire.json")
+    )
+    remove_stray_temp(out_dir / MASKS_DIR, recursive=True)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     device = _model_device(model)
     seen: set[str] = set()

@@ -1,0 +1,153 @@
+"""``halo acquire`` as a process: killed with SIGKILL mid-pool it leaves no completed round and the
+rerun writes exactly the masks of an uninterrupted run; its peak memory does not grow with the
+size of the target pool (the pool's logits are never held at once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from halo.acquisition.masks import round_complete
+from halo.cli import main
+from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env
+
+SIZE = (64, 128)
+POOL = 128  # target images of the large pool
+SMALL = 16  # ... and of the small one (the same first 16 images: the generator is count-stable)
+
+
+def _synth(root: Path, style: str, split: str, count: int) -> None:
+    folder = {"gta": "gta5", "cityscapes": "cityscapes"}[style]
+    argv = ["synth", "--style", style, "--split", split, "--count", str(count)]
+    argv += ["--size", f"{SIZE[0]}x{SIZE[1]}", "--out", str(root / folder), "--quiet"]
+    assert main(argv) == 0
+
+
+def _sets(root: Path) -> list[str]:
+    return [
+        f"data_root={root}",
+        f"source_size={list(SIZE)}",
+        f"target_size={list(SIZE)}",
+        "train.source_steps=1",
+    ]
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory) -> dict:
+    """Two data roots at 64x128 (a 16- and a 128-image target pool) and a checkpoint for them."""
+    base = tmp_path_factory.mktemp("acquire_cli")
+    roots = {}
+    for count in (SMALL, POOL):
+        root = base / f"pool{count}"
+        _synth(root, "gta", "train", 4)
+        _synth(root, "cityscapes", "train", count)
+        roots[count] = root
+    ckpt_dir = base / "source"
+    argv = ["pretrain", "--config", str(TINY_CONFIG), "--quiet", "--out", str(ckpt_dir)]
+    for s in _sets(roots[SMALL]):
+        argv += ["--set", s]
+    assert main(argv) == 0
+    return {"roots": roots, "checkpoint": ckpt_dir / "model.pt"}
+
+
+def _acquire(pools: dict, count: int, out: Path, *extra: str) -> list[str]:
+    cmd = [PYTHON, "-m", "halo.cli", "acquire", "--config", str(TINY_CONFIG), "--quiet"]
+    for s in [*_sets(pools["roots"][count]), *extra]:
+        cmd += ["--set", s]
+    return [*cmd, "--checkpoint", str(pools["checkpoint"]), "--round", "1", "--out", str(out)]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (relative path → bytes), provenance excepted (it names
+    the output folder)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith("provenance")
+    }
+
+
+@pytest.mark.slow
+def test_sigkill_mid_pool_then_rerun(pools, tmp_path):
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    # one image per batch: the pool takes long enough to be killed in the middle of it
+    cmd = _acquire(pools, POOL, killed, "active.batch_size=1")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=halo_env()
+    )
+    masks = killed / "masks"
+    try:
+        deadline = time.monotonic() + 240
+        while not (masks.is_dir() and len(list(masks.rglob("*.png"))) >= 3):
+            if proc.poll() is not None:
+                pytest.fail(f"halo acquire ended before its third mask: {proc.stderr.read()}")
+            if time.monotonic() > deadline:
+                pytest.fail("no masks after 240 s")
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    written = len(list(masks.rglob("*.png")))
+    assert 3 <= written < POOL, written  # killed in the middle of the pool
+    # the round is not complete: no budget.json, no labelled/blocked maps under their names
+    assert not round_complete(killed)
+    for name in ("budget.json", "labelled.npz", "blocked.npz"):
+        assert not (killed / name).exists(), name
+
+    subprocess.run(cmd, check=True, capture_output=True, env=halo_env(), timeout=300)
+    assert round_complete(killed)
+    budget = json.loads((killed / "budget.json").read_text())
+    assert budget["images"] == POOL
+    # no temporary file of the killed writes is left behind
+    assert sorted(p.name for p in killed.rglob(".tmp-*")) == []
+
+    subprocess.run(
+        _acquire(pools, POOL, reference, "active.batch_size=1"),
+        check=True,
+        capture_output=True,
+        env=halo_env(),
+        timeout=300,
+    )
+    got, want = _files(killed), _files(reference)
+    assert sorted(got) == sorted(want)
+    assert len([k for k in want if k.endswith(".png")]) == POOL
+    for name, data in want.items():
+        assert got[name] == data, name  # byte for byte
+
+
+_PEAK = """
+import resource, sys
+from halo.cli import main
+code = main(sys.argv[1:])
+print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.exit(code)
+"""
+
+
+def _peak_rss_mb(cmd: list[str]) -> float:
+    argv = [PYTHON, "-c", _PEAK, *cmd[cmd.index("halo.cli") + 1 :]]
+    res = subprocess.run(argv, capture_output=True, text=True, env=halo_env(), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    kb = int(res.stdout.split("PEAK_KB")[1].split()[0])
+    return kb / 1024
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_pool(pools, tmp_path):
+    small = _peak_rss_mb(_acquire(pools, SMALL, tmp_path / "small"))
+    large = _peak_rss_mb(_acquire(pools, POOL, tmp_path / "large"))
+    # what holding the pool's float32 logits (19 classes) would add for the extra images
+    logits_mb = (POOL - SMALL) * 19 * SIZE[0] * SIZE[1] * 4 / 2**20
+    print(f"peak RSS: {SMALL} images {small:.0f} MB, {POOL} images {large:.0f} MB")
+    assert large - small < 0.4 * logits_mb, (small, large, logits_mb)
