@@ -5,17 +5,15 @@ size of the target pool (the pool's logits are never held at once)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from halo.acquisition.masks import round_complete
 from halo.cli import main
-from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env
+from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env, kill_when
 
 SIZE = (64, 128)
 POOL = 128  # target images of the large pool
@@ -78,26 +76,13 @@ def test_sigkill_mid_pool_then_rerun(pools, tmp_path):
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     # one image per batch: the pool takes long enough to be killed in the middle of it
     cmd = _acquire(pools, POOL, killed, "active.batch_size=1")
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=halo_env()
-    )
     masks = killed / "masks"
-    try:
-        deadline = time.monotonic() + 240
-        while not (masks.is_dir() and len(list(masks.rglob("*.png"))) >= 3):
-            if proc.poll() is not None:
-                pytest.fail(f"halo acquire ended before its third mask: {proc.stderr.read()}")
-            if time.monotonic() > deadline:
-                pytest.fail("no masks after 240 s")
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+
+    def three_masks() -> bool:
+        return masks.is_dir() and len(list(masks.rglob("*.png"))) >= 3
+
+    code = kill_when(cmd, three_masks, "its third mask")
+    assert code == -signal.SIGKILL
     written = len(list(masks.rglob("*.png")))
     assert 3 <= written < POOL, written  # killed in the middle of the pool
     # the round is not complete: no budget.json, no labelled/blocked maps under their names

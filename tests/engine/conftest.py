@@ -64,3 +64,33 @@ def halo_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def kill_when(cmd: list[str], ready, what: str, timeout: float = 240) -> int:
+    """Start ``cmd`` (a halo subprocess), SIGKILL it as soon as ``ready()`` is true; its exit code.
+
+    Fails the test if the process ends first (with its stderr) or ``what`` does not happen within
+    ``timeout`` seconds."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=halo_env()
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None:
+                pytest.fail(f"{' '.join(cmd[2:4])} ended before {what}: {proc.stderr.read()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {what} after {timeout:.0f} s")
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    return proc.returncode

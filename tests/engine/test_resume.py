@@ -3,17 +3,15 @@ from the last checkpoint, with exactly the weights of an uninterrupted run."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from halo.engine.train import load_checkpoint
-from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env
+from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env, kill_when
 
 STEPS, EVERY = 40, 5
 
@@ -50,27 +48,8 @@ def test_sigkill_mid_training_then_resume(tiny_data, tmp_path):
     cmd = _pretrain(tiny_data, killed)
     state = killed / "train_state.pt"
 
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=halo_env()
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not state.exists():
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"halo pretrain ended before its first checkpoint: {proc.stderr.read()}"
-                )
-            if time.monotonic() > deadline:
-                pytest.fail("no checkpoint after 240 s")
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    code = kill_when(cmd, state.exists, "its first checkpoint")
+    assert code == -signal.SIGKILL
     assert not (killed / "model.pt").exists()  # nothing published before the schedule is done
     at = load_checkpoint(state)["step"]  # a complete checkpoint survived the kill
     assert 0 < at < STEPS and at % EVERY == 0
