@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "atomic_open",
+    "cache_dir",
     "remove_stray_temp",
     "write_bytes",
     "write_json",
@@ -54,6 +55,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def cache_dir() -> Path:
+    """halo's cache folder: ``$HALO_CACHE_DIR``, else ``$XDG_CACHE_HOME/halo``, else
+    ``~/.cache/halo`` (it holds the stamps of verified datasets)."""
+    if os.environ.get("HALO_CACHE_DIR"):
+        return Path(os.environ["HALO_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "halo"
 
 
 def remove_stray_temp(

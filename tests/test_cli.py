@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from halo.cli import main
 from halo.data import build_dataset
+from tests.engine.conftest import TINY_CONFIG
 
 
 def test_synth_one_style(tmp_path, capsys):
@@ -89,3 +94,117 @@ def test_check_data_names_missing_folders(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(tmp_path / "gta5") in err and "download.visinf" in err
     assert not any(tmp_path.iterdir())
+
+
+# ---- bad input: a clear error before any work, exit 2, nothing written ---------------------
+
+
+def _corrupt(root: Path, fault: str) -> None:
+    """Break the copied tiny benchmark under ``root`` (GTAV-style source) in one way."""
+    gta = root / "gta5"
+    if fault == "missing root":
+        shutil.rmtree(root)
+    elif fault == "missing split":
+        (gta / "train.txt").unlink()
+    elif fault == "image without label":
+        (gta / "labels" / "00002.png").unlink()
+    elif fault == "truncated png":
+        path = gta / "images" / "00003.png"
+        path.write_bytes(path.read_bytes()[:100])
+    elif fault == "not a png":
+        (gta / "labels" / "00004.png").write_bytes(b"GIF89a not a png at all")
+    elif fault == "unknown label id":
+        label = np.array(Image.open(gta / "labels" / "00001.png"))
+        label[0, :5] = 200  # GTAV uses the Cityscapes ids 0..33
+        Image.fromarray(label).save(gta / "labels" / "00001.png")
+    elif fault == "size mismatch":
+        label = np.array(Image.open(gta / "labels" / "00002.png"))
+        Image.fromarray(label[:, :48]).save(gta / "labels" / "00002.png")
+    elif fault == "empty split":
+        (gta / "train.txt").write_text("\n")
+    else:
+        raise AssertionError(fault)
+
+
+DATA_FAULTS = {
+    "missing root": r"data root .*/data/gta5 does not exist",
+    "missing split": r"missing file list .*train\.txt",
+    "image without label": r"00002\.png has no label: expected .*labels/00002\.png",
+    "truncated png": r"cannot read image .*images/00003\.png",
+    "not a png": r"cannot read label .*labels/00004\.png",
+    "unknown label id": r"labels/00001\.png: ids \[200\] are not in the gta5 label table",
+    "size mismatch": r"size mismatch: image .*00002\.png is 64x32 but label .*00002\.png is 48x32",
+    "empty split": r"file list .*train\.txt is empty",
+}
+
+
+@pytest.mark.parametrize("fault", list(DATA_FAULTS))
+def test_bad_data_fails_before_any_work(tiny_data, tmp_path, capsys, fault):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data, root)
+    _corrupt(root, fault)
+    out = tmp_path / "run"
+    argv = ["pretrain", "--config", str(TINY_CONFIG), "--set", f"data_root={root}"]
+    code = main([*argv, "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(DATA_FAULTS[fault], err), err
+    assert err.count("\n") == 1  # one line, no traceback
+    assert not out.exists()  # nothing written
+
+
+CONFIG_FAULTS = {
+    "benchmark=gta2city": r"benchmark.*'gta2city'.*valid: .*synth-gta2cs.*gta2cs",
+    "backbone=resnet18": r"backbone.*'resnet18'.*valid: .*deeplabv3plus-r18",
+    "method=coreset": r"method: unknown strategy 'coreset'; valid names: .*halo.*random, ripu",
+    "model.head=spherical": r"model\.head: unknown name 'spherical'; valid: euclidean, hyperbolic",
+    "active.budget=0": r"active\.budget.*0",
+    "active.budget=1.5": r"active\.budget.*1\.5",
+    "active.budget=-0.1": r"active\.budget.*-0\.1",
+    "active.rounds=0": r"active\.rounds.*0",
+    "source_size=[30, 64]": r"source_size.*\[30, 64\].*multiple",
+    "target_size=[32, 60]": r"target_size.*\[32, 60\].*multiple",
+    "train.learning_rate=0.1": r"unknown config key 'train\.learning_rate'; valid keys of train: .*lr",
+    "lr=0.1": r"unknown config key 'lr'; valid keys: benchmark, ",
+}
+
+
+@pytest.mark.parametrize("override", list(CONFIG_FAULTS))
+def test_bad_config_fails_before_any_work(tiny_data, tmp_path, capsys, override):
+    out = tmp_path / "run"
+    argv = ["pretrain", "--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}"]
+    code = main([*argv, "--set", override, "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(CONFIG_FAULTS[override], err), err
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def r18_checkpoint(tiny_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("r18") / "source"
+    argv = ["pretrain", "--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}"]
+    assert main([*argv, "--set", "train.source_steps=1", "--quiet", "--out", str(out)]) == 0
+    return out / "model.pt"
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("backbone=deeplabv3plus-mbv2", r"model\.pt was trained for .*r18.*needs .*-mbv2"),
+        ("benchmark=synth-synthia2cs", r"model\.pt was trained for .*: 19}.*needs .*: 16}"),
+        # RIPU's Euclidean head cannot take the weights of HALO's hyperbolic one
+        ("method=ripu", r"model\.pt was trained for .*'hyperbolic-hfr'.*needs .*'euclidean"),
+    ],
+)
+def test_foreign_checkpoint_is_refused(
+    tiny_data, r18_checkpoint, tmp_path, capsys, override, match
+):
+    out = tmp_path / "round1"
+    argv = ["acquire", "--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}"]
+    argv += ["--set", override, "--checkpoint", str(r18_checkpoint), "--round", "1"]
+    code = main([*argv, "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(match, err), err
+    assert not out.exists()

@@ -198,6 +198,13 @@ class SegmentationDataset(Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Image uint8 [H, W, 3] and train-id label uint8 [H, W], resized to ``size`` if set."""
+        image, label = self.load_native(index)
+        if self.size is not None:
+            image, label = resize_pair(image, label, self.size)
+        return image, label
+
+    def load_native(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image uint8 [H, W, 3] and train-id label uint8 [H, W] at the files' own size."""
         sample = self.samples[index]
         image = read_rgb(sample.image)
         label = self.load_label(index)
@@ -208,8 +215,6 @@ class SegmentationDataset(Dataset):
                 f"size mismatch: image {sample.image} is {image.shape[1]}x{image.shape[0]} "
                 f"but label {sample.label} is {label.shape[1]}x{label.shape[0]} (WxH)"
             )
-        if self.size is not None:
-            image, label = resize_pair(image, label, self.size)
         return image, label
 
     def __getitem__(self, index: int) -> dict:
@@ -220,7 +225,52 @@ class SegmentationDataset(Dataset):
             "id": self.samples[index].id,
         }
 
-    def verify(self) -> None:
-        """Read every sample once (decoding files fully); raise the first DataError found."""
-        for i in range(len(self)):
-            self.load(i)
+    def fingerprint(self) -> str:
+        """A hash of the dataset's files as they are now: paths, sizes and modification times
+        (no file is opened), with the dataset name and label table they are read with."""
+        import hashlib
+
+        h = hashlib.sha256(f"{self.name}\0{self._known.tobytes().hex()}".encode())
+        for sample in self.samples:
+            for path in (sample.image, sample.label):
+                if path is None:
+                    h.update(b"\0-")
+                    continue
+                try:
+                    st = path.stat()
+                except OSError as err:
+                    raise DataError(f"{self.name}: cannot stat {path}: {err}") from err
+                h.update(f"\0{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        return h.hexdigest()
+
+    def verify(self, *, workers: int | None = None, cache: str | os.PathLike | None = None) -> bool:
+        """Decode every image and label once, raising the first DataError in sample order: a
+        corrupt or truncated PNG, label ids outside the table, image/label size mismatch.
+
+        Args:
+            workers: decoding threads (default: up to 8, one per CPU).
+            cache: a folder of stamps; the files whose :meth:`fingerprint` has a stamp there
+                were verified before and are not decoded again; a successful check writes one.
+
+        Returns:
+            ``True`` if the files were decoded, ``False`` if a stamp showed them verified.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        stamp = None
+        if cache is not None:
+            stamp = Path(cache) / "verified" / f"{self.fingerprint()}.json"
+            if stamp.is_file():
+                return False
+        workers = workers or max(1, min(8, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(self.load_native, range(len(self))):
+                pass
+        if stamp is not None:
+            from halo.io import write_json
+
+            try:
+                write_json(stamp, {"dataset": self.name, "samples": len(self)})
+            except OSError:  # a read-only cache only costs a second check next time
+                pass
+        return True

@@ -174,3 +174,18 @@ def test_synthia_instance_channel_ignored(tmp_path):
     from halo.data.base import read_label_16bit_first_channel
 
     np.testing.assert_array_equal(read_label_16bit_first_channel(p), raw_map([5, 6]))
+
+
+def test_verify_stamp_skips_unchanged_files_only(trees, tmp_path):
+    root = trees.gta5([raw_map([7]), raw_map([8])])
+    cache = tmp_path / "cache"
+    ds = build_dataset("gta5", root, "all")
+    assert ds.verify(cache=cache) is True  # decoded, stamp written
+    assert ds.verify(cache=cache) is False  # unchanged files: the stamp is enough
+    assert build_dataset("gta5", root, "all", (4, 6)).verify(cache=cache) is False  # any size
+    # a file changed after its check (here: truncated) is decoded again and named
+    img = root / "images" / "00002.png"
+    img.write_bytes(img.read_bytes()[:60])
+    with pytest.raises(DataError, match=r"cannot read image .*00002\.png"):
+        build_dataset("gta5", root, "all").verify(cache=cache)
+    assert len(list((cache / "verified").iterdir())) == 1  # no stamp for the broken state

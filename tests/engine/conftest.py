@@ -1,4 +1,4 @@
-"""Fixtures for the engine tests: the tiny synthetic benchmark of the CLI tests."""
+"""Helpers for the tests that run halo: the tiny config, subprocess environment, SIGKILL."""
 
 from __future__ import annotations
 
@@ -11,38 +11,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "test" / "tiny.yaml"
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory) -> Path:
-    """A data root for ``configs/test/tiny.yaml`` (synth-gta2cs at 32x64): 4 GTAV-style source
-    images, 4 Cityscapes-style target images and 4 validation images, written by ``halo synth``."""
-    from halo.cli import main
-
-    root = tmp_path_factory.mktemp("synth")
-    for style, split, folder in (
-        ("gta", "train", "gta5"),
-        ("cityscapes", "train", "cityscapes"),
-        ("cityscapes", "val", "cityscapes"),
-    ):
-        code = main(
-            [
-                "synth",
-                "--style",
-                style,
-                "--split",
-                split,
-                "--count",
-                "4",
-                "--size",
-                "32x64",
-                "--out",
-                str(root / folder),
-                "--quiet",
-            ]
-        )
-        assert code == 0
-    return root
 
 
 @pytest.fixture

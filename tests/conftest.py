@@ -1,0 +1,53 @@
+"""Suite-wide fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _halo_cache(tmp_path_factory):
+    """halo's cache (stamps of verified datasets) in a temporary folder, for this process and
+    the halo subprocesses the tests start, never in the user's home."""
+    previous = os.environ.get("HALO_CACHE_DIR")
+    os.environ["HALO_CACHE_DIR"] = str(tmp_path_factory.mktemp("halo_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("HALO_CACHE_DIR", None)
+    else:
+        os.environ["HALO_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A data root for ``configs/test/tiny.yaml`` (synth-gta2cs at 32x64): 4 GTAV-style source
+    images, 4 Cityscapes-style target images and 4 validation images, written by ``halo synth``."""
+    from halo.cli import main
+
+    root = tmp_path_factory.mktemp("synth")
+    for style, split, folder in (
+        ("gta", "train", "gta5"),
+        ("cityscapes", "train", "cityscapes"),
+        ("cityscapes", "val", "cityscapes"),
+    ):
+        code = main(
+            [
+                "synth",
+                "--style",
+                style,
+                "--split",
+                split,
+                "--count",
+                "4",
+                "--size",
+                "32x64",
+                "--out",
+                str(root / folder),
+                "--quiet",
+            ]
+        )
+        assert code == 0
+    return root
