@@ -18,53 +18,19 @@ per op that shrinks every ratio towards 1): compare with ``--threads 1`` there.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from benchlib import device_name, machine, side_by_side, write_report
 
 from halo.models.hyperbolic import expmap0, mlr_logits
 from halo.models.segmenter import build_backbone
 
 NUM_CLASSES = 19
 EMBED_DIM = 64
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time_once(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def _side_by_side(
-    fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
-) -> dict[str, dict[str, float]]:
-    """Median / min seconds of each function, the functions alternating within every repeat."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(_time_once(fn, device))
-    return {
-        name: {"median_s": statistics.median(t), "min_s": min(t), "repeats": len(t)}
-        for name, t in times.items()
-    }
 
 
 def bench_mlr(device: torch.device, repeats: int, warmup: int, shape: tuple[int, ...]) -> dict:
@@ -93,7 +59,7 @@ def bench_mlr(device: torch.device, repeats: int, warmup: int, shape: tuple[int,
 
         return run
 
-    timings = _side_by_side(
+    timings = side_by_side(
         {"float32": step(torch.float32), "float64": step(torch.float64)}, device, repeats, warmup
     )
     ratio = timings["float64"]["median_s"] / timings["float32"]["median_s"]
@@ -132,7 +98,7 @@ def bench_train_step(
 
         return run
 
-    timings = _side_by_side(
+    timings = side_by_side(
         {"hyperbolic": step("hyperbolic"), "euclidean": step("euclidean")},
         device,
         repeats,
@@ -147,12 +113,6 @@ def bench_train_step(
         "hyperbolic_over_euclidean": ratio,
         "acceptance": "<= 1.2",
     }
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -179,21 +139,14 @@ def main(argv: list[str] | None = None) -> dict:
     if "cuda" in devices and not torch.cuda.is_available():
         parser.error("--device cuda given but CUDA is not available")
 
-    report: dict = {
-        "benchmark": "head",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min_at_start": os.getloadavg()[0],
-        "results": {},
-    }
+    report: dict = {"benchmark": "head", **machine(), "results": {}}
     for name in devices:
         device = torch.device(name)
         mlr = bench_mlr(device, args.repeats, args.warmup, tuple(args.mlr_shape))
         step = bench_train_step(
             device, args.repeats, args.warmup, args.backbone, tuple(args.step_shape)
         )
-        report["results"][name] = {"device": _device_name(device), "mlr": mlr, "train_step": step}
+        report["results"][name] = {"device": device_name(device), "mlr": mlr, "train_step": step}
         ms = {k: v["median_s"] * 1e3 for k, v in mlr["timings"].items()}
         print(
             f"[{name}] (a) mlr_logits fwd+bwd: float32 {ms['float32']:.1f} ms, "
@@ -206,9 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"euclidean {ms['euclidean']:.1f} ms -> ratio "
             f"{step['hyperbolic_over_euclidean']:.3f} (acceptance: <= 1.2)"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return report
 
 

@@ -19,16 +19,13 @@ The two sides alternate within every repeat, so machine load hits both alike. JS
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from benchlib import machine, timed, write_report
 
 from halo.acquisition.masks import regions_per_image
 from halo.acquisition.selection import Selection, select_regions
@@ -84,19 +81,6 @@ def plain_greedy(score: torch.Tensor, num_regions: int, a: int, m: int) -> Selec
     return Selection(cent, labelled, ~alive)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn: Callable[[], Selection], device: torch.device) -> tuple[float, Selection]:
-    _sync(device)
-    start = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return time.perf_counter() - start, out
-
-
 def bench_map(
     kind: str, device: torch.device, args: argparse.Namespace, num_regions: int
 ) -> dict[str, object]:
@@ -111,7 +95,7 @@ def bench_map(
     results: dict[str, Selection] = {}
     for _ in range(args.repeats):
         for name, fn in sides.items():
-            dt, results[name] = _timed(fn, device)
+            dt, results[name] = timed(fn, device)
             times[name].append(dt)
     fast, ref = results["fast"], results["greedy"]
     equal = (
@@ -161,7 +145,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.device in ("cuda", "all") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
     num_regions = regions_per_image(args.height, args.width, args.budget, args.active_radius)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rows = [bench_map(kind, dev, args, num_regions) for dev in devices for kind in args.maps]
     report = {
         "name": "select",
@@ -171,16 +154,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "mask_radius": args.mask_radius,
         "num_regions": num_regions,
         "repeats": args.repeats,
-        "threads": torch.get_num_threads(),
-        "load_average_1min": load,
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        **machine(),
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return report
 
 
