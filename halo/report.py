@@ -14,6 +14,8 @@ Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``)::
     budget_curve.png          mIoU vs budget per (backbone, method), source/supervised lines
     radius_vs_frequency.csv   class, pixel_share, mean_radius   (paper Figure 2; when a
     radius_vs_frequency.png   scatter, log-x, Pearson r and Spearman rho   hyperbolic run exists)
+    radius_correlations.csv   per model group with radii: radius-vs-share correlation over all
+                              classes and over the classes it learned (IoU >= 20)
     acquisition/<id>.png      image | radius | entropy | score | selected  (paper Figure 4; when
                                                                           panels are given)
     metrics.json              mIoU and budget used per run (what ``dvc metrics show`` lists)
@@ -56,6 +58,7 @@ __all__ = [
     "MIOU_CSV",
     "MIOU_MD",
     "PER_CLASS_CSV",
+    "RADIUS_CORR_CSV",
     "RADIUS_CSV",
     "RADIUS_PNG",
     "SUMMARY_FILE",
@@ -69,6 +72,7 @@ __all__ = [
     "miou_table",
     "pearson_r",
     "per_class_table",
+    "radius_correlations",
     "radius_vs_frequency",
     "spearman_rho",
     "write_acquisition_figures",
@@ -82,6 +86,8 @@ MIOU_MD = "miou_table.md"
 PER_CLASS_CSV = "per_class.csv"
 BUDGET_CURVE_FILE = "budget_curve.png"
 RADIUS_CSV = "radius_vs_frequency.csv"
+RADIUS_CORR_CSV = "radius_correlations.csv"
+LEARNED_IOU = 20.0  # mean IoU (percent) from which a model group counts a class as learned
 RADIUS_PNG = "radius_vs_frequency.png"
 ACQUISITION_DIR = "acquisition"
 SUMMARY_FILE = "summary.json"
@@ -583,6 +589,92 @@ def _pick_radius_group(
     return None
 
 
+def _class_means(group: Sequence[Mapping[str, Any]], extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Per class, the mean over the group's records of its pixel share and mean radius (and of
+    the ``extra`` per-class fields); classes without a positive share or a finite radius are
+    dropped. Columns ``class, pixel_share, mean_radius, *extra``, in class order."""
+    fields = {"pixel_share": "class_pixel_share", "mean_radius": "class_mean_radius"}
+    fields.update({name: name for name in extra})
+    longs = {name: _class_long(group, field) for name, field in fields.items()}
+    both = pd.DataFrame(
+        {
+            "class": pd.concat([f["class"] for f in longs.values()], ignore_index=True),
+            "field": [name for name, f in longs.items() for _ in range(len(f))],
+            "value": pd.concat([f["value"] for f in longs.values()], ignore_index=True),
+        }
+    )
+    classes = list(dict.fromkeys(both["class"]))
+    means = both.groupby(["class", "field"])["value"].mean().unstack("field")
+    means = means.reindex(index=classes, columns=list(fields))
+    keep = means["pixel_share"].gt(0) & np.isfinite(means["mean_radius"])
+    frame = means[keep].rename_axis("class").reset_index()
+    frame.columns.name = None
+    return frame[["class", *fields]].astype({name: float for name in fields})
+
+
+def radius_correlations(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Radius-vs-frequency correlation of every group of runs that has class radii.
+
+    Class values are averaged over a group's seeds (as in :func:`radius_vs_frequency`). Besides
+    all classes, the correlation is also taken over the classes the group learned (mean IoU >=
+    ``LEARNED_IOU``): a class the model never predicts has uncertain, low-radius pixels whatever
+    its frequency, which can hide or invert the relation.
+
+    Returns:
+        One row per (backbone, method, variant, budget) group, sorted like :func:`miou_long`:
+        ``backbone, method, variant, budget`` (0 source-only, 1 supervised), ``n_seeds``,
+        ``n_classes``, ``pearson_r``, ``spearman_rho``, ``n_learned``, ``pearson_r_learned``,
+        ``spearman_rho_learned`` (NaN where undefined: fewer than 3 classes or no spread).
+    """
+    check_records(records)
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in records:
+        if _has_radius(r):
+            key = (str(r["backbone"]), str(r["method"]), str(r["variant"]), _budget_key(r))
+            groups.setdefault(key, []).append(r)
+    rows = []
+    for (backbone, method, variant, budget), group in groups.items():
+        frame = _class_means(group, extra=("per_class_iou",))
+        learned = frame[frame["per_class_iou"] >= LEARNED_IOU]
+
+        def corr(fn, f: pd.DataFrame) -> float:
+            value = fn(f["mean_radius"], f["pixel_share"])
+            return math.nan if value is None else value
+
+        rows.append(
+            {
+                "backbone": backbone,
+                "method": method,
+                "variant": variant,
+                "budget": budget,
+                "n_seeds": len(group),
+                "n_classes": len(frame),
+                "pearson_r": corr(pearson_r, frame),
+                "spearman_rho": corr(spearman_rho, frame),
+                "n_learned": len(learned),
+                "pearson_r_learned": corr(pearson_r, learned),
+                "spearman_rho_learned": corr(spearman_rho, learned),
+            }
+        )
+    columns = [
+        "backbone",
+        "method",
+        "variant",
+        "budget",
+        "n_seeds",
+        "n_classes",
+        "pearson_r",
+        "spearman_rho",
+        "n_learned",
+        "pearson_r_learned",
+        "spearman_rho_learned",
+    ]
+    out = pd.DataFrame(rows, columns=columns)
+    return out.sort_values(["backbone", "budget", "method", "variant"], kind="stable").reset_index(
+        drop=True
+    )
+
+
 def radius_vs_frequency(
     records: Sequence[Mapping[str, Any]], *, backbone: str | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -622,24 +714,7 @@ def radius_vs_frequency(
             "skipped": reason,
         }
     group, rule = picked
-    radius = _class_long(group, "class_mean_radius")
-    share = _class_long(group, "class_pixel_share")
-    both = pd.DataFrame(
-        {
-            "class": pd.concat([radius["class"], share["class"]], ignore_index=True),
-            "field": ["mean_radius"] * len(radius) + ["pixel_share"] * len(share),
-            "value": pd.concat([radius["value"], share["value"]], ignore_index=True),
-        }
-    )
-    classes = list(dict.fromkeys(both["class"]))
-    means = both.groupby(["class", "field"])["value"].mean().unstack("field")
-    means = means.reindex(index=classes, columns=["pixel_share", "mean_radius"])
-    keep = means["pixel_share"].gt(0) & np.isfinite(means["mean_radius"])
-    frame = means[keep].rename_axis("class").reset_index()
-    frame.columns.name = None
-    frame = frame[["class", "pixel_share", "mean_radius"]].astype(
-        {"pixel_share": float, "mean_radius": float}
-    )
+    frame = _class_means(group)
     first = group[0]
     stats = {
         "pearson_r": pearson_r(frame["mean_radius"], frame["pixel_share"]),
@@ -958,6 +1033,10 @@ def build_report(
     written.append(budget_curve(records, out_dir / BUDGET_CURVE_FILE))
     radius_paths, stats = write_radius_vs_frequency(records, out_dir)
     written += radius_paths
+    correlations = radius_correlations(records)
+    if len(correlations):
+        write_text(out_dir / RADIUS_CORR_CSV, correlations.to_csv(index=False, lineterminator="\n"))
+        written.append(out_dir / RADIUS_CORR_CSV)
     if panels:
         written += write_acquisition_figures(panels, out_dir)
     write_json(out_dir / METRICS_FILE, run_metrics(records))

@@ -303,6 +303,52 @@ def test_radius_prefers_halo_at_its_largest_budget(tmp_path: Path) -> None:
     assert_png(paths[1])
 
 
+def test_radius_correlations_per_group_and_over_learned_classes() -> None:
+    frame = report.radius_correlations(study())
+    # every group with radii (the Euclidean ripu and source runs have them too in these fakes)
+    keys = list(zip(frame["method"], frame["variant"], frame["budget"], strict=True))
+    assert keys == [
+        ("source", "euclidean-d512", 0.0),
+        ("source", "hyperbolic-hfr", 0.0),
+        ("halo", "hyperbolic-hfr", 0.01),
+        ("ripu", "euclidean-d512", 0.01),
+        ("halo", "hyperbolic-hfr", 0.022),
+        ("ripu", "euclidean-d512", 0.022),
+        ("supervised", "hyperbolic-hfr", 1.0),
+    ]
+    row = frame.set_index(["method", "budget"])
+    halo22 = row.loc[("halo", 0.022)]
+    assert halo22["n_seeds"] == 3 and halo22["n_classes"] == 4  # "rare" has no share
+    assert halo22["pearson_r"] == pytest.approx(-1.0)
+    assert halo22["spearman_rho"] == pytest.approx(-1.0)
+    assert halo22["n_learned"] == 4  # IoU 50 everywhere
+    assert halo22["pearson_r_learned"] == pytest.approx(-1.0)
+    assert row.loc[("halo", 0.01), "pearson_r"] == pytest.approx(1.0)  # radii negated
+    # source: road radius 2, every other class 1 -> positive; constant radius -> undefined
+    assert row.loc[("source", 0.0), "pearson_r"].iloc[1] > 0
+    assert math.isnan(row.loc[("supervised", 1.0), "pearson_r"])
+
+    # learned classes only: a class the model never gets right (IoU < 20) leaves the subset
+    recs = [
+        record(
+            "halo",
+            "active",
+            "hyperbolic-hfr",
+            0,
+            40.0,
+            budget=0.05,
+            iou={"road": 90.0, "car": 60.0, "bike": 30.0, "pole": 0.0, "rare": None},
+            # pole, never learned, sits near the origin: over all classes r > -1
+            radii={"road": 0.0, "car": 0.4, "bike": 0.7, "pole": 0.1, "rare": 1.0},
+        )
+    ]
+    one = report.radius_correlations(recs).iloc[0]
+    assert one["n_classes"] == 4 and one["n_learned"] == 3
+    assert one["pearson_r"] > -0.9
+    # road, car, bike: radius = -2 * share + 1 exactly
+    assert one["pearson_r_learned"] == pytest.approx(-1.0)
+
+
 def test_radius_falls_back_to_hyperbolic_source_then_skips(tmp_path: Path) -> None:
     no_halo = [r for r in study() if r["method"] != "halo"]
     frame, stats = report.radius_vs_frequency(no_halo)
@@ -362,6 +408,7 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
         "budget_curve.png",
         "radius_vs_frequency.csv",
         "radius_vs_frequency.png",
+        "radius_correlations.csv",
         "metrics.json",
         "summary.json",
     ]

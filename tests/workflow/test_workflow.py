@@ -121,6 +121,7 @@ def test_report_files(project, built):
         "budget_curve.png",
         "radius_vs_frequency.csv",
         "radius_vs_frequency.png",
+        "radius_correlations.csv",
         "metrics.json",
         "summary.json",
     ):
