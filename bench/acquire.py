@@ -17,11 +17,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from benchlib import device_name, machine, side_by_side, write_report
 
-from halo.acquisition.masks import LABELLED_FILE, acquire
+from halo.acquisition.masks import BLOCKED_FILE, LABELLED_FILE, MASKS_DIR, acquire
 from halo.acquisition.strategies import build_strategy
 from halo.config import load_config
 from halo.data import build_dataset
@@ -34,9 +33,13 @@ def _pool(root: Path, count: int, size: tuple[int, int]):
     return build_dataset("cityscapes", root, "train", size)
 
 
-def _labelled(folder: Path) -> dict[str, np.ndarray]:
-    with np.load(folder / LABELLED_FILE) as z:
-        return {k: z[k] for k in z.files}
+def _selection(folder: Path) -> dict[str, bytes]:
+    """What a round wrote: the label maps and every mask file, as bytes."""
+    out = {p.name: p.read_bytes() for p in (folder / LABELLED_FILE, folder / BLOCKED_FILE)}
+    out.update(
+        {str(p.relative_to(folder)): p.read_bytes() for p in (folder / MASKS_DIR).rglob("*.png")}
+    )
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
     parser.add_argument("--out", type=Path, default=Path("bench/out/acquire.json"))
     args = parser.parse_args(argv)
+    if args.batch_size < 2:
+        parser.error("--batch-size must be at least 2 (it is compared with batch size 1)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -85,10 +90,10 @@ def main(argv: list[str] | None = None) -> dict:
 
         sides = {f"batch {args.batch_size}": run(args.batch_size), "batch 1": run(1)}
         timings = side_by_side(sides, device, args.repeats, args.warmup)
-        batched, single = _labelled(tmp / f"b{args.batch_size}"), _labelled(tmp / "b1")
-        if batched.keys() != single.keys() or any(
-            not np.array_equal(batched[k], single[k]) for k in batched
-        ):
+        # on CUDA, kernels chosen per batch size may round differently: ties could then break
+        # differently, so a mismatch there is reported, not raised
+        same = _selection(tmp / f"b{args.batch_size}") == _selection(tmp / "b1")
+        if not same and device.type == "cpu":
             raise AssertionError("batched and one-at-a-time acquisition selected different pixels")
 
     rate = {name: args.pool / t["median_s"] for name, t in timings.items()}
@@ -105,12 +110,13 @@ def main(argv: list[str] | None = None) -> dict:
         "timings": timings,
         "images_per_s": rate,
         "speedup_batched_over_single": ratio,
-        "identical_selection": True,
+        "identical_selection": same,
     }
     print(
         f"[{device.type}] acquire {args.method}, {args.pool} images {size[0]}x{size[1]}: "
         f"batch {args.batch_size} {rate[f'batch {args.batch_size}']:.1f} img/s, "
-        f"batch 1 {rate['batch 1']:.1f} img/s -> x{ratio:.2f}; identical selections"
+        f"batch 1 {rate['batch 1']:.1f} img/s -> x{ratio:.2f}; "
+        f"{'identical selections' if same else 'SELECTIONS DIFFER'}"
     )
     write_report(args.out, report)
     return report

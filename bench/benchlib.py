@@ -34,14 +34,15 @@ def side_by_side(
     fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
 ) -> dict[str, dict[str, float]]:
     """Median / min seconds of each function, the functions alternating within every repeat (so
-    machine load hits all sides alike)."""
+    machine load hits all sides alike), in reversed order every other repeat."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, device)[0])
+    order = list(fns)
+    for i in range(repeats):
+        for name in order if i % 2 == 0 else order[::-1]:  # neither side always goes first
+            times[name].append(timed(fns[name], device)[0])
     return {
         name: {"median_s": statistics.median(t), "min_s": min(t), "repeats": len(t)}
         for name, t in times.items()

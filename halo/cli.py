@@ -388,11 +388,11 @@ def cmd_acquire(args: argparse.Namespace) -> int:
             "--prev (the previous round's folder) is required for rounds > 1 "
             "and not allowed for round 1"
         )
-    target = _dataset(cfg, "target")
     num_classes = get_protocol(cfg.bench.protocol).num_classes
     ckpt_path = Path(args.checkpoint)
     ckpt = load_checkpoint(ckpt_path)
-    _check_fits(ckpt, cfg, num_classes, ckpt_path)
+    _check_fits(ckpt, cfg, num_classes, ckpt_path)  # cheap: before the pool is decoded
+    target = _dataset(cfg, "target")
     device = pick_device(args.device)
     model = _model(cfg, num_classes)
     load_weights(model, ckpt, where=str(ckpt_path))

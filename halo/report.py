@@ -621,7 +621,8 @@ def radius_correlations(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     its frequency, which can hide or invert the relation.
 
     Returns:
-        One row per (backbone, method, variant, budget) group, sorted like :func:`miou_long`:
+        One row per (backbone, method, variant, budget) group, sorted by backbone, budget,
+        method and variant:
         ``backbone, method, variant, budget`` (0 source-only, 1 supervised), ``n_seeds``,
         ``n_classes``, ``pearson_r``, ``spearman_rho``, ``n_learned``, ``pearson_r_learned``,
         ``spearman_rho_learned`` (NaN where undefined: fewer than 3 classes or no spread).

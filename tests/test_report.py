@@ -325,8 +325,11 @@ def test_radius_correlations_per_group_and_over_learned_classes() -> None:
     assert halo22["pearson_r_learned"] == pytest.approx(-1.0)
     assert row.loc[("halo", 0.01), "pearson_r"] == pytest.approx(1.0)  # radii negated
     # source: road radius 2, every other class 1 -> positive; constant radius -> undefined
-    assert row.loc[("source", 0.0), "pearson_r"].iloc[1] > 0
+    by_variant = frame[frame["method"] == "source"].set_index("variant")
+    assert by_variant.loc["hyperbolic-hfr", "pearson_r"] > 0
+    assert math.isnan(by_variant.loc["euclidean-d512", "pearson_r"])
     assert math.isnan(row.loc[("supervised", 1.0), "pearson_r"])
+    assert math.isnan(row.loc[("supervised", 1.0), "spearman_rho_learned"])
 
     # learned classes only: a class the model never gets right (IoU < 20) leaves the subset
     recs = [

@@ -21,6 +21,9 @@ from halo.data import labels as label_tables
 from halo.data.transforms import image_to_tensor, resize_pair
 
 
+_VERIFY_VERSION = 1  # bump when verify() checks more: older stamps then no longer count
+
+
 class DataError(ValueError):
     """Missing, corrupt or inconsistent data; the message names the file or folder."""
 
@@ -230,7 +233,9 @@ class SegmentationDataset(Dataset):
         (no file is opened), with the dataset name and label table they are read with."""
         import hashlib
 
-        h = hashlib.sha256(f"{self.name}\0{self._known.tobytes().hex()}".encode())
+        h = hashlib.sha256(
+            f"{_VERIFY_VERSION}\0{self.name}\0{self._known.tobytes().hex()}".encode()
+        )
         for sample in self.samples:
             for path in (sample.image, sample.label):
                 if path is None:
@@ -240,7 +245,9 @@ class SegmentationDataset(Dataset):
                     st = path.stat()
                 except OSError as err:
                     raise DataError(f"{self.name}: cannot stat {path}: {err}") from err
-                h.update(f"\0{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+                # ctime and inode too: copies that preserve mtimes (cp -p, rsync -a) change them
+                key = (path.resolve(), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                h.update("\0".join(map(str, ("", *key))).encode())
         return h.hexdigest()
 
     def verify(self, *, workers: int | None = None, cache: str | os.PathLike | None = None) -> bool:
@@ -257,16 +264,24 @@ class SegmentationDataset(Dataset):
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        stamp = None
+        stamp, before = None, None
         if cache is not None:
-            stamp = Path(cache) / "verified" / f"{self.fingerprint()}.json"
+            before = self.fingerprint()
+            stamp = Path(cache) / "verified" / f"{before}.json"
             if stamp.is_file():
                 return False
-        workers = workers or max(1, min(8, os.cpu_count() or 1))
+        if workers is None:
+            cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+            workers = max(1, min(8, len(cpus) if cpus else (os.cpu_count() or 1)))
+
+        def check(index: int) -> None:
+            self.load_native(index)  # the decoded arrays are dropped at once
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(self.load_native, range(len(self))):
+            for _ in pool.map(check, range(len(self))):
                 pass
-        if stamp is not None:
+        # files changed while they were decoded: what was checked is not what is there now
+        if stamp is not None and self.fingerprint() == before:
             from halo.io import write_json
 
             try:

@@ -41,24 +41,27 @@ def kill_when(cmd: list[str], ready, what: str, timeout: float = 240) -> int:
     ``timeout`` seconds."""
     import signal
     import subprocess
+    import tempfile
     import time
 
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=halo_env()
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if proc.poll() is not None:
-                pytest.fail(f"{' '.join(cmd[2:4])} ended before {what}: {proc.stderr.read()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} after {timeout:.0f} s")
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+    # stderr into a file, not a pipe nobody reads while polling (a full pipe would block it)
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, env=halo_env()
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready():
+                if proc.poll() is not None:
+                    err.seek(0)
+                    pytest.fail(f"{' '.join(cmd[2:4])} ended before {what}: {err.read()[-3000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no {what} after {timeout:.0f} s")
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return proc.returncode

@@ -65,9 +65,15 @@ def _outputs(out: Path) -> dict:
 def test_same_seed_same_bytes_other_seed_differs(tiny_data, tmp_path):
     runs = {"a": 0, "b": 0, "c": 1}
     procs = {name: _start(tiny_data, tmp_path / name, seed) for name, seed in runs.items()}
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, f"run {name}: {err[-3000:]}"
+    try:
+        for name, proc in procs.items():
+            _, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, f"run {name}: {err[-3000:]}"
+    finally:  # a failed run does not leave the others running
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     a, b, c = (_outputs(tmp_path / name) for name in runs)
 
     assert len([k for k in a["files"] if k.startswith("masks/")]) == 4

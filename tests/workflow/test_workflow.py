@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -186,6 +187,34 @@ def test_dry_run_every_shipped_benchmark(tmp_path):
     for bench in grid:
         assert f"results/{bench}" in out
     assert "report" in out
+
+
+def test_study_grid_with_extra_cells_plans(tmp_path):
+    """configs/study.yaml: 4 methods x 3 budgets x 3 seeds plus 3 ablations at 5 % x 3 seeds,
+    one source model per model variant, one supervised bound; a cell in both grids counts once."""
+    project = copy_project(tmp_path / "p")
+    study = yaml.safe_load((ROOT / "configs/study.yaml").read_text())
+    spec = study["benchmarks"][BENCH]
+    spec["extra"].append({"methods": ["halo"], "budgets": [5]})  # already in the main grid
+    (project / "study.yaml").write_text(yaml.safe_dump(study))
+    res = run(
+        ["snakemake", f"results/{BENCH}/", "-n", "--cores", "2", "--configfile", "study.yaml"],
+        project,
+    )
+    out = res.stdout + res.stderr
+    counts = {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE)
+    }
+    active = 4 * 3 * 3 + 3 * 3
+    assert counts["summarize"] == counts["track"] == active + 4 + 1  # + sources + supervised
+    # hyperbolic-hfr (random, entropy, halo, radius), euclidean-d512 (ripu), hyperbolic
+    # (halo-nohfr), euclidean (featnorm)
+    assert counts["pretrain"] == 4 and counts["supervised"] == 1
+    assert counts["acquire"] == counts["train_round"] == active * 5
+    for name in ("radius", "halo-nohfr", "featnorm"):
+        assert f"{BENCH}/deeplabv3plus-r18/{name}/5/seed2" in out
+        assert f"{BENCH}/deeplabv3plus-r18/{name}/1/seed0" not in out
 
 
 def test_real_benchmark_without_data_stops_at_once(tmp_path):
