@@ -557,6 +557,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     records = [_read_json(p, "run record") for p in args.records]
+    acquired = [
+        _acquired_counts(Path(p), rec) for p, rec in zip(args.records, records, strict=True)
+    ]
     panels = None
     if args.panels_checkpoint and args.panels > 0:
         panels = _acquisition_panels(args, cfg)
@@ -565,7 +568,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
     try:
-        summary = report.build_report(records, tmp, benchmark=cfg.benchmark, panels=panels)
+        summary = report.build_report(
+            records, tmp, benchmark=cfg.benchmark, panels=panels, acquired=acquired
+        )
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -579,6 +584,22 @@ def cmd_report(args: argparse.Namespace) -> int:
         tracking.log_report(cfg.benchmark, files, summary=summary, uri=tracking.tracking_uri())
     print(f"report of {len(records)} runs → {out}")
     return 0
+
+
+def _acquired_counts(record_path: Path, record: dict):
+    """Labelled pixels per class of an active run's last round, read from the label masks in
+    ``<run>/round<R>/masks/`` beside its record (``runs/.../seed<s>/metrics.json``); ``None``
+    for other runs or where the masks are not there (a record copied on its own)."""
+    from halo.acquisition.masks import MASKS_DIR, read_mask
+    from halo.report import labelled_class_counts
+
+    if record.get("kind") != "active" or not record.get("rounds"):
+        return None
+    masks = record_path.parent / f"round{record['rounds'][-1]['round']}" / MASKS_DIR
+    files = sorted(masks.rglob("*.png")) if masks.is_dir() else []
+    if not files:
+        return None
+    return labelled_class_counts((read_mask(f) for f in files), len(record["class_names"]))
 
 
 def _acquisition_panels(args: argparse.Namespace, cfg) -> list[dict]:

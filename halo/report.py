@@ -11,6 +11,8 @@ Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``)::
     miou_table.csv            tidy: backbone, method, variant, budget, n_seeds, mean, std
     miou_table.md             wide: rows (backbone, method), columns 0% | budgets | 100%
     per_class.csv             backbone, method, variant, budget, n_seeds, <class>... (mean IoU)
+    acquired_classes.csv      same keys, <class>...: % of the labelled pixels per class after the
+                              last round (when the active runs' label masks are given)
     budget_curve.png          mIoU vs budget per (backbone, method), source/supervised lines
     radius_vs_frequency.csv   class, pixel_share, mean_radius   (paper Figure 2; when a
     radius_vs_frequency.png   scatter, log-x, Pearson r and Spearman rho   hyperbolic run exists)
@@ -36,7 +38,7 @@ import io
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from halo.acquisition.strategies import Strategy
 
 __all__ = [
+    "ACQUIRED_CSV",
     "ACQUISITION_DIR",
     "BUDGET_CURVE_FILE",
     "MIOU_CSV",
@@ -62,12 +65,14 @@ __all__ = [
     "RADIUS_CSV",
     "RADIUS_PNG",
     "SUMMARY_FILE",
+    "acquired_class_table",
     "acquisition_panels",
     "best_methods",
     "budget_curve",
     "budget_label",
     "build_report",
     "check_records",
+    "labelled_class_counts",
     "miou_long",
     "miou_table",
     "pearson_r",
@@ -84,6 +89,7 @@ __all__ = [
 MIOU_CSV = "miou_table.csv"
 MIOU_MD = "miou_table.md"
 PER_CLASS_CSV = "per_class.csv"
+ACQUIRED_CSV = "acquired_classes.csv"
 BUDGET_CURVE_FILE = "budget_curve.png"
 RADIUS_CSV = "radius_vs_frequency.csv"
 RADIUS_CORR_CSV = "radius_correlations.csv"
@@ -421,6 +427,87 @@ def per_class_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         table = table.join(wide.reindex(columns=classes), on=_GROUP)
     table = _sort(table)
     return table[["backbone", "method", "variant", "budget", "n_seeds", *classes]]
+
+
+def labelled_class_counts(masks: Iterable[np.ndarray], num_classes: int) -> np.ndarray:
+    """Labelled pixels per class over label masks.
+
+    Args:
+        masks: uint8 ``[H, W]`` label masks (train ids where labelled, 255 elsewhere).
+        num_classes: ``C``; ids ``>= C`` other than 255 are an error.
+
+    Returns:
+        int64 ``[C]``.
+    """
+    counts = np.zeros(256, dtype=np.int64)
+    for mask in masks:
+        counts += np.bincount(np.asarray(mask, dtype=np.uint8).ravel(), minlength=256)
+    bad = np.flatnonzero(counts[num_classes:255])
+    if bad.size:
+        raise ValueError(
+            f"labelled_class_counts: ids {(bad + num_classes).tolist()} >= {num_classes}"
+        )
+    return counts[:num_classes]
+
+
+def acquired_class_table(
+    records: Sequence[Mapping[str, Any]], counts: Sequence[np.ndarray | None]
+) -> pd.DataFrame:
+    """Which classes the active runs labelled: per class, the % of the labelled pixels.
+
+    Args:
+        records: run records of one benchmark.
+        counts: aligned with ``records``: int64 ``[C]`` labelled pixels per class of the run's
+            last round (:func:`labelled_class_counts`; classes in the record's ``class_names``
+            order), or ``None`` (source-only and supervised runs, or masks not available).
+
+    Returns:
+        One row per (backbone, method, variant, budget) group with counts, sorted as
+        :func:`per_class_table`: ``backbone, method, variant, budget, n_seeds``, then one column
+        per class: the share (percent) averaged over the group's seeds.
+    """
+    check_records(records)
+    if len(counts) != len(records):
+        raise ValueError(
+            f"acquired_class_table: {len(counts)} count vectors for {len(records)} records"
+        )
+    have = [
+        (r, np.asarray(c, dtype=np.float64))
+        for r, c in zip(records, counts, strict=True)
+        if c is not None
+    ]
+    classes: list[str] = []
+    for r, c in have:
+        names = list(r["class_names"])
+        if len(names) != len(c):
+            raise ValueError(
+                f"acquired_class_table: {len(c)} counts for the {len(names)} classes of "
+                f"{r['method']} seed {r['seed']}"
+            )
+        classes += [n for n in names if n not in classes]
+    runs = _runs_frame([r for r, _ in have])
+    shares = pd.DataFrame(
+        [
+            dict(
+                zip(
+                    r["class_names"],
+                    100 * c / c.sum() if c.sum() else np.full(len(c), np.nan),
+                    strict=True,
+                )
+            )
+            for r, c in have
+        ],
+        columns=classes,
+    )
+    frame = pd.concat([runs, shares], axis=1)
+    table = frame.groupby(_GROUP, sort=False)[classes].mean()
+    table = (
+        runs[[*_GROUP, "kind_order"]]
+        .drop_duplicates(_GROUP)
+        .join(runs.groupby(_GROUP, sort=False).size().rename("n_seeds"), on=_GROUP)
+        .join(table, on=_GROUP)
+    )
+    return _sort(table)[["backbone", "method", "variant", "budget", "n_seeds", *classes]]
 
 
 def write_per_class_table(records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike) -> Path:
@@ -1007,6 +1094,7 @@ def build_report(
     *,
     benchmark: str,
     panels: Sequence[Mapping[str, Any]] | None = None,
+    acquired: Sequence[np.ndarray | None] | None = None,
 ) -> dict[str, Any]:
     """Write every table and figure of one benchmark into ``out_dir`` (each file atomically).
 
@@ -1015,6 +1103,8 @@ def build_report(
         out_dir: the report folder (``results/<bench>/``).
         benchmark: the benchmark the records must belong to.
         panels: optional :func:`acquisition_panels` output, drawn into ``acquisition/``.
+        acquired: optional labelled-pixel counts per class, aligned with ``records``
+            (:func:`acquired_class_table`), written to ``acquired_classes.csv``.
 
     Returns:
         The summary, also written as ``summary.json``: ``{"benchmark", "records": count,
@@ -1034,6 +1124,10 @@ def build_report(
     written.append(budget_curve(records, out_dir / BUDGET_CURVE_FILE))
     radius_paths, stats = write_radius_vs_frequency(records, out_dir)
     written += radius_paths
+    if acquired is not None and any(c is not None for c in acquired):
+        table = acquired_class_table(records, acquired)
+        write_text(out_dir / ACQUIRED_CSV, table.to_csv(index=False, lineterminator="\n"))
+        written.append(out_dir / ACQUIRED_CSV)
     correlations = radius_correlations(records)
     if len(correlations):
         write_text(out_dir / RADIUS_CORR_CSV, correlations.to_csv(index=False, lineterminator="\n"))

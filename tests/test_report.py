@@ -352,6 +352,41 @@ def test_radius_correlations_per_group_and_over_learned_classes() -> None:
     assert one["pearson_r_learned"] == pytest.approx(-1.0)
 
 
+def test_labelled_class_counts_and_acquired_table(tmp_path: Path) -> None:
+    masks = [np.array([[0, 255, 1], [1, 1, 255]], np.uint8), np.array([[3, 3, 255]], np.uint8)]
+    np.testing.assert_array_equal(report.labelled_class_counts(masks, 5), [1, 3, 0, 2, 0])
+    with pytest.raises(ValueError, match=r"ids \[7\] >= 5"):
+        report.labelled_class_counts([np.array([[7]], np.uint8)], 5)
+
+    recs = study()
+    counts = []
+    for r in recs:
+        if r["kind"] != "active":
+            counts.append(None)
+        elif r["method"] == "halo":  # seeds: all road / half road, half car / all car ...
+            counts.append(np.array([[4, 0, 0, 0, 0], [2, 2, 0, 0, 0], [0, 4, 0, 0, 0]][r["seed"]]))
+        else:
+            counts.append(np.array([1, 1, 1, 1, 0]))
+    table = report.acquired_class_table(recs, counts)
+    assert list(table.columns) == ["backbone", "method", "variant", "budget", "n_seeds", *CLASSES]
+    assert list(zip(table["method"], table["budget"], strict=True)) == [
+        ("halo", 0.01),
+        ("halo", 0.022),
+        ("ripu", 0.01),
+        ("ripu", 0.022),
+    ]
+    halo = table.iloc[0]
+    assert halo["n_seeds"] == 3
+    assert halo["road"] == pytest.approx(50.0) and halo["car"] == pytest.approx(50.0)
+    assert table.iloc[2][CLASSES].tolist() == [25.0, 25.0, 25.0, 25.0, 0.0]
+    with pytest.raises(ValueError, match="3 count vectors for"):
+        report.acquired_class_table(recs, counts[:3])
+
+    summary = report.build_report(recs, tmp_path, benchmark=BENCH, acquired=counts)
+    assert "acquired_classes.csv" in summary["files"]
+    assert pd.read_csv(tmp_path / "acquired_classes.csv").shape == (4, 5 + len(CLASSES))
+
+
 def test_radius_falls_back_to_hyperbolic_source_then_skips(tmp_path: Path) -> None:
     no_halo = [r for r in study() if r["method"] != "halo"]
     frame, stats = report.radius_vs_frequency(no_halo)

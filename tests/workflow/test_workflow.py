@@ -123,6 +123,7 @@ def test_report_files(project, built):
         "radius_vs_frequency.csv",
         "radius_vs_frequency.png",
         "radius_correlations.csv",
+        "acquired_classes.csv",
         "metrics.json",
         "summary.json",
     ):
