@@ -12,8 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_configs_load():
+    """Every shipped run config loads; workflow grids (a top-level `benchmarks` key, checked by
+    the workflow's schema) name run configs that load."""
+    import yaml
+
     for path in sorted((ROOT / "configs").rglob("*.yaml")):
-        if path.parent.name in ("benchmarks",) or path.name == "workflow.yaml":
+        data = yaml.safe_load(path.read_text())
+        if "benchmarks" in data:  # a workflow grid (configs/workflow.yaml, configs/study.yaml)
+            for bench, spec in data["benchmarks"].items():
+                cfg = load_config(ROOT / spec["config"], spec.get("set", []))
+                assert cfg.benchmark == bench, (path, bench)
+            continue
+        if path.parent.name == "benchmarks":
             continue
         load_config(path)
 
