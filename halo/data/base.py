@@ -229,8 +229,9 @@ class SegmentationDataset(Dataset):
         }
 
     def fingerprint(self) -> str:
-        """A hash of the dataset's files as they are now: paths, sizes and modification times
-        (no file is opened), with the dataset name and label table they are read with."""
+        """A hash of the dataset's files as they are now: paths, sizes, modification and change
+        times and inodes (no file is opened), with the dataset name, label table and verify
+        version."""
         import hashlib
 
         h = hashlib.sha256(
