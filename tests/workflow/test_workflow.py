@@ -191,7 +191,7 @@ def test_dry_run_every_shipped_benchmark(tmp_path):
 
 
 def test_study_grid_with_extra_cells_plans(tmp_path):
-    """configs/study.yaml: 4 methods x 3 budgets x 3 seeds plus 3 ablations at 5 % x 3 seeds,
+    """configs/study.yaml: 5 methods x 3 budgets x 3 seeds plus 2 ablations at 5 % x 3 seeds,
     one source model per model variant, one supervised bound; a cell in both grids counts once."""
     project = copy_project(tmp_path / "p")
     study = yaml.safe_load((ROOT / "configs/study.yaml").read_text())
@@ -207,13 +207,14 @@ def test_study_grid_with_extra_cells_plans(tmp_path):
         m.group(1): int(m.group(2))
         for m in re.finditer(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE)
     }
-    active = 4 * 3 * 3 + 3 * 3
+    active = 5 * 3 * 3 + 2 * 3
     assert counts["summarize"] == counts["track"] == active + 4 + 1  # + sources + supervised
     # hyperbolic-hfr (random, entropy, halo, radius), euclidean-d512 (ripu), hyperbolic
     # (halo-nohfr), euclidean (featnorm)
     assert counts["pretrain"] == 4 and counts["supervised"] == 1
     assert counts["acquire"] == counts["train_round"] == active * 5
-    for name in ("radius", "halo-nohfr", "featnorm"):
+    assert f"{BENCH}/deeplabv3plus-r18/radius/1/seed0" in out
+    for name in ("halo-nohfr", "featnorm"):
         assert f"{BENCH}/deeplabv3plus-r18/{name}/5/seed2" in out
         assert f"{BENCH}/deeplabv3plus-r18/{name}/1/seed0" not in out
 
