@@ -12,7 +12,11 @@ the plan as an RGB image:
   source wall, bus ≈ source traffic light), appearances never seen in the source (random car
   paint and clothing, dark poles, white trucks), textures (asphalt, paving, windows, foliage,
   clouds), an illumination gradient, a colour cast, blur and sensor noise, an ego-vehicle hood;
-- ``acdc`` (target): the ``cityscapes`` style under ``fog``, ``night``, ``rain`` or ``snow``;
+- ``acdc`` (target): the ``cityscapes`` style (fewer pedestrians and parked cars) under ``fog``
+  (haze by distance, washed-out colours), ``night`` (dark, sodium or LED tint, black sky, lit
+  windows and lamps, glows), ``rain`` (overcast, desaturated, grey sky, dark wet ground with
+  puddles, streaks, drops on the lens) or ``snow`` (snow-covered ground with tyre tracks, white
+  sky, bluish light, flakes);
 - ``synthia`` (second source): another flat palette and a higher, SYNTHIA-like camera, written in
   SYNTHIA's 16-bit label layout (no terrain, truck or train, as in SYNTHIA's 16-class protocol).
 
@@ -109,7 +113,7 @@ class DomainLayout:
 LAYOUTS = {
     "gta": DomainLayout(),
     "cityscapes": DomainLayout(ego_prob=0.5, persons=4.5, parked=5.0),
-    "acdc": DomainLayout(ego_prob=0.4, persons=2.0, cars=4.0),
+    "acdc": DomainLayout(ego_prob=0.4, persons=3.0, parked=5.0),
     "synthia": DomainLayout(
         horizon=(0.18, 0.32),
         persons=6.0,
@@ -624,28 +628,68 @@ def render(plan: Plan, style: str, rng: np.random.Generator, condition: str | No
     return np.clip(img, 0, 255).round().astype(np.uint8)
 
 
+def _luma(img: np.ndarray) -> np.ndarray:
+    """Luminance of float [H, W, 3] as [H, W, 1] (Rec. 601 weights)."""
+    return (img @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+
+
 def _condition(img, plan: Plan, condition: str, rng) -> np.ndarray:
-    """Adverse weather or light on top of the target style (ACDC)."""
+    """Adverse weather or light on top of the target style (ACDC).
+
+    Each condition moves colour, contrast and the sky far from the clean target (and further
+    from the source), but keeps the scene's layout and most of its local contrast, so a model
+    trained on the condition can still read it: a model trained in clear weather fails, one
+    trained on ACDC learns (README, "Calibration").
+
+    - ``fog``: depth-dependent haze (transmittance ``exp(-k/s)``), a washed-out palette;
+    - ``night``: gamma-darkened, sodium- or LED-tinted street light, black sky, lit lamps, small
+      glows, extra sensor noise;
+    - ``rain``: overcast and desaturated, a grey sky, dark wet ground with bright puddles, streaks
+      and blurred drops on the lens;
+    - ``snow``: snow cover on the ground (tyre tracks on the road), bright bluish light, a white
+      sky, falling flakes.
+    """
     h, w = plan.label.shape
     s = plan.depth[..., None]
+    lab = plan.label[..., None]
+    sky = lab == SKY
     if condition == "fog":
-        t = np.exp(-rng.uniform(0.25, 0.5) / np.maximum(s, 1e-3))  # transmittance by distance
-        return img * t + rng.uniform(185, 215) * (1 - t)
+        img = 0.7 * img + 0.3 * _luma(img)
+        t = np.exp(-rng.uniform(0.04, 0.1) / np.maximum(s, 1e-3))  # transmittance by distance
+        air = rng.uniform(175, 210) * np.array([0.97, 1.0, 1.04], np.float32)
+        return img * t + air * (1 - t)
     if condition == "night":
-        img = 255 * (np.clip(img, 0, 255) / 255) ** 1.6 * 0.3
-        lab = plan.label[..., None]
-        lamps = (plan.part[..., None] == LIGHTPART) & ((lab == LIGHT) | (lab == SIGN))
-        img = np.where(lamps, np.clip(img * 4 + 80, 0, 255), img)
+        cast = (
+            np.array([1.0, 0.8, 0.55], np.float32)  # sodium lamps
+            if rng.random() < 0.5
+            else np.array([0.8, 0.88, 1.0], np.float32)  # LED lamps
+        )
+        x = np.clip(img, 0, 255) / 255
+        img = 255 * x**1.2 * rng.uniform(0.5, 0.65) * cast
+        img = np.where(sky, rng.uniform(8, 20) * np.array([0.6, 0.7, 1.0], np.float32), img)
+        part = plan.part[..., None]
+        lit = (part == GLASS) & (lab == BUILDING) & (_smooth_noise(rng, h, w, 4)[..., None] > 0)
+        img = np.where(lit, np.array([250, 205, 120], np.float32), img)
+        lamps = (part == LIGHTPART) & ((lab == LIGHT) | (lab == SIGN))
+        img = np.where(lamps, np.clip(img * 3 + 110, 0, 255), img)
         glow = np.zeros((h, w), np.float32)
-        n = rng.poisson(4)
-        cy, cx = rng.uniform(0.3, 0.8, n) * h, rng.uniform(0, 1, n) * w
-        rad = rng.uniform(0.03, 0.08, n) * w
-        for k in range(n):  # a handful of street-light glows, whole-map vectorised each
+        n = rng.poisson(3)
+        cy, cx = rng.uniform(0.3, 0.7, n) * h, rng.uniform(0, 1, n) * w
+        rad = rng.uniform(0.02, 0.045, n) * w
+        for k in range(n):  # a few street-light glows, whole-map vectorised each
             glow += np.exp(-((plan.yy - cy[k]) ** 2 + (plan.xx - cx[k]) ** 2) / rad[k] ** 2)
-        return img + 120 * glow[..., None] * np.array([1.0, 0.85, 0.55], np.float32)
+        img = img + 90 * glow[..., None] * cast
+        return img + rng.normal(0, rng.uniform(2, 4), img.shape)
     if condition == "rain":
-        img = img * 0.7 + 15
-        n = int(rng.uniform(0.004, 0.01) * h * w)
+        img = 0.65 * img + 0.35 * _luma(img)
+        img = (img * 0.8 + 10) * np.array([0.94, 0.98, 1.06], np.float32)
+        grey = rng.uniform(130, 165) + 12 * _smooth_noise(rng, h, w, 16)[..., None]
+        img = np.where(sky, grey, img)
+        wet = (lab == ROAD) | (lab == SIDEWALK)
+        puddle = wet & (_smooth_noise(rng, h, w, 5)[..., None] > 1.3)
+        img = np.where(wet, img * 0.7, img)
+        img = np.where(puddle, 0.4 * img + 0.6 * grey, img)
+        n = int(rng.uniform(0.006, 0.015) * h * w)
         length = max(3, h // 16)
         y0, x0 = rng.integers(0, h, n), rng.integers(0, w, n)
         t = np.arange(length)
@@ -653,13 +697,22 @@ def _condition(img, plan: Plan, condition: str, rng) -> np.ndarray:
         xs = np.clip(x0[:, None] + (t[None, :] * 0.3).astype(int), 0, w - 1)
         streaks = np.zeros((h, w), np.float32)
         np.add.at(streaks, (ys.ravel(), xs.ravel()), 1.0)
-        return img + 45 * np.clip(streaks, 0, 1)[..., None]
+        img = img + 35 * np.clip(streaks, 0, 1)[..., None]
+        n = rng.poisson(3)  # drops on the lens: discs of the image blurred
+        cy, cx = rng.uniform(0, h, n), rng.uniform(0, w, n)
+        rad = rng.uniform(0.03, 0.06, n) * w
+        d2 = (plan.yy[None] - cy[:, None, None]) ** 2 + (plan.xx[None] - cx[:, None, None]) ** 2
+        drops = (d2 < rad[:, None, None] ** 2).any(0)[..., None]
+        return np.where(drops, _blur(img, 2.0), img)
     if condition == "snow":
-        lab = plan.label[..., None]
-        ground = np.isin(lab, (ROAD, SIDEWALK, TERRAIN, VEG, BUILDING, WALL, FENCE))
-        cover = (_smooth_noise(rng, h, w, 6)[..., None] > rng.uniform(-0.6, 0.3)) & ground
-        img = np.where(cover, 0.35 * img + 0.65 * 230, img)
-        img = 0.8 * img + 45
+        noise = _smooth_noise(rng, h, w, 6)[..., None]
+        road = (lab == ROAD) & (noise > rng.uniform(0.2, 0.6))  # tyre tracks stay dark
+        side = np.isin(lab, (SIDEWALK, TERRAIN)) & (noise > rng.uniform(-0.8, -0.2))
+        tops = (lab == VEG) & (noise > rng.uniform(0.3, 0.8))
+        white = rng.uniform(220, 240) * np.array([0.95, 0.98, 1.04], np.float32)
+        img = np.where(road | side | tops, 0.25 * img + 0.75 * white, img)
+        img = (0.85 * img + 30) * np.array([0.95, 0.98, 1.05], np.float32)
+        img = np.where(sky, rng.uniform(200, 228) + 6 * noise, img)
         flakes = rng.random((h, w, 1)) < rng.uniform(0.005, 0.02)
         return np.where(flakes, 245.0, img)
     raise ValueError(f"unknown ACDC condition {condition!r}; valid: {', '.join(CONDITIONS)}")

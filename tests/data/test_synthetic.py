@@ -39,8 +39,9 @@ def test_written_files_do_not_depend_on_count(tmp_path):
 def test_each_style_reads_back_through_the_real_loader(tmp_path, style):
     dataset, split, protocol, opts = READ_BACK[style]
     conds = opts.get("conditions", synthetic.CONDITIONS)
-    synthetic.write_dataset(style, tmp_path, split="train", count=3, size=SIZE, seed=0,
-                            conditions=conds)
+    synthetic.write_dataset(
+        style, tmp_path, split="train", count=3, size=SIZE, seed=0, conditions=conds
+    )
     ds = build_dataset(dataset, tmp_path, split, protocol=protocol, **opts)
     assert len(ds) == 3 * (len(conds) if style == "acdc" else 1)
     to_protocol = L.get_protocol(protocol).from_cityscapes19()
@@ -55,8 +56,7 @@ def test_each_style_reads_back_through_the_real_loader(tmp_path, style):
         item = ds[k]
         image, label = expected[item["id"]]
         np.testing.assert_array_equal(item["label"].numpy(), label)
-        np.testing.assert_allclose(item["image"].numpy().transpose(1, 2, 0) * 255, image,
-                                   atol=1e-3)
+        np.testing.assert_allclose(item["image"].numpy().transpose(1, 2, 0) * 255, image, atol=1e-3)
     stats = json.loads((tmp_path / "class_stats.json").read_text())["train"]
     assert abs(sum(stats["share"].values()) + stats["void_share"] - 1) < 1e-9
 
@@ -109,6 +109,28 @@ def test_acdc_conditions_differ():
     night = synthetic.generate_sample("acdc", "val", 0, size=(64, 128), condition="night")[0]
     assert fog.mean() > night.mean() + 60
     assert fog.std() < synthetic.generate_sample("cityscapes", "val", 0, size=(64, 128))[0].std()
+
+
+def test_acdc_conditions_change_sky_ground_and_contrast():
+    """Each condition has its own sky and ground, and less contrast than clear weather."""
+
+    def stats(style, condition=None):
+        out = []
+        for i in range(6):
+            img, lab = synthetic.generate_sample(
+                style, "val", i, size=(64, 128), condition=condition
+            )
+            img = img.astype(np.float64)
+            sky = img[lab == 10].mean() if (lab == 10).any() else np.nan
+            out.append((sky, img[lab == 0].mean(), img.std()))
+        return np.nanmean(np.array(out), 0)
+
+    _, clear_road, clear_std = stats("cityscapes")
+    got = {c: stats("acdc", c) for c in synthetic.CONDITIONS}
+    assert got["night"][0] < 40 < 120 < got["rain"][0] < 180 < got["fog"][0]
+    assert got["snow"][0] > 180
+    assert got["snow"][1] > clear_road + 30 > got["rain"][1] + 30 > got["night"][1] + 30
+    assert all(got[c][2] < clear_std for c in synthetic.CONDITIONS)
 
 
 @pytest.mark.parametrize(
