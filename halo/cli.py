@@ -560,6 +560,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     acquired = [
         _acquired_counts(Path(p), rec) for p, rec in zip(args.records, records, strict=True)
     ]
+    losses = [_train_losses(Path(p), rec) for p, rec in zip(args.records, records, strict=True)]
     panels = None
     if args.panels_checkpoint and args.panels > 0:
         panels = _acquisition_panels(args, cfg)
@@ -569,7 +570,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
     try:
         summary = report.build_report(
-            records, tmp, benchmark=cfg.benchmark, panels=panels, acquired=acquired
+            records,
+            tmp,
+            benchmark=cfg.benchmark,
+            panels=panels,
+            acquired=acquired,
+            losses=losses,
         )
         if out.exists():
             shutil.rmtree(out)
@@ -600,6 +606,21 @@ def _acquired_counts(record_path: Path, record: dict):
     if not files:
         return None
     return labelled_class_counts((read_mask(f) for f in files), len(record["class_names"]))
+
+
+def _train_losses(record_path: Path, record: dict) -> list[float] | None:
+    """The logged training losses of an active run, round 1 first, read from each round's
+    ``train_log.json`` beside its record; ``None`` for other runs or where a round's log is not
+    there (a record copied on its own)."""
+    if record.get("kind") != "active" or not record.get("rounds"):
+        return None
+    out: list[float] = []
+    for r in record["rounds"]:
+        log = record_path.parent / f"round{r['round']}" / "train_log.json"
+        if not log.is_file():
+            return None
+        out += [float(h["loss"]) for h in _read_json(log, "training log").get("history", [])]
+    return out or None
 
 
 def _acquisition_panels(args: argparse.Namespace, cfg) -> list[dict]:

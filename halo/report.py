@@ -18,6 +18,9 @@ Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``)::
     radius_vs_frequency.png   scatter, log-x, Pearson r and Spearman rho   hyperbolic run exists)
     radius_correlations.csv   per model group with radii: radius-vs-share correlation over all
                               classes and over the classes it learned (IoU >= 20)
+    training_stability.csv    per active run: first, peak and final logged training loss, and
+                              ``unstable`` when the peak is above 5x the first (when the runs'
+                              training logs are given); miou_table.md then lists those runs
     acquisition/<id>.png      image | radius | entropy | score | selected  (paper Figure 4; when
                                                                           panels are given)
     metrics.json              mIoU and budget used per run (what ``dvc metrics show`` lists)
@@ -93,6 +96,8 @@ ACQUIRED_CSV = "acquired_classes.csv"
 BUDGET_CURVE_FILE = "budget_curve.png"
 RADIUS_CSV = "radius_vs_frequency.csv"
 RADIUS_CORR_CSV = "radius_correlations.csv"
+STABILITY_CSV = "training_stability.csv"
+LOSS_SPIKE_FACTOR = 5.0
 LEARNED_IOU = 20.0  # mean IoU (percent) from which a model group counts a class as learned
 RADIUS_PNG = "radius_vs_frequency.png"
 ACQUISITION_DIR = "acquisition"
@@ -1088,6 +1093,64 @@ def run_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def training_stability(
+    records: Sequence[Mapping[str, Any]],
+    losses: Sequence[Sequence[float] | None],
+    *,
+    factor: float = LOSS_SPIKE_FACTOR,
+) -> pd.DataFrame:
+    """Loss spikes in the active runs' training: a diverging round that still ended finite.
+
+    Args:
+        records: run records of one benchmark.
+        losses: aligned with ``records``: the run's logged training losses in order (float
+            ``[N]``, round 1 first, as in each round's ``train_log.json`` history), or ``None``.
+        factor: a run is ``unstable`` when its peak loss exceeds ``factor`` x its first loss.
+
+    Returns:
+        One row per run with losses, sorted as :func:`miou_long` then by seed: ``backbone,
+        method, variant, budget, seed, start_loss, peak_loss, peak_at`` (index into the losses),
+        ``final_loss, unstable`` (bool), ``miou``.
+    """
+    check_records(records)
+    if len(losses) != len(records):
+        raise ValueError(f"training_stability: {len(losses)} loss lists for {len(records)} records")
+    if not factor > 1:
+        raise ValueError(f"training_stability: factor must be > 1, got {factor}")
+    have = [(r, np.asarray(x, dtype=np.float64)) for r, x in zip(records, losses, strict=True)]
+    have = [(r, x) for r, x in have if x is not None and x.ndim == 1 and x.size]
+    cols = [*_GROUP, "seed", "start_loss", "peak_loss", "peak_at", "final_loss", "unstable"]
+    if not have:
+        return pd.DataFrame(columns=[*cols, "miou"])
+    runs = _runs_frame([r for r, _ in have])
+    x = [x for _, x in have]
+    runs["start_loss"] = [v[0] for v in x]
+    runs["peak_loss"] = [v.max() for v in x]
+    runs["peak_at"] = [int(v.argmax()) for v in x]
+    runs["final_loss"] = [v[-1] for v in x]
+    runs["unstable"] = runs["peak_loss"] > factor * runs["start_loss"]
+    runs = runs.sort_values(
+        ["backbone", "kind_order", "method", "variant", "budget", "seed"], kind="stable"
+    )
+    return runs[[*cols, "miou"]].reset_index(drop=True)
+
+
+def _stability_note(table: pd.DataFrame) -> str:
+    """Markdown lines naming the unstable runs (empty when there are none)."""
+    bad = table[table["unstable"]]
+    if bad.empty:
+        return ""
+    runs = "; ".join(
+        f"{r.method} {budget_label(r.budget)} seed {r.seed} (loss {r.start_loss:.3g} → "
+        f"{r.peak_loss:.3g}, mIoU {r.miou:.1f})"
+        for r in bad.itertuples()
+    )
+    return (
+        f"\n**Unstable training** in {len(bad)} of {len(table)} active runs (peak training loss "
+        f"above {LOSS_SPIKE_FACTOR:g}x the first; {STABILITY_CSV}): {runs}.\n"
+    )
+
+
 def build_report(
     records: Sequence[Mapping[str, Any]],
     out_dir: str | os.PathLike,
@@ -1095,6 +1158,7 @@ def build_report(
     benchmark: str,
     panels: Sequence[Mapping[str, Any]] | None = None,
     acquired: Sequence[np.ndarray | None] | None = None,
+    losses: Sequence[Sequence[float] | None] | None = None,
 ) -> dict[str, Any]:
     """Write every table and figure of one benchmark into ``out_dir`` (each file atomically).
 
@@ -1105,12 +1169,15 @@ def build_report(
         panels: optional :func:`acquisition_panels` output, drawn into ``acquisition/``.
         acquired: optional labelled-pixel counts per class, aligned with ``records``
             (:func:`acquired_class_table`), written to ``acquired_classes.csv``.
+        losses: optional training losses per run, aligned with ``records``
+            (:func:`training_stability`), written to ``training_stability.csv``; the unstable
+            runs are also named under the table in ``miou_table.md``.
 
     Returns:
         The summary, also written as ``summary.json``: ``{"benchmark", "records": count,
         "files": [paths relative to out_dir, posix], "pearson_r", "spearman_rho",
         "radius_source": dict | None, "radius_skipped": reason | None, "best":
-        :func:`best_methods`}`` (JSON-ready).
+        :func:`best_methods`, "unstable_runs": [{"method", "budget", "seed"}]}`` (JSON-ready).
 
     Raises:
         ValueError: empty records, several benchmarks, or records not of ``benchmark``.
@@ -1128,6 +1195,19 @@ def build_report(
         table = acquired_class_table(records, acquired)
         write_text(out_dir / ACQUIRED_CSV, table.to_csv(index=False, lineterminator="\n"))
         written.append(out_dir / ACQUIRED_CSV)
+    unstable: list[dict] = []
+    if losses is not None and any(x is not None for x in losses):
+        stability = training_stability(records, losses)
+        write_text(out_dir / STABILITY_CSV, stability.to_csv(index=False, lineterminator="\n"))
+        written.append(out_dir / STABILITY_CSV)
+        note = _stability_note(stability)
+        if note:
+            md = out_dir / MIOU_MD
+            write_text(md, md.read_text() + note)
+        unstable = [
+            {"method": r.method, "budget": float(r.budget), "seed": r.seed}
+            for r in stability[stability["unstable"]].itertuples()
+        ]
     correlations = radius_correlations(records)
     if len(correlations):
         write_text(out_dir / RADIUS_CORR_CSV, correlations.to_csv(index=False, lineterminator="\n"))
@@ -1146,6 +1226,7 @@ def build_report(
         "radius_source": stats["radius_source"],
         "radius_skipped": stats["skipped"],
         "best": best_methods(records),
+        "unstable_runs": unstable,
     }
     write_json(out_dir / SUMMARY_FILE, summary)
     return summary

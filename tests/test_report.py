@@ -387,6 +387,48 @@ def test_labelled_class_counts_and_acquired_table(tmp_path: Path) -> None:
     assert pd.read_csv(tmp_path / "acquired_classes.csv").shape == (4, 5 + len(CLASSES))
 
 
+def test_training_stability_flags_loss_spikes(tmp_path: Path) -> None:
+    recs = study()
+    losses = []
+    for r in recs:
+        if r["kind"] != "active":
+            losses.append(None)
+        elif (r["method"], r["budget"], r["seed"]) == ("ripu", 0.01, 1):
+            losses.append([2.0, 1.5, 40.0, 30.0, 3.0])  # blew up in the middle, ended finite
+        elif (r["method"], r["budget"], r["seed"]) == ("halo", 0.022, 2):
+            losses.append([2.0, 9.9, 1.0])  # 4.95x: under the threshold
+        else:
+            losses.append([2.0, 1.8, 1.2])
+    table = report.training_stability(recs, losses)
+    assert len(table) == 12  # the active runs only
+    assert table["unstable"].tolist().count(True) == 1
+    bad = table[table["unstable"]].iloc[0]
+    assert (bad["method"], bad["budget"], bad["seed"]) == ("ripu", 0.01, 1)
+    assert (bad["start_loss"], bad["peak_loss"], bad["peak_at"], bad["final_loss"]) == (
+        2.0,
+        40.0,
+        2,
+        3.0,
+    )
+    assert report.training_stability(recs, losses, factor=4.9)["unstable"].sum() == 2
+    with pytest.raises(ValueError, match="3 loss lists for"):
+        report.training_stability(recs, losses[:3])
+    with pytest.raises(ValueError, match="factor must be > 1"):
+        report.training_stability(recs, losses, factor=1.0)
+
+    summary = report.build_report(recs, tmp_path, benchmark=BENCH, losses=losses)
+    assert "training_stability.csv" in summary["files"]
+    assert summary["unstable_runs"] == [{"method": "ripu", "budget": 0.01, "seed": 1}]
+    md = (tmp_path / "miou_table.md").read_text()
+    assert "**Unstable training** in 1 of 12 active runs" in md
+    assert "ripu 1% seed 1 (loss 2 → 40" in md
+
+    calm = [None if x is None else [2.0, 1.0] for x in losses]
+    summary = report.build_report(recs, tmp_path / "calm", benchmark=BENCH, losses=calm)
+    assert summary["unstable_runs"] == []
+    assert "Unstable" not in (tmp_path / "calm" / "miou_table.md").read_text()
+
+
 def test_radius_falls_back_to_hyperbolic_source_then_skips(tmp_path: Path) -> None:
     no_halo = [r for r in study() if r["method"] != "halo"]
     frame, stats = report.radius_vs_frequency(no_halo)

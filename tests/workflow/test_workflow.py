@@ -124,10 +124,13 @@ def test_report_files(project, built):
         "radius_vs_frequency.png",
         "radius_correlations.csv",
         "acquired_classes.csv",
+        "training_stability.csv",
         "metrics.json",
         "summary.json",
     ):
         assert (out / name).is_file(), name
+    stability = (out / "training_stability.csv").read_text().splitlines()
+    assert len(stability) == 1 + 2  # header + the two active runs (random, halo at 5 %)
     assert len(list((out / "acquisition").glob("*.png"))) == 1
     table = (out / "miou_table.md").read_text()
     for row in ("source-only", "supervised", "random", "halo"):
