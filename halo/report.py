@@ -339,13 +339,17 @@ def _markdown(wide: pd.DataFrame, long: pd.DataFrame, benchmark: str) -> str:
 
 
 def write_miou_table(
-    records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, *, digits: int = 1
+    records: Sequence[Mapping[str, Any]],
+    out_dir: str | os.PathLike,
+    *,
+    digits: int = 1,
+    note: str = "",
 ) -> list[Path]:
     """Write ``miou_table.csv`` (tidy, numeric) and ``miou_table.md`` (wide) into ``out_dir``.
 
     The CSV has columns ``backbone, method, variant, budget, n_seeds, mean, std`` (empty std
     with one seed); the Markdown file a header naming the benchmark and the seed count, then
-    :func:`miou_table`.
+    :func:`miou_table`, then ``note`` (Markdown, e.g. the unstable runs).
 
     Returns:
         The two paths.
@@ -357,7 +361,7 @@ def write_miou_table(
     csv_path, md_path = out_dir / MIOU_CSV, out_dir / MIOU_MD
     cols = ["backbone", "method", "variant", "budget", "n_seeds", "mean", "std"]
     write_text(csv_path, long[cols].to_csv(index=False, lineterminator="\n"))
-    write_text(md_path, _markdown(wide, long, benchmark))
+    write_text(md_path, _markdown(wide, long, benchmark) + note)
     return [csv_path, md_path]
 
 
@@ -1117,8 +1121,11 @@ def training_stability(
         raise ValueError(f"training_stability: {len(losses)} loss lists for {len(records)} records")
     if not factor > 1:
         raise ValueError(f"training_stability: factor must be > 1, got {factor}")
-    have = [(r, np.asarray(x, dtype=np.float64)) for r, x in zip(records, losses, strict=True)]
-    have = [(r, x) for r, x in have if x is not None and x.ndim == 1 and x.size]
+    have = [
+        (r, np.asarray(x, dtype=np.float64))
+        for r, x in zip(records, losses, strict=True)
+        if x is not None and len(x)
+    ]
     cols = [*_GROUP, "seed", "start_loss", "peak_loss", "peak_at", "final_loss", "unstable"]
     if not have:
         return pd.DataFrame(columns=[*cols, "miou"])
@@ -1186,7 +1193,11 @@ def build_report(
     if found != benchmark:
         raise ValueError(f"build_report: records are of benchmark {found!r}, not {benchmark!r}")
     out_dir = Path(out_dir)
-    written = write_miou_table(records, out_dir)
+    stability = None
+    if losses is not None and any(x is not None for x in losses):
+        stability = training_stability(records, losses)
+    note = "" if stability is None else _stability_note(stability)
+    written = write_miou_table(records, out_dir, note=note)
     written.append(write_per_class_table(records, out_dir))
     written.append(budget_curve(records, out_dir / BUDGET_CURVE_FILE))
     radius_paths, stats = write_radius_vs_frequency(records, out_dir)
@@ -1196,14 +1207,9 @@ def build_report(
         write_text(out_dir / ACQUIRED_CSV, table.to_csv(index=False, lineterminator="\n"))
         written.append(out_dir / ACQUIRED_CSV)
     unstable: list[dict] = []
-    if losses is not None and any(x is not None for x in losses):
-        stability = training_stability(records, losses)
+    if stability is not None:
         write_text(out_dir / STABILITY_CSV, stability.to_csv(index=False, lineterminator="\n"))
         written.append(out_dir / STABILITY_CSV)
-        note = _stability_note(stability)
-        if note:
-            md = out_dir / MIOU_MD
-            write_text(md, md.read_text() + note)
         unstable = [
             {"method": r.method, "budget": float(r.budget), "seed": r.seed}
             for r in stability[stability["unstable"]].itertuples()
