@@ -15,13 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
-from halo.cli import _model
 from halo.config import load_config
 from halo.data import build_dataset
 from halo.data.acdc import CONDITIONS
 from halo.data.labels import get_protocol
-from halo.engine.evaluate import evaluate
+from halo.engine.evaluate import evaluate, mean_iou, per_class_iou
 from halo.engine.train import load_checkpoint, load_weights
+from halo.models.segmenter import build_backbone
 
 
 def main() -> None:
@@ -31,20 +31,22 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config(args.run / "config.yaml")
     protocol = get_protocol(cfg.bench.protocol)
-    model = _model(cfg, protocol.num_classes)
+    model = build_backbone(cfg.backbone, protocol.num_classes, **cfg.model_options())
     load_weights(model, load_checkpoint(args.run / "model.pt"), where=str(args.run / "model.pt"))
-    out = {}
-    for name, conds in [*((c, (c,)) for c in CONDITIONS), ("all", CONDITIONS)]:
+    out, confusion = {}, 0
+    for cond in CONDITIONS:  # each image is evaluated once; "all" sums the confusion matrices
         ds = build_dataset(
             "acdc",
             args.data_root / "acdc",
             "val",
             cfg.sizes[1],
             protocol=cfg.bench.protocol,
-            conditions=conds,
+            conditions=(cond,),
         )
         res = evaluate(model, ds, batch_size=cfg.eval.batch_size, progress=False)
-        out[name] = round(res.to_metrics(list(protocol.classes))["miou"], 1)
+        out[cond] = round(100 * res.miou, 1)
+        confusion = confusion + res.confusion
+    out["all"] = round(100 * mean_iou(per_class_iou(confusion)), 1)
     print(json.dumps(out))
 
 
