@@ -157,9 +157,27 @@ class Strategy(ABC):
         Returns:
             :class:`~halo.acquisition.selection.Selection` for the batch (centres as a list).
         """
-        score = self.acquisition_map(logits, radius)
+        return self.pick(
+            self.acquisition_map(logits, radius), round_budget=round_budget, blocked=blocked
+        )
+
+    def pick(
+        self, score: Tensor, *, round_budget: float, blocked: Tensor | None = None
+    ) -> Selection:
+        """This round's regions from an acquisition map: the one selection routine of every
+        strategy (``n = regions_per_image(H, W, round_budget, a)`` regions per image, exact
+        greedy with this strategy's radii).
+
+        Args:
+            score: ``[B, H, W]`` (or ``[H, W]``) acquisition map, e.g. :meth:`acquisition_map`.
+            round_budget: fraction of each image's pixels to label this round.
+            blocked: bool, ``score``'s shape: pixels earlier rounds blocked (never centres).
+
+        Returns:
+            :class:`~halo.acquisition.selection.Selection` (centres as a list for a batch).
+        """
         h, w = score.shape[-2:]
-        n = regions_per_image(h, w, round_budget, self.active_radius)
+        n = regions_per_image(int(h), int(w), round_budget, self.active_radius)
         return select_regions(
             score,
             n,
