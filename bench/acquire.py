@@ -1,6 +1,6 @@
 """Benchmark acquisition throughput over a target pool: batched scoring vs one image at a time.
 
-One full ``halo.acquisition.masks.acquire`` round (forward pass, HALO scores, region selection,
+One full ``halo.acquisition.loop.acquire`` round (forward pass, HALO scores, region selection,
 masks and label maps written) over a synthetic Cityscapes-style pool, with ``--batch-size`` images
 per forward pass vs 1, side by side in one process (the two alternate within every repeat). Both
 sides must write identical label maps (batching may not change what is selected). Prints images/s
@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from benchlib import device_name, machine, side_by_side, write_report
 
-from halo.acquisition.masks import BLOCKED_FILE, LABELLED_FILE, MASKS_DIR, acquire
-from halo.acquisition.strategies import build_strategy
-from halo.config import load_config
+from halo.acquisition.loop import acquire
+from halo.acquisition.rounds import BLOCKED_FILE, LABELLED_FILE, MASKS_DIR
+from halo.config import load_run
 from halo.data import build_dataset
 from halo.data.synthetic import write_dataset
-from halo.models.segmenter import build_backbone
+from halo.engine.session import build_model, build_round_strategy
 
 
 def _pool(root: Path, count: int, size: tuple[int, int]):
@@ -62,11 +62,10 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     size = (args.size[0], args.size[1])
-    cfg = load_config(None, [f"method={args.method}", f"backbone={args.backbone}"])
+    run = load_run(None, [f"method={args.method}", f"backbone={args.backbone}"])
     torch.manual_seed(0)
-    model = build_backbone(cfg.backbone, 19, **cfg.model_options()).to(device)
-    a, m = cfg.selection_radii()
-    strategy = build_strategy(cfg.method)
+    model = build_model(run).to(device)
+    strategy = build_round_strategy(run, seed=0)
 
     with tempfile.TemporaryDirectory(prefix="halo-bench-acquire-") as tmp:
         tmp = Path(tmp)
@@ -81,8 +80,6 @@ def main(argv: list[str] | None = None) -> dict:
                     out_dir=tmp / f"b{batch_size}",
                     round_budget=args.budget,
                     batch_size=batch_size,
-                    active_radius=a,
-                    mask_radius=m,
                     progress=False,
                 )
 

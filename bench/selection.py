@@ -3,7 +3,7 @@
 On a ``640 x 1280`` map at a 1 % budget (``a = 1``, ``m = 5``: 911 regions) it times
 
 - ``fast``: :func:`halo.acquisition.selection.select_regions`;
-- ``greedy``: the plain loop of DESIGN §4 -- one ``argmax`` over the whole map per region (first
+- ``greedy``: the plain loop of docs/design.md ("The method") -- one ``argmax`` over the whole map per region (first
   maximum = lowest row-major index on ties), then label / block the windows around it;
 
 asserts that both give identical centres (same order), labelled and blocked masks, and prints the
@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from benchlib import machine, timed, write_report
 
-from halo.acquisition.masks import regions_per_image
-from halo.acquisition.selection import Selection, select_regions
+from halo.acquisition.selection import Selection, regions_per_image, select_regions
 
 MAPS = ("random", "smooth", "constant")
 
@@ -62,7 +61,7 @@ def make_map(kind: str, height: int, width: int, seed: int) -> torch.Tensor:
 
 
 def plain_greedy(score: torch.Tensor, num_regions: int, a: int, m: int) -> Selection:
-    """DESIGN §4 verbatim: argmax over the map per region (the map must have no ``-inf``)."""
+    """docs/design.md ("The method") verbatim: argmax over the map per region (the map must have no ``-inf``)."""
     w = score.shape[1]
     work = score.clone()
     alive = torch.ones_like(score, dtype=torch.bool)

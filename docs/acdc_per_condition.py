@@ -15,13 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
-from halo.config import load_config
+import torch
+
+from halo.config import load_run
 from halo.data import build_dataset
 from halo.data.acdc import CONDITIONS
-from halo.data.labels import get_protocol
 from halo.engine.evaluate import evaluate, mean_iou, per_class_iou
-from halo.engine.train import load_checkpoint, load_weights
-from halo.models.segmenter import build_backbone
+from halo.engine.session import model_from_checkpoint
 
 
 def main() -> None:
@@ -29,21 +29,19 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="run folder with config.yaml and model.pt")
     ap.add_argument("data_root", type=Path, help="folder holding acdc/")
     args = ap.parse_args()
-    cfg = load_config(args.run / "config.yaml")
-    protocol = get_protocol(cfg.bench.protocol)
-    model = build_backbone(cfg.backbone, protocol.num_classes, **cfg.model_options())
-    load_weights(model, load_checkpoint(args.run / "model.pt"), where=str(args.run / "model.pt"))
+    run = load_run(args.run / "config.yaml")
+    model, _ = model_from_checkpoint(run, args.run / "model.pt", torch.device("cpu"))
     out, confusion = {}, 0
     for cond in CONDITIONS:  # each image is evaluated once; "all" sums the confusion matrices
         ds = build_dataset(
             "acdc",
             args.data_root / "acdc",
             "val",
-            cfg.sizes[1],
-            protocol=cfg.bench.protocol,
+            run.target_size,
+            protocol=run.benchmark.protocol,
             conditions=(cond,),
         )
-        res = evaluate(model, ds, batch_size=cfg.eval.batch_size, progress=False)
+        res = evaluate(model, ds, batch_size=run.config.eval.batch_size, progress=False)
         out[cond] = round(100 * res.miou, 1)
         confusion = confusion + res.confusion
     out["all"] = round(100 * mean_iou(per_class_iou(confusion)), 1)

@@ -1,4 +1,4 @@
-"""Atomic file output: every file the project writes goes through here.
+"""File I/O: every file the project writes goes through here (atomically), JSON is read here.
 
 A file is written to a temporary name in the destination folder, flushed and fsynced, then renamed
 over the destination, so a killed process leaves either the old file or the new one, never a
@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "atomic_open",
     "cache_dir",
+    "read_json",
     "remove_stray_temp",
     "write_bytes",
     "write_json",
@@ -137,3 +138,19 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Read a JSON file; a missing or invalid file is one clear error naming ``what`` and the path.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not valid JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what} {path} is not valid JSON: {err}") from None

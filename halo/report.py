@@ -932,7 +932,7 @@ def acquisition_panels(
     """
     import torch
 
-    from halo.acquisition.masks import regions_per_image
+    from halo.acquisition.selection import regions_per_image
     from halo.acquisition.scores import pixel_entropy, upsample_radius, window_sum
     from halo.acquisition.selection import select_regions
 

@@ -1,10 +1,21 @@
-"""Run records: one JSON document per finished run, the unit that tracking and the report read.
+"""Runs: the run folder's layout and the run record, the unit that tracking and the report read.
 
 A *run* is one cell of the study grid: ``source`` (source-only), ``supervised`` (target fully
 labelled) or an active-learning run of a method at a budget and seed. Its record is written by
 ``halo summarize`` to ``runs/<bench>/<backbone>/.../metrics.json`` from the evaluation metrics of
 its checkpoints (``halo evaluate``) and, for active runs, the budget reports of its rounds
-(``halo acquire``). Pure functions: reading and writing files is the CLI's job.
+(``halo acquire``).
+
+Run folders (docs/design.md, "Files"): this module names them, for the workflow (which resolves
+its grid at parse time, so nothing here imports torch) and for the commands::
+
+    runs/<bench>/<backbone>/source/<variant>/              source-only model
+    runs/<bench>/<backbone>/supervised/<variant>/          target-supervised bound
+    runs/<bench>/<backbone>/<method>/<budget%>/seed<s>/    an active run ...
+        round<r>/                                          ... its rounds (halo.acquisition.rounds)
+
+Each folder holds ``model.pt`` (checkpoint), ``eval.json`` (``halo evaluate``), and a run folder
+``metrics.json`` (the record) and ``mlflow.json`` (``halo track``).
 
 Record (all mIoU / IoU values in percent, ``None`` where undefined)::
 
@@ -28,10 +39,79 @@ Record (all mIoU / IoU values in percent, ``None`` where undefined)::
 
 from __future__ import annotations
 
+import itertools
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from halo.io import read_json
+
 KINDS = ("source", "supervised", "active")
+
+RUNS_ROOT = "runs"
+MODEL_FILE = "model.pt"
+EVAL_FILE = "eval.json"
+RECORD_FILE = "metrics.json"
+TRACKED_FILE = "mlflow.json"
+TRAIN_LOG = "train_log.json"
+
+#: Run folder patterns; their ``{fields}`` are the workflow's wildcards (``budget`` in percent).
+SOURCE_RUN = RUNS_ROOT + "/{bench}/{backbone}/source/{variant}"
+SUPERVISED_RUN = RUNS_ROOT + "/{bench}/{backbone}/supervised/{variant}"
+ACTIVE_RUN = RUNS_ROOT + "/{bench}/{backbone}/{method}/{budget}/seed{seed}"
+ROUND_NAME = "round{round}"
+ROUND_DIR = f"{ACTIVE_RUN}/{ROUND_NAME}"
+
+#: A run folder below ``runs/`` (its round folder optional), named groups for every part.
+RUN_RE = re.compile(
+    r"(?P<bench>[^/]+)/(?P<backbone>[^/]+)/"
+    r"(?:(?P<kind>source|supervised)/(?P<variant>[^/]+)"
+    r"|(?P<method>[^/]+)/(?P<budget>[0-9.]+)/seed(?P<seed>[0-9]+)(?:/round(?P<round>[0-9]+))?)"
+)
+
+
+def budget_str(percent: float | str) -> str:
+    """The ``{budget}`` path component, in percent: 5 -> ``'5'``, 2.2 -> ``'2.2'``."""
+    return f"{float(percent):g}"
+
+
+def fixed_run(bench: str, backbone: str, kind: str, variant: str) -> str:
+    """The folder of a source-only (``kind="source"``) or supervised run."""
+    pattern = {"source": SOURCE_RUN, "supervised": SUPERVISED_RUN}.get(kind)
+    if pattern is None:
+        raise ValueError(f"fixed_run: kind must be source or supervised, got {kind!r}")
+    return pattern.format(bench=bench, backbone=backbone, variant=variant)
+
+
+def active_run(bench: str, backbone: str, method: str, budget: float | str, seed: int | str) -> str:
+    """The folder of an active run (``budget`` in percent)."""
+    return ACTIVE_RUN.format(
+        bench=bench, backbone=backbone, method=method, budget=budget_str(budget), seed=seed
+    )
+
+
+def round_dir(run: str | os.PathLike, r: int | str) -> str:
+    """Round ``r``'s folder of the active run folder ``run``."""
+    return f"{os.fspath(run)}/{ROUND_NAME.format(round=r)}"
+
+
+def parse_run(run: str) -> dict[str, str | None]:
+    """A run folder below ``runs/`` as a dict: ``bench``, ``backbone``, ``kind`` (source,
+    supervised, active or round), ``variant`` or ``method``/``budget``/``seed``/``round``.
+
+    Raises:
+        ValueError: not a run folder.
+    """
+    m = RUN_RE.fullmatch(run)
+    if m is None:
+        raise ValueError(f"not a run folder: {RUNS_ROOT}/{run}")
+    d = m.groupdict()
+    if d["kind"] is None:
+        d["kind"] = "round" if d["round"] else "active"
+    return d
+
 
 _FINAL_KEYS = (
     "miou",
@@ -119,3 +199,39 @@ def run_record(
         "rounds": rounds,
         "steps": final.get("step"),
     }
+
+
+def _last_round(record_path: str | os.PathLike, record: dict) -> Path | None:
+    if record.get("kind") != "active" or not record.get("rounds"):
+        return None
+    return Path(round_dir(Path(record_path).parent, record["rounds"][-1]["round"]))
+
+
+def acquired_counts(record_path: str | os.PathLike, record: dict) -> Any:
+    """Labelled pixels per class (int64 ``[C]``) of an active run's last round, read from the
+    label masks beside its record (``<run>/round<R>/masks/``); ``None`` for other runs or where
+    the masks are not there (a record copied on its own)."""
+    from halo.acquisition.rounds import iter_masks
+    from halo.report import labelled_class_counts
+
+    last = _last_round(record_path, record)
+    masks = iter([]) if last is None else iter_masks(last)
+    first = next(masks, None)  # masks are streamed: a real pool's do not fit in memory at once
+    if first is None:
+        return None
+    return labelled_class_counts(itertools.chain([first], masks), len(record["class_names"]))
+
+
+def train_losses(record_path: str | os.PathLike, record: dict) -> list[float] | None:
+    """The logged training losses of an active run, round 1 first, read from each round's
+    ``train_log.json`` beside its record; ``None`` for other runs or where a round's log is not
+    there (a record copied on its own)."""
+    if _last_round(record_path, record) is None:
+        return None
+    out: list[float] = []
+    for r in record["rounds"]:
+        log = Path(round_dir(Path(record_path).parent, r["round"])) / TRAIN_LOG
+        if not log.is_file():
+            return None
+        out += [float(h["loss"]) for h in read_json(log, "training log").get("history", [])]
+    return out or None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from halo.config import BENCHMARKS, ConfigError, build_config, load_config, to_dict
+from halo.config import BENCHMARKS, ConfigError, build_config, load_config, resolve, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,26 +33,27 @@ def test_defaults_and_overrides():
     assert cfg.method == "entropy" and cfg.train.batch_size == 4 and cfg.active.budget == 0.022
     assert isinstance(cfg.train.lr, float)
     assert to_dict(cfg)["train"]["batch_size"] == 4
-    assert build_config({"target_size": [64, 128]}).sizes[1] == (64, 128)
+    assert resolve(build_config({"target_size": [64, 128]})).target_size == (64, 128)
 
 
 def test_method_presets_resolve_the_model():
-    halo = build_config({"method": "halo"})
-    assert halo.model_options()["head"] == "hyperbolic" and halo.model_options()["hfr"] is True
-    assert halo.selection_radii() == (1, 5)
-    ripu = build_config({"method": "ripu"})
-    assert ripu.model_options()["head"] == "euclidean"
-    assert ripu.model_options()["decoder_channels"] == 512
-    assert ripu.selection_radii() == (1, 3)
-    assert halo.model_key() != ripu.model_key()
-    assert build_config({"method": "halo-nohfr"}).model_key() == "hyperbolic"
+    halo = resolve(build_config({"method": "halo"}))
+    assert halo.model_options["head"] == "hyperbolic" and halo.model_options["hfr"] is True
+    assert (halo.active_radius, halo.mask_radius) == (1, 5)
+    ripu = resolve(build_config({"method": "ripu"}))
+    assert ripu.model_options["head"] == "euclidean"
+    assert ripu.model_options["decoder_channels"] == 512
+    assert (ripu.active_radius, ripu.mask_radius) == (1, 3)
+    assert halo.model_key != ripu.model_key
+    assert resolve(build_config({"method": "halo-nohfr"})).model_key == "hyperbolic"
     # an explicit model key wins over the preset
-    assert build_config({"method": "halo", "model": {"hfr": False}}).model_options()["hfr"] is False
+    run = resolve(build_config({"method": "halo", "model": {"hfr": False}}))
+    assert run.model_options["hfr"] is False
 
 
 def test_fingerprint_changes_with_config():
-    a, b = build_config({}), build_config({"seed": 1})
-    assert a.fingerprint() == build_config({}).fingerprint() != b.fingerprint()
+    a, b = resolve(build_config({})), resolve(build_config({"seed": 1}))
+    assert a.fingerprint() == resolve(build_config({})).fingerprint() != b.fingerprint()
 
 
 @pytest.mark.parametrize(

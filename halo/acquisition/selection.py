@@ -1,4 +1,4 @@
-"""Budgeted region selection: the exact greedy of DESIGN §4, computed without a per-region loop.
+"""Budgeted region selection: the exact greedy of docs/design.md ("The method"), loop-free.
 
 The greedy rule (the definition every result here equals exactly):
 
@@ -33,15 +33,17 @@ torch's on the small arrays involved. ``bench/selection.py`` times it against th
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Selection", "paint_windows", "select_regions"]
+__all__ = ["Selection", "check_budget", "paint_windows", "regions_per_image", "select_regions"]
 
 _SAMPLE_STRIDE = 16  # threshold estimate reads every 16th pixel of the map
 _FIRST_PREFIX = 2.0  # first prefix: about 2 candidates per requested region (noisy maps need ~1.2)
@@ -65,6 +67,45 @@ class Selection(NamedTuple):
     centres: Tensor | list[Tensor]
     labelled: Tensor
     blocked: Tensor
+
+
+def regions_per_image(height: int, width: int, round_budget: float, active_radius: int = 1) -> int:
+    """Regions to pick in one image in one round: ``ceil(H·W · round_budget / (2a+1)²)``.
+
+    The budget is read as the nearest fraction with denominator ``<= 10⁹`` (so ``0.022 / 5`` and
+    ``0.0044`` give the same count, and ``900 · 0.01 / 9`` is exactly 1, not 2 from rounding).
+
+    Args:
+        height: image height ``H`` (pixels).
+        width: image width ``W`` (pixels).
+        round_budget: fraction of the image's pixels to label this round, in ``[0, 1]``.
+        active_radius: ``a``: one region labels a ``(2a+1)²`` window.
+
+    Returns:
+        The number of regions ``n >= 0``.
+    """
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"regions_per_image: {name} must be an int >= 1, got {value!r}")
+    if isinstance(active_radius, bool) or not isinstance(active_radius, int) or active_radius < 0:
+        raise ValueError(
+            f"regions_per_image: active_radius must be an int >= 0, got {active_radius!r}"
+        )
+    check_budget(round_budget, "regions_per_image")
+    budget = Fraction(float(round_budget)).limit_denominator(10**9)
+    return math.ceil(height * width * budget / (2 * active_radius + 1) ** 2)
+
+
+def check_budget(round_budget: object, where: str) -> None:
+    """Raise ``ValueError`` (prefixed ``where``) unless ``round_budget`` is a fraction in [0, 1]."""
+    if (
+        isinstance(round_budget, bool)
+        or not isinstance(round_budget, (int, float))
+        or not 0.0 <= float(round_budget) <= 1.0
+    ):
+        raise ValueError(
+            f"{where}: round_budget must be a fraction in [0, 1], got {round_budget!r}"
+        )
 
 
 def _check_radius(value: int, name: str, where: str = "select_regions") -> int:
@@ -323,7 +364,7 @@ def select_regions(
     mask_radius: int = 5,
     blocked: Tensor | None = None,
 ) -> Selection:
-    """Greedy budgeted region selection (DESIGN §4), exact, on one map or a batch.
+    """Greedy budgeted region selection (docs/design.md, "The method"), exact, on one map or a batch.
 
     Args:
         score: ``[H, W]`` or ``[B, H, W]`` float acquisition map, higher = pick first; NaN is

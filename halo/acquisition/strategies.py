@@ -10,21 +10,12 @@ first). Subclasses implement only :meth:`Strategy.score`; the base class owns ev
 - the budget (``n = ceil(H·W · round_budget / (2a+1)²)`` regions per image) and the exact greedy
   selection with the blocked pixels of earlier rounds (:func:`~halo.acquisition.selection.select_regions`).
 
-Each registered class also carries its method preset, read by the config layer: ``active_radius``
-(``a``, also the score window's ``k``), ``mask_radius`` (``m``) and ``model_preset`` (the
-segmenter options the method requires). Registered names (lower-case):
-
-========== ================================================ ============================= ==
-name       score                                            model preset                  m
-========== ================================================ ============================= ==
-random     uniform noise from a seeded CPU generator        --                            5
-entropy    window-summed entropy                            --                            5
-ripu       impurity × window-mean entropy (no min-max)      euclidean head, 512-ch decoder 3
-halo       minmax(radius) × minmax(window-summed entropy)   hyperbolic head, HFR          5
-halo-nohfr as ``halo``                                      hyperbolic head, no HFR       5
-featnorm   as ``halo``; the radius is the feature norm      euclidean head                5
-radius     minmax(radius) (ablation)                        hyperbolic head, HFR          5
-========== ================================================ ============================= ==
+Each registered class carries its method's preset, declared once, torch-free, in
+:mod:`halo.acquisition.methods` (``METHODS``): ``active_radius`` (``a``, also the score window's
+``k``), ``mask_radius`` (``m``), ``needs_radius`` and ``model_preset`` (the segmenter options the
+method requires). A strategy registered here under a name ``METHODS`` does not know adds its
+class attributes there as its preset. Registered names: ``random``, ``entropy``, ``ripu``,
+``halo``, ``halo-nohfr``, ``featnorm``, ``radius`` (the table in :mod:`halo.acquisition.methods`).
 """
 
 from __future__ import annotations
@@ -37,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from halo.acquisition.masks import regions_per_image
+from halo.acquisition.methods import METHODS, MethodPreset
 from halo.acquisition.scores import (
     minmax_normalize,
     pixel_entropy,
@@ -46,7 +37,8 @@ from halo.acquisition.scores import (
     window_mean,
     window_sum,
 )
-from halo.acquisition.selection import Selection, select_regions
+from halo.acquisition.selection import Selection, regions_per_image, select_regions
+from halo.registry import Registry
 
 __all__ = [
     "STRATEGIES",
@@ -201,25 +193,40 @@ class Strategy(ABC):
         )
 
 
-STRATEGIES: dict[str, type[Strategy]] = {}
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 """Registered strategies, lower-case name -> class."""
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    """Class decorator: register a :class:`Strategy` subclass under a lower-case ``name``."""
-    if not isinstance(name, str) or name != name.lower() or not name:
-        raise ValueError(
-            f"register_strategy: name must be a non-empty lower-case str, got {name!r}"
-        )
+    """Class decorator: register a :class:`Strategy` subclass under a lower-case ``name``.
+
+    The class takes the preset of ``name`` from :data:`~halo.acquisition.methods.METHODS`; a
+    name without a preset there registers the class's own attributes as its preset.
+    """
+    register = STRATEGIES.register(name)
 
     def deco(cls: type[Strategy]) -> type[Strategy]:
-        if name in STRATEGIES:
-            raise ValueError(f"register_strategy: {name!r} is already registered")
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
             raise ValueError(f"register_strategy: {cls!r} is not a Strategy subclass")
+        if name in METHODS:
+            preset = METHODS[name]
+            cls.model_preset = dict(preset.model)
+            cls.active_radius = preset.active_radius
+            cls.mask_radius = preset.mask_radius
+            cls.needs_radius = preset.needs_radius
+        else:
+            METHODS.add(
+                name,
+                MethodPreset(
+                    name,
+                    dict(cls.model_preset),
+                    active_radius=cls.active_radius,
+                    mask_radius=cls.mask_radius,
+                    needs_radius=cls.needs_radius,
+                ),
+            )
         cls.name = name
-        STRATEGIES[name] = cls
-        return cls
+        return register(cls)
 
     return deco
 
@@ -230,10 +237,7 @@ def get_strategy_class(name: str) -> type[Strategy]:
     Raises:
         ValueError: unknown name; the message lists the valid ones.
     """
-    key = name.lower() if isinstance(name, str) else name
-    if key not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; valid names: {', '.join(sorted(STRATEGIES))}")
-    return STRATEGIES[key]
+    return STRATEGIES.lookup(name)
 
 
 def build_strategy(name: str, **options: Any) -> Strategy:
@@ -298,9 +302,6 @@ class RipuStrategy(Strategy):
     Official settings: Euclidean head, 512-channel decoder, block radius ``m = 3``.
     """
 
-    mask_radius = 3
-    model_preset: ClassVar[dict[str, Any]] = {"head": "euclidean", "decoder_channels": 512}
-
     def score(self, logits: Tensor, radius: Tensor | None = None) -> Tensor:
         k = self.active_radius
         return region_impurity(logits, k) * window_mean(pixel_entropy(logits), k)
@@ -314,9 +315,6 @@ class HaloStrategy(Strategy):
     window-summed entropy. With a Euclidean head ``R`` is the feature norm (see ``featnorm``).
     """
 
-    needs_radius = True
-    model_preset: ClassVar[dict[str, Any]] = {"head": "hyperbolic", "hfr": True}
-
     def score(self, logits: Tensor, radius: Tensor | None = None) -> Tensor:
         assert radius is not None  # checked by acquisition_map
         entropy = window_sum(pixel_entropy(logits), self.active_radius)
@@ -328,22 +326,15 @@ class HaloStrategy(Strategy):
 class HaloNoHfrStrategy(HaloStrategy):
     """Ablation: HALO's score with a hyperbolic head without feature reweighting."""
 
-    model_preset: ClassVar[dict[str, Any]] = {"head": "hyperbolic", "hfr": False}
-
 
 @register_strategy("featnorm")
 class FeatNormStrategy(HaloStrategy):
     """Ablation: HALO's score with a Euclidean head: the feature norm in place of the radius."""
 
-    model_preset: ClassVar[dict[str, Any]] = {"head": "euclidean"}
-
 
 @register_strategy("radius")
 class RadiusStrategy(Strategy):
     """Ablation: the min-max normalised radius alone."""
-
-    needs_radius = True
-    model_preset: ClassVar[dict[str, Any]] = {"head": "hyperbolic", "hfr": True}
 
     def score(self, logits: Tensor, radius: Tensor | None = None) -> Tensor:
         assert radius is not None  # checked by acquisition_map

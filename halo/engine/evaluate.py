@@ -23,6 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from halo.data.labels import IGNORE_INDEX
+from halo.models.segmenter import module_device
+
 __all__ = [
     "EvalResult",
     "class_radius_sum",
@@ -33,8 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-IGNORE_INDEX = 255
 
 
 def _check_int_tensor(x: object, name: str) -> Tensor:
@@ -299,15 +300,6 @@ class EvalResult:
         }
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (or buffer); CPU for a stateless model."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
-
-
 def _known_num_classes(model: nn.Module, dataset: Dataset) -> int | None:
     """``num_classes`` as declared by the model and/or dataset; a disagreement is an error."""
     declared = {
@@ -381,7 +373,7 @@ def evaluate(
     num_classes = _known_num_classes(model, dataset)
     if subset13 is not None:
         subset13 = _check_subset(subset13, num_classes)  # fail before the first batch
-    device = _model_device(model)
+    device = module_device(model)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,

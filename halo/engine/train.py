@@ -35,8 +35,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from halo.data.labels import IGNORE_INDEX
+from halo.engine.checkpoint import save_checkpoint, unwrap
 from halo.engine.errors import TrainingDiverged
-from halo.io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -145,79 +145,6 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return self.stop - self.start
-
-
-class MaskedTarget(Dataset):
-    """A target dataset whose labels are the acquired masks of a round (255 = not acquired)."""
-
-    def __init__(self, dataset: Dataset, masks_dir: str | Path) -> None:
-        from halo.acquisition.masks import read_mask
-
-        self.dataset, self.masks_dir, self._read = dataset, Path(masks_dir), read_mask
-        missing = [i for i in dataset.ids if not (self.masks_dir / f"{i}.png").is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"acquired masks: {len(missing)} target images have no mask, e.g. "
-                f"{self.masks_dir / (missing[0] + '.png')}"
-            )
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict:
-        item = dict(self.dataset[index])
-        mask = self._read(self.masks_dir / f"{item['id']}.png")
-        if tuple(mask.shape) != tuple(item["label"].shape):
-            raise ValueError(
-                f"mask {self.masks_dir / item['id']}.png is {tuple(mask.shape)}, the image is "
-                f"{tuple(item['label'].shape)}"
-            )
-        item["label"] = torch.from_numpy(mask.astype(np.int64))
-        return item
-
-
-# --------------------------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------------------------
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, optimizer, step: int, meta: dict) -> None:
-    """Write model + optimiser + step + metadata atomically."""
-    state = {
-        "model": unwrap(model).state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "step": step,
-        **meta,
-    }
-    with atomic_open(path, "wb") as fh:
-        torch.save(state, fh)
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint on the CPU; a missing or unreadable file is a clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many kinds of errors for a corrupt file
-        raise ValueError(f"checkpoint {path} is not a readable checkpoint: {err}") from err
-
-
-def load_weights(model: nn.Module, ckpt: dict, *, where: str = "checkpoint") -> None:
-    """Load a checkpoint's weights; a model of another backbone/class count is a clear error."""
-    try:
-        unwrap(model).load_state_dict(ckpt["model"])
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        meta = {k: ckpt.get(k) for k in ("backbone", "model_key", "num_classes")}
-        raise ValueError(
-            f"{where} does not fit this model ({meta}): {first[1] if len(first) > 1 else first[0]}"
-        ) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,13 +10,12 @@ resolution; the segmenter upsamples the logits. Pick one by name from :data:`HEA
   onto the Poincaré ball of curvature ``-c``, hyperbolic MLR (:func:`~halo.models.hyperbolic.
   mlr_logits`). Class points are ``expmap0`` of a Euclidean tangent parameter, so they stay in the
   ball for any optimiser (plain SGD, DDP). Radius is ``2 ||v||`` from the tangent vector, which
-  never saturates at the projection cap (DESIGN §4).
+  never saturates at the projection cap (docs/design.md, "The method").
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -24,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from halo.models.hyperbolic import expmap0, mlr_logits, tangent_radius
+from halo.models.presets import HEADS
+from halo.registry import Registry
 
 __all__ = [
     "HEADS",
@@ -33,13 +34,12 @@ __all__ = [
     "HyperbolicHead",
     "build_head",
     "hfr_reweight",
-    "lookup",
 ]
 
 HFR_FLOOR = 1e-5
 """Lower bound of the HFR channel weights (the official HALO clamp)."""
 
-_PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+_PRECISIONS = Registry("precision", {"float32": torch.float32, "float64": torch.float64})
 
 
 class HeadOutput(NamedTuple):
@@ -58,38 +58,6 @@ class HeadOutput(NamedTuple):
     radius: Tensor
 
 
-def lookup(registry: dict[str, object], name: str, what: str) -> object:
-    """Resolve ``name`` (case-insensitive) in ``registry``, listing valid names on failure.
-
-    Args:
-        registry: maps lower-case names to objects.
-        name: the requested name.
-        what: what the registry holds, for the error message (e.g. ``"head"``).
-
-    Returns:
-        The registered object.
-
-    Raises:
-        ValueError: ``name`` is not registered.
-    """
-    key = name.lower() if isinstance(name, str) else name
-    if key not in registry:
-        raise ValueError(f"unknown {what} {name!r}; valid names: {', '.join(sorted(registry))}")
-    return registry[key]
-
-
-HEADS: dict[str, type[nn.Module]] = {}
-"""Head registry: lower-case name -> head class (``euclidean``, ``hyperbolic``)."""
-
-
-def _register_head(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
-        HEADS[name] = cls
-        return cls
-
-    return decorator
-
-
 def build_head(name: str, in_channels: int, num_classes: int, **options: object) -> nn.Module:
     """Build a registered head.
 
@@ -105,7 +73,7 @@ def build_head(name: str, in_channels: int, num_classes: int, **options: object)
     Raises:
         ValueError: unknown ``name`` (the message lists the valid ones).
     """
-    cls = lookup(HEADS, name, "head")
+    cls = HEADS.lookup(name)
     return cls(in_channels, num_classes, **options)
 
 
@@ -149,7 +117,7 @@ def hfr_reweight(features: Tensor, weights: Tensor) -> Tensor:
 
 
 class HFR(nn.Module):
-    """Hyperbolic feature reweighting (HALO, DESIGN §4).
+    """Hyperbolic feature reweighting (HALO; docs/design.md, "The method").
 
     A per-pixel MLP (D -> D, BatchNorm, ReLU, D -> D; written as 1x1 convolutions, which is the
     same map as linear layers over the flattened pixels, BatchNorm statistics included) averaged
@@ -183,7 +151,6 @@ class HFR(nn.Module):
         return hfr_reweight(features, self.channel_weights(features))
 
 
-@_register_head("euclidean")
 class EuclideanHead(nn.Module):
     """Linear classifier on decoder features (optional HFR first).
 
@@ -217,7 +184,6 @@ class EuclideanHead(nn.Module):
         return HeadOutput(logits, features, torch.linalg.vector_norm(features, dim=1))
 
 
-@_register_head("hyperbolic")
 class HyperbolicHead(nn.Module):
     """HALO's head: 1x1 reduction, HFR, ``expmap0`` and hyperbolic MLR on the Poincaré ball.
 
@@ -254,7 +220,7 @@ class HyperbolicHead(nn.Module):
         if not math.isfinite(curvature) or curvature <= 0:
             raise ValueError(f"curvature must be a finite float > 0, got {curvature!r}")
         self.curvature = curvature
-        self.precision = lookup(_PRECISIONS, precision, "precision")
+        self.precision = _PRECISIONS.lookup(precision)
         self.reduce = nn.Conv2d(in_channels, embed_dim, kernel_size=1)
         nn.init.kaiming_normal_(self.reduce.weight)
         nn.init.zeros_(self.reduce.bias)

@@ -145,7 +145,7 @@ def tangent_radius(v: Tensor, *, dim: int = -1, keepdim: bool = False) -> Tensor
     """Radius of ``expmap0(v, project=False)`` from its tangent vector: ``2 ||v||``, for every c.
 
     ``d(0, expmap0(v)) = (2/sqrt(c)) artanh(tanh(sqrt(c) ||v||)) = 2 ||v||`` exactly, so unlike
-    :func:`radius` of a projected point it never saturates at the projection cap (DESIGN §4).
+    :func:`radius` of a projected point it never saturates at the projection cap (docs/design.md, "The method").
 
     Args:
         v: tangent vectors at the origin, any shape ``[..., D, ...]``, floating dtype.

@@ -1,4 +1,4 @@
-"""The segmenter: an smp encoder + decoder with one of our heads, and the backbone presets.
+"""The segmenter: an smp encoder + decoder with one of our heads.
 
 ``build_segmenter`` builds a segmentation-models-pytorch model, keeps its ``encoder`` and
 ``decoder`` untouched and puts a head from :data:`~halo.models.heads.HEADS` where smp's
@@ -6,23 +6,33 @@
 statistics itself, runs the head at the decoder's resolution (stride 4 for DeepLabV3+ and
 SegFormer) and upsamples only the logits to the input size (bilinear, ``align_corners=False``).
 
-``BACKBONES`` names the presets: the paper's two families (``deeplabv3plus-r101``,
-``segformer-b4``) and light CPU ones (``deeplabv3plus-r18``, ``deeplabv3plus-mbv2``,
-``segformer-b0``). Each preset knows the input-size divisor its output stride needs;
-:func:`check_input_size` rejects an image size the backbone cannot take.
+``BACKBONES`` (in :mod:`halo.models.presets`, torch-free, re-exported here) names the presets:
+the paper's two families (``deeplabv3plus-r101``, ``segformer-b4``) and light CPU ones
+(``deeplabv3plus-r18``, ``deeplabv3plus-mbv2``, ``segformer-b0``). Each preset knows the
+input-size divisor its output stride needs; :func:`check_input_size` rejects an image size the
+backbone cannot take.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from halo.models.heads import HEADS, build_head, lookup
+from halo.models.heads import build_head
+from halo.models.presets import (
+    ARCHITECTURES,
+    BACKBONES,
+    HEADS,
+    BackbonePreset,
+    check_divisible,
+    check_input_size,
+    get_backbone,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -36,6 +46,7 @@ __all__ = [
     "build_segmenter",
     "check_input_size",
     "get_backbone",
+    "module_device",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -58,20 +69,6 @@ class SegmenterOutput(NamedTuple):
     radius: Tensor
 
 
-@dataclass(frozen=True)
-class _Architecture:
-    smp_name: str
-    decoder_channels_arg: str  # the smp keyword that sets the decoder's output channels
-    output_stride_arg: str | None  # the smp keyword for the encoder's output stride, if any
-
-
-ARCHITECTURES: dict[str, _Architecture] = {
-    "deeplabv3plus": _Architecture("DeepLabV3Plus", "decoder_channels", "encoder_output_stride"),
-    "segformer": _Architecture("Segformer", "decoder_segmentation_channels", None),
-}
-"""Supported smp architectures (lower-case name -> how to configure it)."""
-
-
 def _check_encoder_name(encoder: str) -> None:
     if not isinstance(encoder, str):
         raise ValueError(f"encoder must be an smp encoder name (str), got {encoder!r}")
@@ -87,12 +84,13 @@ def _check_encoder_name(encoder: str) -> None:
         )
 
 
-def _check_divisible(height: int, width: int, divisor: int, what: str) -> None:
-    if height <= 0 or width <= 0 or height % divisor or width % divisor:
-        raise ValueError(
-            f"image size (H, W) = ({height}, {width}) is not valid for {what}: both must be "
-            f"positive multiples of {divisor} (the encoder's output stride)"
-        )
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter (or buffer); the CPU for a stateless module.
+
+    Device follows the data: evaluation and acquisition run where the model's weights are."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 class Segmenter(nn.Module):
@@ -128,7 +126,7 @@ class Segmenter(nn.Module):
 
     def check_input_size(self, height: int, width: int) -> None:
         """Raise ``ValueError`` unless ``(height, width)`` are multiples of ``input_divisor``."""
-        _check_divisible(height, width, self.input_divisor, "this segmenter")
+        check_divisible(height, width, self.input_divisor, "this segmenter")
 
     def forward(self, images: Tensor) -> SegmenterOutput:
         """Segment a batch of images.
@@ -228,9 +226,9 @@ def build_segmenter(
         ValueError: unknown ``arch``, ``encoder`` or ``head`` (the message lists valid names), or
             an option the architecture does not take.
     """
-    spec = lookup(ARCHITECTURES, arch, "architecture")
+    spec = ARCHITECTURES.lookup(arch)
     _check_encoder_name(encoder)
-    lookup(HEADS, head, "head")  # fail before the (slow) smp build
+    HEADS.lookup(head)  # fail before the (slow) smp build
     head_name = head.lower()
     head_options: dict[str, object] = {}
     if hfr is not None:
@@ -264,87 +262,6 @@ def build_segmenter(
     )
 
 
-@dataclass(frozen=True)
-class BackbonePreset:
-    """A named encoder + decoder configuration.
-
-    Attributes:
-        name: registry name (lower-case).
-        arch: key of :data:`ARCHITECTURES`.
-        encoder: smp encoder name.
-        decoder_channels: decoder output channels.
-        input_divisor: H and W must be multiples of this (the encoder's output stride).
-        encoder_output_stride: DeepLabV3+'s encoder output stride, ``None`` for SegFormer.
-        description: one line for listings.
-    """
-
-    name: str
-    arch: str
-    encoder: str
-    decoder_channels: int
-    input_divisor: int
-    encoder_output_stride: int | None = None
-    description: str = ""
-
-
-BACKBONES: dict[str, BackbonePreset] = {
-    p.name: p
-    for p in (
-        BackbonePreset(
-            name="deeplabv3plus-r101",
-            arch="deeplabv3plus",
-            encoder="resnet101",
-            decoder_channels=512,
-            input_divisor=16,
-            encoder_output_stride=16,
-            description="paper: DeepLabV3+ ResNet-101, 512-channel decoder as the official HALO/RIPU code",
-        ),
-        BackbonePreset(
-            name="segformer-b4",
-            arch="segformer",
-            encoder="mit_b4",
-            decoder_channels=768,
-            input_divisor=32,
-            encoder_output_stride=None,
-            description="paper: SegFormer MiT-B4, 768-channel MLP decoder as SegFormer-B4",
-        ),
-        BackbonePreset(
-            name="deeplabv3plus-r18",
-            arch="deeplabv3plus",
-            encoder="resnet18",
-            decoder_channels=256,
-            input_divisor=16,
-            encoder_output_stride=16,
-            description="light: DeepLabV3+ ResNet-18 for CPU runs",
-        ),
-        BackbonePreset(
-            name="deeplabv3plus-mbv2",
-            arch="deeplabv3plus",
-            encoder="mobilenet_v2",
-            decoder_channels=256,
-            input_divisor=16,
-            encoder_output_stride=16,
-            description="light: DeepLabV3+ MobileNetV2 for CPU runs",
-        ),
-        BackbonePreset(
-            name="segformer-b0",
-            arch="segformer",
-            encoder="mit_b0",
-            decoder_channels=256,
-            input_divisor=32,
-            encoder_output_stride=None,
-            description="light: SegFormer MiT-B0 for CPU runs",
-        ),
-    )
-}
-"""Backbone presets, lower-case name -> :class:`BackbonePreset`."""
-
-
-def get_backbone(name: str) -> BackbonePreset:
-    """The preset called ``name``; ``ValueError`` listing the valid names otherwise."""
-    return lookup(BACKBONES, name, "backbone")
-
-
 def build_backbone(name: str, num_classes: int, **overrides: object) -> Segmenter:
     """Build the segmenter of a backbone preset.
 
@@ -364,18 +281,3 @@ def build_backbone(name: str, num_classes: int, **overrides: object) -> Segmente
         options["encoder_output_stride"] = preset.encoder_output_stride
     options.update(overrides)
     return build_segmenter(preset.arch, preset.encoder, num_classes, **options)
-
-
-def check_input_size(backbone: str, height: int, width: int) -> None:
-    """Reject an image size the backbone preset cannot take.
-
-    Args:
-        backbone: a key of :data:`BACKBONES`.
-        height: image height H in pixels.
-        width: image width W in pixels.
-
-    Raises:
-        ValueError: unknown backbone, or H / W not positive multiples of its input divisor.
-    """
-    preset = get_backbone(backbone)
-    _check_divisible(height, width, preset.input_divisor, f"backbone {preset.name!r}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from halo.acquisition.masks import round_complete
+from halo.acquisition.rounds import round_complete
 from halo.cli import main
 from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env, kill_when
 

@@ -1,6 +1,9 @@
-"""select_regions equals the plain greedy of DESIGN §4 on every map we can think of."""
+"""select_regions equals the plain greedy of docs/design.md ("The method") on every map we can
+think of; regions_per_image turns a budget into a region count."""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -9,14 +12,20 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from halo.acquisition.selection import Selection, paint_windows, select_regions
+from halo.acquisition.selection import (
+    Selection,
+    paint_windows,
+    regions_per_image,
+    select_regions,
+)
 
 
 def greedy_reference(
     score: np.ndarray, n: int, a: int, m: int, blocked: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """DESIGN §4 written out: walk pixels by (score desc, row-major index asc); keep a pixel iff
-    it is still alive; label its (2a+1)² window and kill its (2m+1)² window; stop after n."""
+    """docs/design.md ("The method") written out: walk pixels by (score desc, row-major index
+    asc); keep a pixel iff it is still alive; label its (2a+1)² window and kill its (2m+1)²
+    window; stop after n."""
     h, w = score.shape
     prior = np.zeros((h, w), bool) if blocked is None else blocked.astype(bool)
     alive = ~prior
@@ -220,3 +229,43 @@ def test_cuda_equals_cpu(kind: str) -> None:
         assert torch.equal(gpu.centres[b].cpu(), cpu.centres[b])
     assert torch.equal(gpu.labelled.cpu(), cpu.labelled)
     assert torch.equal(gpu.blocked.cpu(), cpu.blocked)
+
+
+# --- budget arithmetic ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "budget", "a", "expected"),
+    [
+        (640, 1280, 0.01, 1, 911),
+        (30, 30, 0.01, 1, 1),  # 900 * 0.01 / 9 is exactly 1
+        (512, 1024, 0.022 / 5, 1, 257),
+        (512, 1024, 0.0044, 1, 257),
+        (10, 10, 0.0, 1, 0),
+        (10, 10, 1.0, 1, 12),
+        (10, 10, 0.05, 0, 5),
+        (100, 100, 0.05, 2, 20),
+    ],
+)
+def test_regions_per_image(h: int, w: int, budget: float, a: int, expected: int) -> None:
+    assert regions_per_image(h, w, budget, a) == expected
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_regions_cover_the_budget_and_no_more(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w, a = int(rng.integers(1, 2000)), int(rng.integers(1, 2000)), int(rng.integers(0, 4))
+    budget = int(rng.integers(1, 10_000)) / 100_000
+    n = regions_per_image(h, w, budget, a)
+    area = (2 * a + 1) ** 2
+    wanted = Fraction(h * w) * Fraction(budget).limit_denominator(10**9)
+    assert n * area >= wanted > (n - 1) * area
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [((0, 10, 0.1), "height"), ((10, 10, 1.5), "round_budget"), ((10, 10, 0.1, -1), "active")],
+)
+def test_regions_bad_args(args: tuple, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        regions_per_image(*args)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from halo.acquisition.masks import mask_path, read_mask
-from halo.cli import _dataset, _model, main
-from halo.config import load_config
-from halo.engine.train import load_checkpoint
+from halo.acquisition.rounds import MaskedTarget, mask_path, read_mask
+from halo.cli import main
+from halo.config import load_run
+from halo.engine.checkpoint import load_checkpoint, load_weights
+from halo.engine.session import build_model, dataset
 from tests.engine.conftest import TINY_CONFIG
 
 
@@ -41,7 +42,8 @@ def _stray_temp_files(root: Path) -> list[Path]:
 
 def test_tiny_cycle_through_the_cli(tiny_data, tmp_path, capsys, one_thread):
     common = ["--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}", "--quiet"]
-    cfg = load_config(TINY_CONFIG, [f"data_root={tiny_data}"])
+    run = load_run(TINY_CONFIG, [f"data_root={tiny_data}"])
+    cfg = run.config
     rounds, per = cfg.active.rounds, cfg.train.round_steps
     assert rounds == 2
     src, run = tmp_path / "src", tmp_path / "halo"
@@ -62,7 +64,7 @@ def test_tiny_cycle_through_the_cli(tiny_data, tmp_path, capsys, one_thread):
     assert "mIoU" in out
 
     # ---- files: every output in place, no leftovers of the atomic writes or of resumption
-    target = _dataset(cfg, "target")
+    target = dataset(run, "target")
     ids = list(target.ids)
     assert len(ids) == 4
     for folder in (src, r1, r2):
@@ -178,7 +180,8 @@ def test_rounds_are_one_continuous_schedule(tiny_data, tmp_path, capsys, one_thr
     from halo.engine import train as T
 
     common = ["--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}", "--quiet"]
-    cfg = load_config(TINY_CONFIG, [f"data_root={tiny_data}"])
+    run = load_run(TINY_CONFIG, [f"data_root={tiny_data}"])
+    cfg = run.config
     src, masks = tmp_path / "src", tmp_path / "acq"
 
     def halo(command: str) -> str:
@@ -192,8 +195,8 @@ def test_rounds_are_one_continuous_schedule(tiny_data, tmp_path, capsys, one_thr
 
     per, rounds = cfg.train.round_steps, cfg.active.rounds
     torch.manual_seed(cfg.seed)
-    model = _model(cfg, 19)
-    T.load_weights(model, load_checkpoint(src / "model.pt"))
+    model = build_model(run)
+    load_weights(model, load_checkpoint(src / "model.pt"))
     T.train(
         model,
         protocol="active",
@@ -201,8 +204,8 @@ def test_rounds_are_one_continuous_schedule(tiny_data, tmp_path, capsys, one_thr
         cfg=cfg.train,
         seed=cfg.seed,
         checkpoint=tmp_path / "whole.pt",
-        source=_dataset(cfg, "source"),
-        target=T.MaskedTarget(_dataset(cfg, "target"), masks / "masks"),
+        source=dataset(run, "source"),
+        target=MaskedTarget(dataset(run, "target"), masks),
         progress=False,
     )
     whole = load_checkpoint(tmp_path / "whole.pt")

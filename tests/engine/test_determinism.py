@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from halo.engine.train import load_checkpoint
+from halo.engine.checkpoint import load_checkpoint
 from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env
 
 _CYCLE = """

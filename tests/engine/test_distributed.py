@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from halo.cli import main
-from halo.engine.train import load_checkpoint
+from halo.engine.checkpoint import load_checkpoint
 from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env
 
 STEPS = 4

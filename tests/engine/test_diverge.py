@@ -55,9 +55,9 @@ def test_divergence_stops_and_keeps_only_good_checkpoints(
 def test_hyperbolic_head_survives_ten_times_the_default_lr(tiny_data, tmp_path, capsys, one_thread):
     """300 steps at 10x the synthetic default lr (1e-1 encoder, 1 for decoder + head): the run
     finishes, and the trained model's logits, ball points and radii are finite, inside the ball."""
-    from halo.cli import _dataset, _model
-    from halo.config import load_config
-    from halo.engine.train import load_checkpoint, load_weights
+    from halo.config import load_config, load_run
+    from halo.engine.checkpoint import load_checkpoint, load_weights
+    from halo.engine.session import build_model, dataset
 
     synth_lr = load_config(TINY.parent.parent / "synth.yaml").train.lr
     sets = [
@@ -70,11 +70,12 @@ def test_hyperbolic_head_survives_ten_times_the_default_lr(tiny_data, tmp_path, 
     out = tmp_path / "run"
     args = ["pretrain", "--config", str(TINY), *(a for s in sets for a in ("--set", s))]
     assert main([*args, "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
-    cfg = load_config(TINY, sets)
-    model = _model(cfg, 19)
+    run = load_run(TINY, sets)
+    cfg = run.config
+    model = build_model(run)
     load_weights(model, load_checkpoint(out / "model.pt"))
     model.eval()
-    images = torch.stack([_dataset(cfg, "val")[i]["image"] for i in range(4)])
+    images = torch.stack([dataset(run, "val")[i]["image"] for i in range(4)])
     with torch.no_grad():
         res = model(images)
     assert bool(res.logits.isfinite().all()) and bool(res.radius.isfinite().all())

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from halo.engine import train as T
+from halo.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 
 
 def test_lr_warmup_then_poly_decay():
@@ -63,17 +64,17 @@ def test_checkpoint_roundtrip_and_mismatch(tmp_path):
 
     model = build_backbone("deeplabv3plus-r18", 5)
     opt = T.build_optimizer(model, lr=1e-3, head_lr_mult=10, momentum=0.9, weight_decay=5e-4)
-    T.save_checkpoint(tmp_path / "m.pt", model, opt, 7, {"backbone": "deeplabv3plus-r18"})
-    ck = T.load_checkpoint(tmp_path / "m.pt")
+    save_checkpoint(tmp_path / "m.pt", model, opt, 7, {"backbone": "deeplabv3plus-r18"})
+    ck = load_checkpoint(tmp_path / "m.pt")
     assert ck["step"] == 7 and ck["backbone"] == "deeplabv3plus-r18"
     other = build_backbone("deeplabv3plus-r18", 6)
     with pytest.raises(ValueError, match="does not fit this model"):
-        T.load_weights(other, ck)
+        load_weights(other, ck)
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable checkpoint"):
-        T.load_checkpoint(tmp_path / "bad.pt")
+        load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(FileNotFoundError):
-        T.load_checkpoint(tmp_path / "none.pt")
+        load_checkpoint(tmp_path / "none.pt")
 
 
 def test_head_gets_ten_times_the_encoder_lr():
@@ -109,7 +110,7 @@ def _fit(tmp_path, name, stop, resume=None, batch_size=2):
     torch.manual_seed(0)
     model = build_backbone("deeplabv3plus-r18", 5)
     if resume is not None:
-        T.load_weights(model, resume)
+        load_weights(model, resume)
     cfg = TrainConfig(batch_size=batch_size, warmup_steps=1, checkpoint_every=100)
     T.train(
         model,
@@ -122,7 +123,7 @@ def _fit(tmp_path, name, stop, resume=None, batch_size=2):
         resume=resume,
         progress=False,
     )
-    return T.load_checkpoint(tmp_path / name)
+    return load_checkpoint(tmp_path / name)
 
 
 def test_step_seed_depends_on_seed_step_and_rank():

@@ -161,7 +161,7 @@ def test_radius_finite_on_and_past_boundary(dtype, c) -> None:
     seed=st.integers(min_value=0, max_value=2**16),
 )
 def test_tangent_radius_is_distance_of_expmap0(norm, c, seed) -> None:
-    # d(0, expmap0(v)) = 2 ||v|| for every c (DESIGN §4), checked in float64 through geoopt.
+    # d(0, expmap0(v)) = 2 ||v|| for every c (docs/design.md, "The method"), checked in float64 through geoopt.
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(16, generator=gen, dtype=torch.float64)
     v = v / torch.linalg.vector_norm(v) * norm / math.sqrt(c)

@@ -1,7 +1,10 @@
-# Shared helpers: config validation, the grid, run paths and the halo CLI arguments of each job.
-# All run settings are resolved by halo.config (the same code the CLI uses); nothing here
+# Shared helpers: config validation, the grid, and the input functions (get_*) of every rule.
+# Light imports only, no torch at parse time: every grid cell is resolved by halo.config and every
+# run folder is named by halo.runs -- the same code the halo commands use; nothing here
 # duplicates the package's logic.
 
+import glob
+import os
 import re
 import shlex
 from functools import cache
@@ -10,7 +13,26 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from halo.config import BENCHMARKS, ConfigError, check_data, load_config
+from halo.acquisition.rounds import BLOCKED_FILE, BUDGET_FILE, LABELLED_FILE, MASKS_DIR
+from halo.config import BENCHMARKS, ConfigError, check_data, load_run
+from halo.provenance import CONFIG_FILE, PROVENANCE_FILE
+from halo.runs import (
+    ACTIVE_RUN,
+    EVAL_FILE,
+    MODEL_FILE,
+    RECORD_FILE,
+    ROUND_DIR,
+    RUN_RE,
+    RUNS_ROOT,
+    SOURCE_RUN,
+    SUPERVISED_RUN,
+    TRACKED_FILE,
+    TRAIN_LOG,
+    active_run,
+    fixed_run,
+    parse_run,
+    round_dir,
+)
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -19,19 +41,31 @@ DATA_ROOT = config.get("data_root", "data")
 THREADS = int(config.get("threads", 2))
 # Every job runs the halo CLI of this checkout (`python -m halo.cli`), in the environment
 # snakemake runs in (`uv run snakemake ...`) or, with --use-conda, in workflow/envs/halo.yaml.
+# The checkout reaches the jobs through the environment (PYTHONPATH), never through a rule's
+# params, so a moved or copied project plans nothing anew.
 ENV = "../envs/halo.yaml"
-_PATH = f"PYTHONPATH={shlex.quote(str(Path(workflow.basedir).parent))}${{PYTHONPATH:+:$PYTHONPATH}}"
-HALO = f"{_PATH} python -m halo.cli"
+_REPO = str(Path(workflow.current_basedir).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    dict.fromkeys(filter(None, [_REPO, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]))
+)
+HALO = "python -m halo.cli"
 # Training jobs on several GPUs: torchrun starts one process per GPU (DistributedDataParallel).
 GPUS = int(config.get("gpus_per_train_job", 1))
+HALO_TRAIN = HALO if GPUS <= 1 else f"torchrun --standalone --nproc-per-node {GPUS} -m halo.cli"
+
+
+def visible_gpus():
+    """GPUs this machine shows to jobs, without importing torch: CUDA_VISIBLE_DEVICES if set,
+    else the NVIDIA device files."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() not in ("", "-1")])
+    return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
 # Heavy jobs hold `gpu` units (the profile caps them) only where a GPU is visible; on a CPU-only
 # machine they just share the cores. The SLURM profile sets them explicitly (set-resources).
-import torch
-
-GPU_UNIT = 1 if torch.cuda.is_available() else 0
-HALO_TRAIN = (
-    HALO if GPUS <= 1 else f"{_PATH} torchrun --standalone --nproc-per-node {GPUS} -m halo.cli"
-)
+GPU_UNIT = 1 if visible_gpus() else 0
 
 unknown = [b for b in config["benchmarks"] if b not in BENCHMARKS]
 if unknown:
@@ -40,9 +74,7 @@ if unknown:
     )
 
 
-def budget_str(percent):
-    """5 -> '5', 2.2 -> '2.2' (the {budget} path component, in percent)."""
-    return f"{float(percent):g}"
+# --- the grid -------------------------------------------------------------------------------
 
 
 def run_sets(bench, backbone, method, seed=None, budget=None):
@@ -59,95 +91,23 @@ def run_sets(bench, backbone, method, seed=None, budget=None):
 
 
 @cache
-def run_config(bench, backbone, method, seed=None, budget=None):
-    """The resolved, validated halo config of a grid cell (a bad cell fails before any job)."""
+def resolved(bench, backbone, method, seed=None, budget=None):
+    """The resolved halo run of a grid cell (a bad cell fails before any job)."""
     spec = config["benchmarks"][bench]
     try:
-        return load_config(spec["config"], run_sets(bench, backbone, method, seed, budget))
+        return load_run(spec["config"], run_sets(bench, backbone, method, seed, budget))
     except ConfigError as err:
         raise WorkflowError(f"config benchmarks.{bench}: {err}") from None
 
 
 def halo_args(bench, backbone, method, seed=None, budget=None):
     """`--config FILE --set k=v ...` for the halo CLI."""
-    run_config(bench, backbone, method, seed, budget)  # validated before the job starts
+    resolved(bench, backbone, method, seed, budget)  # validated before the job starts
     sets = run_sets(bench, backbone, method, seed, budget)
     spec = config["benchmarks"][bench]
     return " ".join(
-        ["--config", shlex.quote(spec["config"])]
-        + [f"--set {shlex.quote(s)}" for s in sets]
+        ["--config", shlex.quote(spec["config"])] + [f"--set {shlex.quote(s)}" for s in sets]
     )
-
-
-@cache
-def variants(bench, backbone):
-    """{model variant: a method that trains it}: one source-only model per variant."""
-    spec = config["benchmarks"][bench]
-    out = {}
-    for method in [*methods_of(bench, backbone), *spec.get("supervised", [])]:
-        out.setdefault(run_config(bench, backbone, method).model_key(), method)
-    return out
-
-
-def variant_of(bench, backbone, method):
-    return run_config(bench, backbone, method).model_key()
-
-
-def rounds_of(bench, backbone, method, budget, seed):
-    return run_config(bench, backbone, method, int(seed), budget).active.rounds
-
-
-# --- run folders --------------------------------------------------------------------------
-# runs/<bench>/<backbone>/source/<variant>                  source-only model
-# runs/<bench>/<backbone>/supervised/<variant>              target-supervised bound
-# runs/<bench>/<backbone>/<method>/<budget>/seed<s>         an active run ...
-# runs/<bench>/<backbone>/<method>/<budget>/seed<s>/round<r>  ... and its rounds
-
-RUN_RE = re.compile(
-    r"(?P<bench>[^/]+)/(?P<backbone>[^/]+)/"
-    r"(?:(?P<kind>source|supervised)/(?P<variant>[^/]+)"
-    r"|(?P<method>[^/]+)/(?P<budget>[0-9.]+)/seed(?P<seed>[0-9]+)(?:/round(?P<round>[0-9]+))?)"
-)
-
-
-def parse_run(run):
-    """A run folder (below runs/) as a dict: bench, backbone, kind, variant/method, budget..."""
-    m = RUN_RE.fullmatch(run)
-    if m is None:
-        raise WorkflowError(f"not a run folder: runs/{run}")
-    d = m.groupdict()
-    if d["kind"] is None:
-        d["kind"] = "round" if d["round"] else "active"
-    return d
-
-
-def run_args(run):
-    """halo CLI arguments (config and overrides) for the run folder `run` (below runs/)."""
-    d = parse_run(run)
-    if d["kind"] in ("source", "supervised"):
-        methods = variants(d["bench"], d["backbone"])
-        if d["variant"] not in methods:
-            raise WorkflowError(
-                f"runs/{run}: model variant {d['variant']!r} is not used by the grid of "
-                f"{d['bench']} (variants: {', '.join(methods)})"
-            )
-        return halo_args(d["bench"], d["backbone"], methods[d["variant"]])
-    return halo_args(d["bench"], d["backbone"], d["method"], int(d["seed"]), d["budget"])
-
-
-def data_input(wildcards):
-    """The benchmark's data: the synthetic folder (built by rule synth), or the real datasets,
-    checked at once (missing folders fail here, before any job, naming what to get)."""
-    bench = wildcards.bench
-    if BENCHMARKS[bench].synthetic:
-        return [SYNTH["root"]]
-    spec = config["benchmarks"][bench]
-    backbone = spec["backbones"][0]
-    try:
-        check_data(run_config(bench, backbone, spec["methods"][0]))
-    except ConfigError as err:
-        raise WorkflowError(str(err)) from None
-    return []
 
 
 def grids(bench):
@@ -174,9 +134,27 @@ def backbones_of(bench):
     return list(dict.fromkeys(b for g in grids(bench) for b in g["backbones"]))
 
 
+@cache
+def variants(bench, backbone):
+    """{model variant: a method that trains it}: one source-only model per variant."""
+    spec = config["benchmarks"][bench]
+    out = {}
+    for method in [*methods_of(bench, backbone), *spec.get("supervised", [])]:
+        out.setdefault(resolved(bench, backbone, method).model_key, method)
+    return out
+
+
+def variant_of(bench, backbone, method):
+    return resolved(bench, backbone, method).model_key
+
+
+def rounds_of(bench, backbone, method, budget, seed):
+    return resolved(bench, backbone, method, int(seed), budget).config.active.rounds
+
+
 def active_runs(bench):
     runs = [
-        f"runs/{bench}/{backbone}/{method}/{budget_str(budget)}/seed{seed}"
+        active_run(bench, backbone, method, budget, seed)
         for g in grids(bench)
         for backbone in g["backbones"]
         for method in g["methods"]
@@ -191,9 +169,9 @@ def fixed_runs(bench):
     spec = config["benchmarks"][bench]
     out = []
     for backbone in backbones_of(bench):
-        out += [f"runs/{bench}/{backbone}/source/{v}" for v in variants(bench, backbone)]
+        out += [fixed_run(bench, backbone, "source", v) for v in variants(bench, backbone)]
         out += [
-            f"runs/{bench}/{backbone}/supervised/{variant_of(bench, backbone, m)}"
+            fixed_run(bench, backbone, "supervised", variant_of(bench, backbone, m))
             for m in dict.fromkeys(spec.get("supervised", []))
         ]
     return list(dict.fromkeys(out))
@@ -208,67 +186,109 @@ def panels_method(bench):
     return "halo" if "halo" in spec["methods"] else spec["methods"][0]
 
 
-# --- inputs and parameters of the rules -------------------------------------------------
+def run_parts(run):
+    """A run folder (below runs/) as a dict (halo.runs.parse_run), as a workflow error."""
+    try:
+        return parse_run(run)
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
 
 
-def round_dir(w):
-    return f"{w.bench}/{w.backbone}/{w.method}/{w.budget}/seed{w.seed}/round{w.round}"
+def run_args(run):
+    """halo CLI arguments (config and overrides) for the run folder `run` (below runs/)."""
+    d = run_parts(run)
+    if d["kind"] in ("source", "supervised"):
+        methods = variants(d["bench"], d["backbone"])
+        if d["variant"] not in methods:
+            raise WorkflowError(
+                f"{RUNS_ROOT}/{run}: model variant {d['variant']!r} is not used by the grid of "
+                f"{d['bench']} (variants: {', '.join(methods)})"
+            )
+        return halo_args(d["bench"], d["backbone"], methods[d["variant"]])
+    return halo_args(d["bench"], d["backbone"], d["method"], int(d["seed"]), d["budget"])
 
 
-def previous_model(w):
+def path_of(pattern, w):
+    """A run folder pattern of halo.runs filled in with a job's wildcards."""
+    return pattern.format(**{k: w[k] for k in w.keys()})
+
+
+def round_run(w):
+    """A job's round folder below runs/ (for run_args)."""
+    return path_of(ROUND_DIR, w).removeprefix(f"{RUNS_ROOT}/")
+
+
+# --- input functions ------------------------------------------------------------------------
+
+
+def get_data(wildcards):
+    """The benchmark's data: the synthetic folder (built by rule synth), or the real datasets,
+    checked at once (missing folders fail here, before any job, naming what to get)."""
+    bench = wildcards.bench
+    if BENCHMARKS[bench].synthetic:
+        return [SYNTH["root"]]
+    spec = config["benchmarks"][bench]
+    try:
+        check_data(resolved(bench, spec["backbones"][0], spec["methods"][0]))
+    except ConfigError as err:
+        raise WorkflowError(str(err)) from None
+    return []
+
+
+def get_previous_model(w):
     """Round 1 scores with the source-only model of the method's variant; round r>1 with r-1's."""
     r = int(w.round)
     if r == 1:
         variant = variant_of(w.bench, w.backbone, w.method)
-        return f"runs/{w.bench}/{w.backbone}/source/{variant}/model.pt"
-    return f"runs/{w.bench}/{w.backbone}/{w.method}/{w.budget}/seed{w.seed}/round{r - 1}/model.pt"
+        return f"{fixed_run(w.bench, w.backbone, 'source', variant)}/{MODEL_FILE}"
+    return f"{round_dir(path_of(ACTIVE_RUN, w), r - 1)}/{MODEL_FILE}"
 
 
-def previous_round(w):
+def get_previous_round(w):
+    """The previous round's completion marker (none for round 1)."""
     r = int(w.round)
     if not 1 <= r <= rounds_of(w.bench, w.backbone, w.method, w.budget, w.seed):
-        raise WorkflowError(f"runs/{round_dir(w)}: round {r} is outside 1..active.rounds")
+        raise WorkflowError(f"{path_of(ROUND_DIR, w)}: round {r} is outside 1..active.rounds")
     if r == 1:
         return []
-    return [f"runs/{w.bench}/{w.backbone}/{w.method}/{w.budget}/seed{w.seed}/round{r - 1}/budget.json"]
+    return [f"{round_dir(path_of(ACTIVE_RUN, w), r - 1)}/{BUDGET_FILE}"]
 
 
-def summary_inputs(w):
-    d = parse_run(w.run)
+def get_summary_inputs(w):
+    d = run_parts(w.run)
     if d["kind"] != "active":
-        return {"eval": [f"runs/{w.run}/eval.json"], "budgets": []}
+        return {"eval": [f"{RUNS_ROOT}/{w.run}/{EVAL_FILE}"], "budgets": []}
     rounds = range(1, rounds_of(d["bench"], d["backbone"], d["method"], d["budget"], d["seed"]) + 1)
+    folders = [round_dir(f"{RUNS_ROOT}/{w.run}", r) for r in rounds]
     return {
-        "eval": [f"runs/{w.run}/round{r}/eval.json" for r in rounds],
-        "budgets": [f"runs/{w.run}/round{r}/budget.json" for r in rounds],
+        "eval": [f"{f}/{EVAL_FILE}" for f in folders],
+        "budgets": [f"{f}/{BUDGET_FILE}" for f in folders],
     }
 
 
-def track_artifacts(w):
+def get_track_artifacts(w):
     """The run's resolved config and provenance (and its last round's budget report): files the
     training jobs wrote beside their checkpoints, attached to the MLflow run."""
-    d = parse_run(w.run)
-    folder = f"runs/{w.run}"
+    d = run_parts(w.run)
+    folder = f"{RUNS_ROOT}/{w.run}"
+    files = [CONFIG_FILE, PROVENANCE_FILE, TRAIN_LOG]
     if d["kind"] == "active":
         last = rounds_of(d["bench"], d["backbone"], d["method"], d["budget"], d["seed"])
-        folder = f"{folder}/round{last}"
-        files = ["config.yaml", "provenance.json", "train_log.json", "budget.json"]
-    else:
-        files = ["config.yaml", "provenance.json", "train_log.json"]
+        folder = round_dir(folder, last)
+        files.append(BUDGET_FILE)
     return " ".join(f"{folder}/{f}" for f in files)
 
 
-def report_inputs(w):
+def get_report_inputs(w):
     bench = w.bench
     spec = config["benchmarks"][bench]
-    method = panels_method(bench)
     backbone = spec["backbones"][0]
-    variant = variant_of(bench, backbone, method)
+    variant = variant_of(bench, backbone, panels_method(bench))
     runs = all_runs(bench)
     return {
-        "records": [f"{r}/metrics.json" for r in runs],
-        "tracked": [f"{r}/mlflow.json" for r in runs],
-        "panels": f"runs/{bench}/{backbone}/source/{variant}/model.pt",
+        "records": [f"{r}/{RECORD_FILE}" for r in runs],
+        "tracked": [f"{r}/{TRACKED_FILE}" for r in runs],
+        "panels": f"{fixed_run(bench, backbone, 'source', variant)}/{MODEL_FILE}",
     }
 
 

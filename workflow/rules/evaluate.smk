@@ -4,16 +4,16 @@
 
 rule evaluate:
     input:
-        "runs/{run}/model.pt",
+        f"{RUNS_ROOT}/{{run}}/{MODEL_FILE}",
     output:
-        "runs/{run}/eval.json",
+        f"{RUNS_ROOT}/{{run}}/{EVAL_FILE}",
     log:
         "logs/{run}/evaluate.log",
     params:
         halo=HALO,
         args=lambda w: run_args(w.run),
         budget=lambda w: (
-            f"--budget runs/{w.run}/budget.json" if parse_run(w.run)["kind"] == "round" else ""
+            f"--budget {RUNS_ROOT}/{w.run}/{BUDGET_FILE}" if run_parts(w.run)["kind"] == "round" else ""
         ),
     threads: THREADS
     resources:
@@ -27,15 +27,15 @@ rule evaluate:
 
 rule summarize:
     input:
-        unpack(summary_inputs),
+        unpack(get_summary_inputs),
     output:
-        "runs/{run}/metrics.json",
+        f"{RUNS_ROOT}/{{run}}/{RECORD_FILE}",
     log:
         "logs/{run}/summarize.log",
     params:
         halo=HALO,
         args=lambda w: run_args(w.run),
-        kind=lambda w: parse_run(w.run)["kind"],
+        kind=lambda w: run_parts(w.run)["kind"],
         budgets=lambda w, input: f"--budgets {' '.join(input.budgets)}" if input.budgets else "",
     conda:
         ENV
@@ -46,14 +46,14 @@ rule summarize:
 
 rule track:
     input:
-        "runs/{run}/metrics.json",
+        f"{RUNS_ROOT}/{{run}}/{RECORD_FILE}",
     output:
-        "runs/{run}/mlflow.json",
+        f"{RUNS_ROOT}/{{run}}/{TRACKED_FILE}",
     log:
         "logs/{run}/track.log",
     params:
         halo=HALO,
-        artifacts=track_artifacts,
+        artifacts=get_track_artifacts,
     conda:
         ENV
     shell:

@@ -4,7 +4,7 @@
 
 rule report:
     input:
-        unpack(report_inputs),
+        unpack(get_report_inputs),
     output:
         directory("results/{bench}"),
     log:

@@ -1,13 +1,15 @@
 # Training: one source-only model per benchmark x backbone x model variant (shared by every
 # method, budget and seed that uses that model), the target-supervised bound, and the
 # acquire -> train rounds of each active run (round r starts from round r-1's model).
+# Folder patterns come from halo.runs (SOURCE_RUN, SUPERVISED_RUN, ROUND_DIR), file names from
+# halo.runs and halo.acquisition.rounds.
 
 
 rule pretrain:
     input:
-        data_input,
+        get_data,
     output:
-        "runs/{bench}/{backbone}/source/{variant}/model.pt",
+        f"{SOURCE_RUN}/{MODEL_FILE}",
     log:
         "logs/{bench}/{backbone}/source/{variant}/pretrain.log",
     params:
@@ -24,9 +26,9 @@ rule pretrain:
 
 rule supervised:
     input:
-        data_input,
+        get_data,
     output:
-        "runs/{bench}/{backbone}/supervised/{variant}/model.pt",
+        f"{SUPERVISED_RUN}/{MODEL_FILE}",
     log:
         "logs/{bench}/{backbone}/supervised/{variant}/train.log",
     params:
@@ -43,18 +45,18 @@ rule supervised:
 
 rule acquire:
     input:
-        model=previous_model,
-        prev=previous_round,
+        model=get_previous_model,
+        prev=get_previous_round,
     output:
-        budget="runs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/budget.json",
-        masks=directory("runs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/masks"),
-        blocked="runs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/blocked.npz",
-        labelled="runs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/labelled.npz",
+        budget=f"{ROUND_DIR}/{BUDGET_FILE}",
+        masks=directory(f"{ROUND_DIR}/{MASKS_DIR}"),
+        blocked=f"{ROUND_DIR}/{BLOCKED_FILE}",
+        labelled=f"{ROUND_DIR}/{LABELLED_FILE}",
     log:
         "logs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/acquire.log",
     params:
         halo=HALO,
-        args=lambda w: run_args(round_dir(w)),
+        args=lambda w: run_args(round_run(w)),
         prev=lambda w, input: f"--prev $(dirname {input.prev[0]})" if input.prev else "",
     threads: THREADS
     resources:
@@ -68,15 +70,15 @@ rule acquire:
 
 rule train_round:
     input:
-        init=previous_model,
-        budget="runs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/budget.json",
+        init=get_previous_model,
+        budget=f"{ROUND_DIR}/{BUDGET_FILE}",
     output:
-        "runs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/model.pt",
+        f"{ROUND_DIR}/{MODEL_FILE}",
     log:
         "logs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/train.log",
     params:
         halo=HALO_TRAIN,
-        args=lambda w: run_args(round_dir(w)),
+        args=lambda w: run_args(round_run(w)),
     threads: THREADS
     resources:
         gpu=GPUS * GPU_UNIT,

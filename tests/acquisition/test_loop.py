@@ -1,11 +1,10 @@
-"""Budget arithmetic, mask files, and acquire() end to end with the real segmenter."""
+"""One acquisition round (acquire) end to end with the real segmenter: files, budget, resume."""
 
 from __future__ import annotations
 
 import copy
 import json
 import math
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +12,20 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from halo.acquisition.masks import (
+from halo.acquisition.loop import acquire
+from halo.acquisition.rounds import (
     BLOCKED_FILE,
     BUDGET_FILE,
     LABELLED_FILE,
     RoundState,
-    acquire,
     label_mask,
     mask_path,
     read_budget,
     read_mask,
-    regions_per_image,
     round_complete,
 )
+from halo.acquisition.selection import regions_per_image
 from halo.acquisition.strategies import build_strategy
-from halo.io import write_png
 from halo.models.segmenter import build_backbone
 
 H, W, C = 32, 64, 5
@@ -80,76 +78,6 @@ def files_of(round_dir: Path) -> dict[str, bytes]:
         for p in sorted(round_dir.rglob("*"))
         if p.is_file()
     }
-
-
-# --- budget arithmetic ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("h", "w", "budget", "a", "expected"),
-    [
-        (640, 1280, 0.01, 1, 911),
-        (30, 30, 0.01, 1, 1),  # 900 * 0.01 / 9 is exactly 1
-        (512, 1024, 0.022 / 5, 1, 257),
-        (512, 1024, 0.0044, 1, 257),
-        (10, 10, 0.0, 1, 0),
-        (10, 10, 1.0, 1, 12),
-        (10, 10, 0.05, 0, 5),
-        (100, 100, 0.05, 2, 20),
-    ],
-)
-def test_regions_per_image(h: int, w: int, budget: float, a: int, expected: int) -> None:
-    assert regions_per_image(h, w, budget, a) == expected
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_regions_cover_the_budget_and_no_more(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    h, w, a = int(rng.integers(1, 2000)), int(rng.integers(1, 2000)), int(rng.integers(0, 4))
-    budget = int(rng.integers(1, 10_000)) / 100_000
-    n = regions_per_image(h, w, budget, a)
-    area = (2 * a + 1) ** 2
-    wanted = Fraction(h * w) * Fraction(budget).limit_denominator(10**9)
-    assert n * area >= wanted > (n - 1) * area
-
-
-@pytest.mark.parametrize(
-    ("args", "match"),
-    [((0, 10, 0.1), "height"), ((10, 10, 1.5), "round_budget"), ((10, 10, 0.1, -1), "active")],
-)
-def test_regions_bad_args(args: tuple, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        regions_per_image(*args)
-
-
-# --- mask files ----------------------------------------------------------------------------
-
-
-def test_mask_path_and_bad_ids(tmp_path: Path) -> None:
-    assert mask_path(tmp_path, "aachen/aachen_000000_000019") == (
-        tmp_path / "masks" / "aachen" / "aachen_000000_000019.png"
-    )
-    for bad in ("", "/abs", "a/../b", "a//b", "a\\b", "./a"):
-        with pytest.raises(ValueError, match="image id"):
-            mask_path(tmp_path, bad)
-
-
-def test_label_mask_round_trip(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    label = rng.integers(0, 19, (7, 9))
-    label[0, 0] = 255
-    labelled = rng.random((7, 9)) < 0.5
-    labelled[0, 0] = True
-    mask = label_mask(labelled, label)
-    assert mask.dtype == np.uint8
-    np.testing.assert_array_equal(mask[labelled], label[labelled])
-    assert (mask[~labelled] == 255).all() and mask[0, 0] == 255
-    write_png(tmp_path / "m.png", mask)
-    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), mask)
-    with pytest.raises(ValueError, match=r"\[0, 255\]"):
-        label_mask(labelled, label + 300)
-    with pytest.raises(ValueError, match="one \\[H, W\\] shape"):
-        label_mask(labelled[:, :3], label)
 
 
 # --- acquire -------------------------------------------------------------------------------
@@ -267,11 +195,9 @@ def test_radii_overrides_and_model_mode_restored(
     report = acquire(
         hyperbolic_model,
         Pool(n=2),
-        build_strategy("entropy"),
+        build_strategy("entropy", active_radius=2, mask_radius=6),
         out_dir=tmp_path,
         round_budget=BUDGET,
-        active_radius=2,
-        mask_radius=6,
         progress=False,
     )
     assert hyperbolic_model.training

@@ -1,0 +1,192 @@
+"""One acquisition round, from a model to a complete round folder: score, select, label, write.
+
+The round is a short composition (docs/design.md, "One round"): the model scores the target pool
+batch by batch, the strategy picks this round's regions (:meth:`Strategy.select`, the one
+selection routine), the annotator labels them, and :class:`~halo.acquisition.rounds.RoundWriter`
+writes the masks and maps image by image; ``budget.json`` comes last. The annotator here is the
+simulated oracle: it copies the ground truth inside the labelled pixels
+(:func:`~halo.acquisition.rounds.label_mask`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from halo.acquisition.rounds import (
+    BUDGET_FILE,
+    BudgetReport,
+    RoundState,
+    RoundWriter,
+    label_mask,
+    mask_path,
+    round_complete,
+    write_budget,
+)
+from halo.acquisition.selection import check_budget, regions_per_image
+from halo.acquisition.strategies import Strategy
+from halo.models.segmenter import module_device
+
+__all__ = ["acquire"]
+
+log = logging.getLogger(__name__)
+
+
+def _check_acquire_args(
+    out_dir: Path, prev_dir: Path | None, round_budget: float, batch_size: int
+) -> None:
+    check_budget(round_budget, "acquire")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"acquire: batch_size must be an int >= 1, got {batch_size!r}")
+    if prev_dir is not None:
+        if out_dir.resolve() == prev_dir.resolve():
+            raise ValueError(f"acquire: out_dir and prev_dir are the same folder ({out_dir})")
+        if not round_complete(prev_dir):
+            raise FileNotFoundError(
+                f"acquire: previous round {prev_dir} is incomplete (no {BUDGET_FILE})"
+            )
+
+
+def acquire(
+    model: nn.Module,
+    dataset: Dataset,
+    strategy: Strategy,
+    *,
+    out_dir: str | os.PathLike,
+    prev_dir: str | os.PathLike | None = None,
+    round_budget: float,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> BudgetReport:
+    """Run one acquisition round over the target pool and write the round folder.
+
+    The model scores the pool batch by batch (``eval`` mode and ``torch.inference_mode``; the
+    model's mode is restored afterwards); each batch is scored, its regions selected and its files
+    written before the next batch runs, so only one batch of logits is ever in memory. The
+    simulated annotator reveals the ground truth of the selected windows.
+
+    Args:
+        model: a segmenter returning ``SegmenterOutput(logits [B, C, H, W], embeddings,
+            radius [B, h, w])``; it runs on the device its parameters are on.
+        dataset: target pool of items ``{"image": float [3, H, W], "label": int64 [H, W],
+            "id": str}`` (ids unique; ``/`` allowed).
+        strategy: the acquisition strategy, built with the run's radii.
+        out_dir: the new round folder.
+        prev_dir: the previous round folder (complete), or ``None`` for the first round.
+        round_budget: fraction of each image's pixels to label this round.
+        batch_size: images per forward pass.
+        num_workers: DataLoader workers.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The :class:`~halo.acquisition.rounds.BudgetReport` also written to ``budget.json``.
+
+    Raises:
+        ValueError: bad arguments, duplicate ids, label/logit size mismatch, an image missing
+            from the previous round.
+        FileNotFoundError: ``prev_dir`` is not a complete round.
+    """
+    out_dir = Path(out_dir)
+    prev_dir = None if prev_dir is None else Path(prev_dir)
+    _check_acquire_args(out_dir, prev_dir, round_budget, batch_size)
+    a, m = strategy.active_radius, strategy.mask_radius
+    history: list[dict] = []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    device = module_device(model)
+    seen: set[str] = set()
+    totals = {"pixels": 0, "regions": 0, "requested": 0, "new": 0, "cumulative": 0}
+    was_training = model.training
+    with ExitStack() as stack:
+        writer = stack.enter_context(RoundWriter(out_dir))
+        prev = stack.enter_context(RoundState(prev_dir)) if prev_dir is not None else None
+        if prev is not None:
+            history = list(prev.budget.get("history", []))
+        model.eval()
+        stack.callback(model.train, was_training)
+        stack.enter_context(torch.inference_mode())
+        bar = tqdm(loader, desc=f"acquire {strategy.name}", unit="batch", disable=not progress)
+        for batch in bar:
+            ids = list(batch["id"])
+            for image_id in ids:
+                mask_path(out_dir, image_id)  # validates the id
+                if image_id in seen:
+                    raise ValueError(f"acquire: image id {image_id!r} appears twice in the pool")
+                seen.add(image_id)
+            labels = batch["label"]
+            out = model(batch["image"].to(device))
+            logits = out.logits
+            if tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
+                raise ValueError(
+                    f"acquire: logits are {list(logits.shape[-2:])} but labels are "
+                    f"{list(labels.shape[-2:])} (images {ids})"
+                )
+            shape = tuple(labels.shape[-2:])
+            prev_blocked = prev_labelled = None
+            if prev is not None:
+                maps = [prev.maps(image_id, shape) for image_id in ids]
+                prev_blocked = np.stack([mb for mb, _ in maps])
+                prev_labelled = np.stack([ml for _, ml in maps])
+            sel = strategy.select(
+                logits,
+                round_budget=round_budget,
+                radius=getattr(out, "radius", None) if strategy.needs_radius else None,
+                blocked=None if prev_blocked is None else torch.from_numpy(prev_blocked).to(device),
+            )
+            labelled = sel.labelled.cpu().numpy()
+            blocked = sel.blocked.cpu().numpy()
+            new = labelled if prev_labelled is None else labelled & ~prev_labelled
+            if prev_labelled is not None:
+                labelled = labelled | prev_labelled
+            labels_np = labels.cpu().numpy()
+            for j, image_id in enumerate(ids):
+                writer.add(
+                    image_id,
+                    mask=label_mask(labelled[j], labels_np[j]),
+                    blocked=blocked[j],
+                    labelled=labelled[j],
+                )
+            totals["pixels"] += int(labels_np.size)
+            totals["regions"] += sum(int(c.shape[0]) for c in sel.centres)
+            totals["requested"] += len(ids) * regions_per_image(*shape, round_budget, a)
+            totals["new"] += int(new.sum())
+            totals["cumulative"] += int(labelled.sum())
+    if prev is not None:
+        missing = prev.budget.get("images", len(seen)) - len(seen)
+        if missing:
+            log.warning("acquire: the pool has %d images fewer than %s", missing, prev_dir)
+    pixels = totals["pixels"]
+    history.append(
+        {
+            "round": len(history) + 1,
+            "pixels_labelled": totals["new"],
+            "fraction": totals["new"] / max(pixels, 1),
+            "pixels_labelled_cumulative": totals["cumulative"],
+            "fraction_cumulative": totals["cumulative"] / max(pixels, 1),
+        }
+    )
+    report = BudgetReport(
+        strategy=strategy.name,
+        round=len(history),
+        round_budget=float(round_budget),
+        active_radius=a,
+        mask_radius=m,
+        images=len(seen),
+        pixels_total=pixels,
+        regions=totals["regions"],
+        regions_requested=totals["requested"],
+        pixels_labelled_round=totals["new"],
+        pixels_labelled_cumulative=totals["cumulative"],
+        history=tuple(history),
+    )
+    write_budget(out_dir, report)  # last: marks the round complete
+    log.info("acquire %s into %s: %s", strategy.name, out_dir, report)
+    return report

@@ -1,0 +1,255 @@
+"""The ``halo`` sub-commands: parse, call, print.
+
+Each command loads the resolved run (:func:`halo.config.load_run`), calls one function of the
+package (the jobs of :mod:`halo.engine.session`, the report, tracking, the synthetic writer) and
+prints one line. Snakemake rules and DVC stages call these commands; they never duplicate them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from halo.io import read_json, write_json
+
+#: The default synthetic benchmark: (style, split, images per split [per ACDC condition]).
+DEFAULT_SYNTH_SET: tuple[tuple[str, str, int], ...] = (
+    ("gta", "train", 400),
+    ("synthia", "train", 400),
+    ("cityscapes", "train", 400),
+    ("cityscapes", "val", 100),
+    ("acdc", "train", 100),
+    ("acdc", "val", 25),
+)
+SYNTH_FOLDER = {"gta": "gta5", "cityscapes": "cityscapes", "synthia": "synthia", "acdc": "acdc"}
+
+
+def _run(args: argparse.Namespace):
+    from halo.config import load_run
+
+    return load_run(args.config, args.set or [])
+
+
+def _session_options(args: argparse.Namespace) -> dict:
+    return {"device": args.device, "progress": not args.quiet}
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Write synthetic datasets in the real layouts."""
+    from halo.data import synthetic
+
+    if args.style is None:
+        jobs = [
+            (style, split, args.count or n, Path(args.out) / SYNTH_FOLDER[style])
+            for style, split, n in DEFAULT_SYNTH_SET
+        ]
+    else:
+        jobs = [(args.style, args.split, args.count or 100, Path(args.out))]
+    for style, split, count, out in jobs:
+        stats = synthetic.write_dataset(
+            style,
+            out,
+            split=split,
+            count=count,
+            size=args.size,
+            seed=args.seed,
+            conditions=args.conditions,
+            progress=not args.quiet,
+        )
+        rare = sorted(stats["share"].items(), key=lambda kv: kv[1])[:3]
+        print(
+            f"{style:>10}/{split:<5} {stats['images']:>5} images → {out}  "
+            f"(rarest: {', '.join(f'{c} {100 * v:.2f}%' for c, v in rare)})"
+        )
+    return 0
+
+
+def _print_trained(result: dict | None, out: Path, protocol: str) -> None:
+    if result is None:  # another rank than 0 under torchrun
+        return
+    if result.get("complete"):
+        print(f"{out / 'model.pt'} is complete (step {result['step']}); nothing to do")
+    else:
+        print(
+            f"trained {protocol} to step {result['step']} in {result['seconds']:.0f}s, "
+            f"loss {result['loss']:.4f} → {out / 'model.pt'}"
+        )
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Source-only training: the baseline and the initialisation of every ADA run."""
+    from halo.engine import session
+
+    out = Path(args.out)
+    result = session.train_source(_run(args), out, **_session_options(args))
+    _print_trained(result, out, "source")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """An active-learning round (source + acquired target labels) or the supervised bound."""
+    from halo.engine import session
+
+    run, out = _run(args), Path(args.out)
+    if args.protocol == "supervised":
+        result = session.train_supervised(run, out, **_session_options(args))
+    else:
+        if args.round is None or args.init is None or args.masks is None:
+            raise ValueError("--protocol active needs --round, --init and --masks")
+        result = session.train_round(
+            run,
+            args.round,
+            init=Path(args.init),
+            round_dir=Path(args.masks),
+            out_dir=out,
+            **_session_options(args),
+        )
+    _print_trained(result, out, args.protocol)
+    return 0
+
+
+def cmd_acquire(args: argparse.Namespace) -> int:
+    """Score the target pool with a checkpoint and write the next round's label masks."""
+    from halo.engine import session
+
+    report = session.acquire_round(
+        _run(args),
+        args.round,
+        checkpoint=Path(args.checkpoint),
+        prev=Path(args.prev) if args.prev else None,
+        out_dir=Path(args.out),
+        **_session_options(args),
+    )
+    print(f"round {args.round}: labelled {report}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """mIoU (and mIoU* for SYNTHIA) of a checkpoint on the benchmark's target validation set."""
+    from halo.engine import session
+
+    metrics = session.evaluate_checkpoint(
+        _run(args),
+        Path(args.checkpoint),
+        budget=Path(args.budget) if args.budget else None,
+        **_session_options(args),
+    )
+    out = Path(args.out)
+    write_json(out, metrics)
+    print(f"mIoU {metrics['miou']:.2f} on {metrics['num_images']} images → {out}")
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    """Check that the benchmark's datasets are in place (folders only; cheap)."""
+    from halo.config import check_data
+
+    run = _run(args)
+    check_data(run)
+    if args.verify:  # pair every file, then decode every image and label once
+        from halo.engine.session import dataset
+
+        for which in ("source", "target", "val"):
+            ds = dataset(run, which, verify=False)
+            ds.verify()  # always decodes (no stamp is consulted)
+            print(f"{which}: {len(ds)} image/label pairs decoded, ids within the label table")
+    print(f"{run.benchmark.name}: data in place under {run.root}")
+    return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    """Combine a run's evaluation metrics (and budget reports) into its run record."""
+    from halo.runs import run_record
+
+    run = _run(args)
+    cfg = run.config
+    active = args.kind == "active"
+    if active and len(args.budgets or []) != len(args.eval):
+        raise ValueError("--kind active needs one --budgets file per --eval file (round order)")
+    if active and len(args.eval) != cfg.active.rounds:
+        raise ValueError(
+            f"--eval: {len(args.eval)} files for {cfg.active.rounds} rounds (active.rounds)"
+        )
+    record = run_record(
+        benchmark=cfg.benchmark,
+        backbone=cfg.backbone,
+        method=cfg.method if active else args.kind,
+        kind=args.kind,
+        variant=run.model_key,
+        seed=cfg.seed,
+        metrics=[read_json(p, "metrics") for p in args.eval],
+        budgets=[read_json(p, "budget report") for p in args.budgets or []],
+        budget=cfg.active.budget if active else None,
+    )
+    write_json(Path(args.out), record)
+    print(f"{record['kind']} run {record['method']}: mIoU {record['miou']:.2f} → {args.out}")
+    return 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """Log a run record to MLflow (idempotent), or initialise the tracking store."""
+    from halo import tracking
+
+    if args.init:
+        uri = tracking.init_store(args.uri)
+        print(f"tracking store ready: {uri}")
+        return 0
+    if not args.record or not args.out:
+        raise ValueError("halo track needs --record and --out (or --init)")
+    record = read_json(args.record, "run record")
+    artifacts = [Path(args.record), *map(Path, args.artifacts or [])]
+    for path in artifacts:
+        if not path.is_file():
+            raise FileNotFoundError(f"artifact {path} does not exist")
+    uri = tracking.tracking_uri(args.uri)
+    run_id = tracking.log_run(record, artifacts=artifacts, uri=uri)
+    write_json(
+        Path(args.out),
+        {"run_id": run_id, "tracking_uri": uri, "experiment": record["benchmark"]},
+    )
+    print(f"logged {record['kind']} run {record['method']} → MLflow run {run_id} ({uri})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Tables and figures of a benchmark's runs into one folder (and the MLflow report run)."""
+    from halo import report, runs
+
+    run = _run(args)
+    records = [read_json(p, "run record") for p in args.records]
+    acquired = [runs.acquired_counts(p, rec) for p, rec in zip(args.records, records, strict=True)]
+    losses = [runs.train_losses(p, rec) for p, rec in zip(args.records, records, strict=True)]
+    panels = None
+    if args.panels_checkpoint and args.panels > 0:
+        from halo.engine.session import preview_panels
+
+        panels = preview_panels(run, Path(args.panels_checkpoint), args.panels, device=args.device)
+    out = Path(args.out)
+    # Build in a sibling temp folder and swap it in: a killed report leaves no half-written folder.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+    try:
+        summary = report.build_report(
+            records,
+            tmp,
+            benchmark=run.benchmark.name,
+            panels=panels,
+            acquired=acquired,
+            losses=losses,
+        )
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not args.no_track:
+        from halo import tracking
+
+        files = [out / f for f in summary["files"]]
+        tracking.log_report(run.benchmark.name, files, summary=summary, uri=tracking.tracking_uri())
+    print(f"report of {len(records)} runs → {out}")
+    return 0

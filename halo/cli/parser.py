@@ -1,0 +1,222 @@
+"""The ``halo`` argument parser: every sub-command, its options and its help text."""
+
+from __future__ import annotations
+
+import argparse
+
+from halo.cli import commands
+
+__all__ = ["build_parser"]
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"size must be HEIGHTxWIDTH, e.g. 64x128; got {text!r}"
+        ) from None
+    if h < 16 or w < 16:
+        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
+    return h, w
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="halo",
+        description="HALO-AL: hyperbolic active learning for semantic segmentation under "
+        "domain shift.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "synth",
+        help="write the embedded synthetic benchmark in the real datasets' layouts",
+        description="Write synthetic street scenes in the layout of GTAV (style gta), "
+        "Cityscapes (cityscapes), SYNTHIA (synthia) or ACDC (acdc). Without --style, write the "
+        "default benchmark: OUT/gta5, OUT/synthia, OUT/cityscapes and OUT/acdc.",
+    )
+    p.add_argument(
+        "--style",
+        choices=("gta", "cityscapes", "synthia", "acdc"),
+        default=None,
+        help="domain style to write (default: the whole default benchmark)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        default="train",
+        help="split to write with --style (default: train)",
+    )
+    p.add_argument(
+        "--count",
+        type=_positive,
+        default=None,
+        help="images per split (per ACDC condition); default: 100 with --style, "
+        "else the default benchmark's counts (400 train / 100 val, ACDC 100 / 25)",
+    )
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=(64, 128),
+        metavar="HxW",
+        help="image size (default: 64x128)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: 0)")
+    p.add_argument(
+        "--conditions",
+        nargs="+",
+        default=["fog", "night", "rain", "snow"],
+        choices=("fog", "night", "rain", "snow"),
+        help="ACDC conditions to write",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=commands.cmd_synth)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config",
+            default=None,
+            help="YAML run config (default: the built-in defaults, see configs/)",
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, e.g. --set train.batch_size=4 (repeatable)",
+        )
+        p.add_argument(
+            "--device",
+            default="auto",
+            help="auto (this rank's GPU if present, else CPU), cpu, cuda or cuda:N",
+        )
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser(
+        "pretrain",
+        help="train the source-only model (initialises every ADA run)",
+        description="Train on source labels only for train.source_steps steps. Writes "
+        "OUT/model.pt (model, optimiser, step), OUT/config.yaml, OUT/provenance.json and "
+        "OUT/train_log.json; a killed run restarted with the same arguments resumes from "
+        "OUT/train_state.pt. Works under torchrun --nproc-per-node N.",
+    )
+    common(p)
+    p.add_argument(
+        "--out", required=True, help="output folder, e.g. runs/<bench>/<backbone>/source"
+    )
+    p.set_defaults(func=commands.cmd_pretrain)
+
+    p = sub.add_parser(
+        "train",
+        help="train one active-learning round, or the target-supervised bound",
+        description="--protocol active: fine-tune from --init (the source model for round 1, "
+        "the previous round's model.pt after) on source labels plus the target labels acquired "
+        "in --masks (a round folder); the schedule (warm-up + poly decay) runs continuously "
+        "over all rounds. --protocol supervised: train on fully labelled target data. Writes "
+        "OUT/model.pt; resumes from OUT/train_state.pt if killed. Works under torchrun.",
+    )
+    common(p)
+    p.add_argument("--protocol", choices=("active", "supervised"), default="active")
+    p.add_argument("--round", type=_positive, default=None, help="round number r (1..rounds)")
+    p.add_argument("--init", default=None, help="checkpoint to start from (active)")
+    p.add_argument("--masks", default=None, help="round folder holding masks/ (active)")
+    p.add_argument("--out", required=True, help="output folder (the round folder)")
+    p.set_defaults(func=commands.cmd_train)
+
+    p = sub.add_parser(
+        "acquire",
+        help="score the target pool and write the next round's label masks",
+        description="Run --checkpoint over the target pool, score pixels with the config's "
+        "method, select regions under the round budget (active.budget / active.rounds) and "
+        "write OUT/masks/<id>.png (cumulative, 255 = unlabelled), OUT/blocked.npz and "
+        "OUT/budget.json (written last: its presence marks a complete round).",
+    )
+    common(p)
+    p.add_argument("--checkpoint", required=True, help="model to score with")
+    p.add_argument("--round", type=_positive, required=True, help="round number r (1..rounds)")
+    p.add_argument("--prev", default=None, help="the previous round's folder (rounds > 1)")
+    p.add_argument("--out", required=True, help="this round's folder")
+    p.set_defaults(func=commands.cmd_acquire)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="mIoU of a checkpoint on the target validation set",
+        description="Evaluate --checkpoint on the benchmark's target validation split and write "
+        "a metrics JSON: mIoU (percent), mIoU* (SYNTHIA 13 classes), per-class IoU, class pixel "
+        "share and class-average hyperbolic radius.",
+    )
+    common(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--budget", default=None, help="a round's budget.json to include")
+    p.add_argument("--out", required=True, help="metrics JSON path")
+    p.set_defaults(func=commands.cmd_evaluate)
+
+    p = sub.add_parser(
+        "check-data",
+        help="check that a benchmark's datasets are in place",
+        description="Check, without opening any file, that the benchmark's source, target and "
+        "validation datasets are under data_root in their official layouts; name every missing "
+        "folder and where to get the data. The workflow runs this before any job. With "
+        "--verify, also pair every image with its label and decode every file once (a corrupt "
+        "or truncated PNG, an unknown label id or mismatched sizes fail naming the file): run it "
+        "once on new real data before a long training.",
+    )
+    common(p)
+    p.add_argument("--verify", action="store_true", help="decode every image and label once")
+    p.set_defaults(func=commands.cmd_check_data)
+
+    p = sub.add_parser(
+        "summarize",
+        help="combine a run's evaluation metrics into its run record (metrics.json)",
+        description="Write a run record (halo.runs): identity from the config, final mIoU, "
+        "per-class IoU and radius, and for an active run the mIoU and labelled budget of every "
+        "round. --eval takes halo evaluate outputs (one per round, in order, for an active run).",
+    )
+    common(p)
+    p.add_argument("--kind", choices=("source", "supervised", "active"), required=True)
+    p.add_argument("--eval", nargs="+", required=True, help="halo evaluate metrics JSON files")
+    p.add_argument("--budgets", nargs="+", default=None, help="budget.json of each round (active)")
+    p.add_argument("--out", required=True, help="run record path (metrics.json)")
+    p.set_defaults(func=commands.cmd_summarize)
+
+    p = sub.add_parser(
+        "track",
+        help="log a run record to MLflow (idempotent), or initialise the store",
+        description="Log a run record (halo summarize) with its artifacts to MLflow: one "
+        "experiment per benchmark, one run per (backbone, method, budget, seed); a retried job "
+        "replaces its run instead of duplicating it. The store is MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db in the working folder. --init creates or upgrades the store once, "
+        "before parallel jobs write to it.",
+    )
+    p.add_argument("--init", action="store_true", help="create/upgrade the tracking store only")
+    p.add_argument("--record", default=None, help="run record (metrics.json)")
+    p.add_argument("--artifacts", nargs="*", default=[], help="files to attach to the run")
+    p.add_argument("--uri", default=None, help="tracking URI (default: see above)")
+    p.add_argument("--out", default=None, help="where to write {run_id, tracking_uri}")
+    p.set_defaults(func=commands.cmd_track)
+
+    p = sub.add_parser(
+        "report",
+        help="tables and figures of a benchmark's runs",
+        description="Write OUT/miou_table.{csv,md}, per_class.csv, budget_curve.png, "
+        "radius_vs_frequency.{csv,png} and acquisition/*.png (image | radius | entropy | score "
+        "| selected pixels, scored with --panels-checkpoint and the config's method), and log "
+        "them to MLflow as the benchmark's 'report' run. OUT is replaced as a whole.",
+    )
+    common(p)
+    p.add_argument("--records", nargs="+", required=True, help="run records (metrics.json)")
+    p.add_argument("--panels-checkpoint", default=None, help="model for the acquisition figures")
+    p.add_argument("--panels", type=int, default=3, help="target images to draw (default 3)")
+    p.add_argument("--no-track", action="store_true", help="do not log the report to MLflow")
+    p.add_argument("--out", required=True, help="report folder, e.g. results/<bench>")
+    p.set_defaults(func=commands.cmd_report)
+    return parser

@@ -1,0 +1,182 @@
+"""The resolved run: a config plus everything derived from it, computed once at load.
+
+A :class:`Run` is what every command, job and module below the CLI receives: the validated
+:class:`~halo.config.schema.Config` (what the user set) together with its benchmark, class
+protocol, method preset, the segmenter options after presets, the model key (the variant that
+names a source model), the selection radii and the image sizes (docs/design.md, "The resolved
+run"). Nothing downstream asks a registry for a preset again. Torch-free: the workflow resolves
+every grid cell at parse time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from halo.acquisition.methods import METHODS, MethodPreset
+from halo.config.benchmarks import Benchmark, get_benchmark
+from halo.config.errors import ConfigError
+from halo.config.schema import Config, to_dict
+from halo.data.labels import ClassProtocol, get_protocol
+from halo.models.presets import BACKBONES, HEADS, check_input_size
+
+__all__ = ["Run", "check_data", "resolve"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run, resolved.
+
+    Attributes:
+        config: the validated config as the user set it (what ``config.yaml`` records).
+        benchmark: the benchmark's datasets, protocol and default sizes.
+        protocol: the class protocol (``num_classes``, class names, SYNTHIA's 13-class subset).
+        method: the method's preset (model requirements, radii).
+        model_options: keyword arguments of ``halo.models.segmenter.build_backbone`` after the
+            method's preset and the backbone's defaults (read-only).
+        model_key: the model variant (``hyperbolic-hfr``, ``euclidean-d512``, ...): runs with the
+            same key share one source-only model.
+        active_radius: ``a``: a region labels ``(2a+1)²`` pixels (the config's, else the preset's).
+        mask_radius: ``m``: a centre blocks its ``(2m+1)²`` window.
+        source_size: source images' (H, W).
+        target_size: target images' (H, W).
+        root: the data root.
+    """
+
+    config: Config
+    benchmark: Benchmark
+    protocol: ClassProtocol
+    method: MethodPreset
+    model_options: Mapping[str, Any]
+    model_key: str
+    active_radius: int
+    mask_radius: int
+    source_size: tuple[int, int]
+    target_size: tuple[int, int]
+    root: Path
+
+    @property
+    def num_classes(self) -> int:
+        return self.protocol.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.protocol.classes)
+
+    @property
+    def round_budget(self) -> float:
+        """The fraction of each image's pixels one round labels: budget / rounds."""
+        return self.config.active.budget / self.config.active.rounds
+
+    def fingerprint(self, *parts: object) -> str:
+        """A short hash of the config (and ``parts``): identifies a run for resumption."""
+        blob = json.dumps([to_dict(self.config), *map(str, parts)], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _model_options(cfg: Config, preset: MethodPreset) -> dict[str, Any]:
+    """``build_backbone`` options: the config's, else the method's preset, else the defaults."""
+    m = cfg.model
+    options: dict[str, Any] = {
+        "head": m.head or preset.model.get("head", "hyperbolic"),
+        "encoder_weights": m.encoder_weights,
+    }
+    # HFR: explicit value, else the method's preset, else the head's default (on only for the
+    # hyperbolic head); always explicit here so the model key names what is built.
+    hfr = m.hfr if m.hfr is not None else preset.model.get("hfr")
+    options["hfr"] = bool(hfr) if hfr is not None else options["head"] == "hyperbolic"
+    channels = m.decoder_channels or preset.model.get("decoder_channels")
+    if channels is not None:
+        options["decoder_channels"] = channels
+    if options["head"] == "hyperbolic":
+        options.update(embed_dim=m.embed_dim, curvature=m.curvature)
+    return options
+
+
+def _model_key(cfg: Config, options: Mapping[str, Any]) -> str:
+    key = options["head"]
+    if options.get("hfr"):
+        key += "-hfr"
+    if "decoder_channels" in options:
+        key += f"-d{options['decoder_channels']}"
+    if options["head"] == "hyperbolic" and (cfg.model.embed_dim, cfg.model.curvature) != (64, 1.0):
+        key += f"-e{cfg.model.embed_dim}-c{cfg.model.curvature:g}"
+    if cfg.model.encoder_weights:
+        key += f"-{cfg.model.encoder_weights}"
+    return key
+
+
+def resolve(cfg: Config) -> Run:
+    """Resolve a config: check its names against their registries and its image sizes against
+    the backbone, and derive the run's model options, model key and radii.
+
+    Raises:
+        ConfigError: an unknown benchmark, backbone, method or head (the valid names listed), or
+            an image size the backbone cannot take; the message names the key.
+    """
+    bench = get_benchmark(cfg.benchmark)
+    if cfg.backbone not in BACKBONES:
+        raise ConfigError(f"backbone: unknown name {cfg.backbone!r}; valid: {', '.join(BACKBONES)}")
+    try:
+        preset = METHODS.lookup(cfg.method)
+    except ValueError as err:
+        raise ConfigError(f"method: {err}") from None
+    options = _model_options(cfg, preset)
+    if options["head"] not in HEADS:
+        raise ConfigError(
+            f"model.head: unknown name {options['head']!r}; valid: {', '.join(HEADS)}"
+        )
+    sizes = (
+        tuple(cfg.source_size or bench.source_size),
+        tuple(cfg.target_size or bench.target_size),
+    )
+    for what, size in zip(("source_size", "target_size"), sizes, strict=True):
+        try:
+            check_input_size(cfg.backbone, *size)
+        except ValueError as err:
+            raise ConfigError(f"{what} {list(size)} (benchmark {bench.name}): {err}") from None
+    a = cfg.active
+    return Run(
+        config=cfg,
+        benchmark=bench,
+        protocol=get_protocol(bench.protocol),
+        method=preset,
+        model_options=MappingProxyType(options),
+        model_key=_model_key(cfg, options),
+        active_radius=a.active_radius if a.active_radius is not None else preset.active_radius,
+        mask_radius=a.mask_radius if a.mask_radius is not None else preset.mask_radius,
+        source_size=sizes[0],
+        target_size=sizes[1],
+        root=Path(cfg.data_root or bench.default_root),
+    )
+
+
+def check_data(run: Run) -> None:
+    """Fail at once, naming every missing folder and where to get the data, if the benchmark's
+    datasets are not under the data root in their official layouts."""
+    from halo.data import LAYOUTS, missing_folders
+
+    bench, root = run.benchmark, run.root
+    missing, how = [], []
+    for spec in (bench.source, bench.target, bench.val):
+        gone = missing_folders(spec.dataset, root / spec.folder, spec.split)
+        gone = [p for p in gone if p not in missing]
+        if gone:
+            missing += gone
+            how.append(LAYOUTS[spec.dataset][1])
+    if missing:
+        hint = (
+            f"Write it with `halo synth --out {root}`"
+            if bench.synthetic
+            else "Get " + "; ".join(dict.fromkeys(how)) + f", and put or symlink it under {root}"
+        )
+        raise ConfigError(
+            f"benchmark {bench.name}: data missing under data_root {root}: "
+            + ", ".join(str(p) for p in missing)
+            + f". {hint} (see README, 'Real datasets')."
+        )

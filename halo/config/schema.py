@@ -1,0 +1,247 @@
+"""The config schema: frozen dataclasses of what a user can set, strict parsing, range checks.
+
+A config is a small YAML file (see ``configs/``); every key has a default here, every key in a file
+or in a ``--set key=value`` override must exist (a typo is an error naming the key and listing the
+valid ones). Names (benchmark, backbone, method, head) are checked when the config is resolved
+(:mod:`halo.config.run`); :mod:`halo.config.load` reads files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from halo.config.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Segmenter options. ``None`` means: the method's preset, else the backbone's default."""
+
+    head: str | None = None
+    hfr: bool | None = None
+    embed_dim: int = 64
+    curvature: float = 1.0
+    decoder_channels: int | None = None
+    encoder_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class ActiveConfig:
+    """Acquisition: total budget (fraction of target pixels) split evenly over the rounds."""
+
+    budget: float = 0.05
+    rounds: int = 5
+    active_radius: int | None = None
+    mask_radius: int | None = None
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (SGD, warm-up then poly decay) and checkpointing."""
+
+    batch_size: int = 8
+    source_steps: int = 400
+    round_steps: int = 100
+    supervised_steps: int = 400
+    lr: float = 1e-3
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_steps: int = 20
+    poly_power: float = 0.9
+    negative_learning: float = 0.0
+    hflip: bool = True
+    checkpoint_every: int = 50
+    amp: bool = True
+    sync_bn: bool = False
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int = 8
+    flip: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: benchmark, model, method, budget, schedule and seed."""
+
+    benchmark: str = "synth-gta2cs"
+    data_root: str | None = None
+    source_size: tuple[int, int] | None = None
+    target_size: tuple[int, int] | None = None
+    backbone: str = "deeplabv3plus-r18"
+    method: str = "halo"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    active: ActiveConfig = field(default_factory=ActiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check/convert ``value`` against an annotation; returns (ok, converted value)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return True, None
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            ok, v = _type_ok(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            return True, float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+        return False, value
+    if tp is int:
+        return (isinstance(value, int) and not isinstance(value, bool)), value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is str:
+        return isinstance(value, str), value
+    if origin is tuple:
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return True, (int(value[0]), int(value[1]))
+        return False, value
+    return True, value
+
+
+def _build(cls: type, data: dict, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(
+            f"unknown config key {key!r}; valid keys{' of ' + where if where else ''}: "
+            f"{', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key)
+            continue
+        ok, converted = _type_ok(value, tp)
+        if not ok:
+            raise ConfigError(f"{key}: expected {_describe(tp)}, got {value!r}")
+        kwargs[name] = converted
+    return cls(**kwargs)
+
+
+def _describe(tp: Any) -> str:
+    """``tuple[int, int] | None`` → "[height, width] (two integers) or null"."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if typing.get_origin(tp) is tuple:
+        return "[height, width] (two integers)"
+    return getattr(tp, "__name__", str(tp))
+
+
+def to_dict(cfg: Any) -> dict:
+    """The config as plain data (tuples as lists), ready for YAML/JSON."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            v = to_dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out
+
+
+def _set_path(data: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {k!r} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict:
+    """``["train.batch_size=4", "method=entropy"]`` → nested dict (values parsed as YAML)."""
+    data: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value (e.g. train.batch_size=4)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {err}") from None
+        _set_path(data, key.strip(), value)
+    return data
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def check_ranges(cfg: Config) -> None:
+    """Check every number of ``cfg`` against its range; a ConfigError names the key."""
+    a = cfg.active
+    if not 0.0 < a.budget <= 1.0:
+        raise ConfigError(f"active.budget: expected a fraction in (0, 1], got {a.budget}")
+    if a.rounds < 1:
+        raise ConfigError(f"active.rounds: expected >= 1, got {a.rounds}")
+    for name in ("active_radius", "mask_radius"):
+        v = getattr(a, name)
+        if v is not None and v < 0:
+            raise ConfigError(f"active.{name}: expected >= 0, got {v}")
+    t = cfg.train
+    for name in (
+        "batch_size",
+        "source_steps",
+        "round_steps",
+        "supervised_steps",
+        "checkpoint_every",
+    ):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"train.{name}: expected >= 1, got {getattr(t, name)}")
+    if t.warmup_steps < 0 or t.num_workers < 0:
+        raise ConfigError("train.warmup_steps and train.num_workers must be >= 0")
+    for name in ("lr", "head_lr_mult"):
+        if not getattr(t, name) > 0:
+            raise ConfigError(f"train.{name}: expected > 0, got {getattr(t, name)}")
+    if not 0 <= t.momentum < 1 or t.weight_decay < 0 or t.negative_learning < 0:
+        raise ConfigError(
+            "train: momentum must be in [0, 1), weight_decay and negative_learning >= 0"
+        )
+    if cfg.eval.batch_size < 1 or cfg.active.batch_size < 1:
+        raise ConfigError("eval.batch_size and active.batch_size must be >= 1")
+    if cfg.model.embed_dim < 2 or not cfg.model.curvature > 0:
+        raise ConfigError("model.embed_dim must be >= 2 and model.curvature > 0")

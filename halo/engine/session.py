@@ -1,0 +1,410 @@
+"""The run life cycle: devices, datasets, models from checkpoints, and the jobs themselves.
+
+Every ``halo`` command that trains, scores or evaluates is one function here, called by the thin
+CLI with a resolved :class:`~halo.config.Run` (docs/design.md, "Commands and jobs"):
+
+- :func:`train_source`, :func:`train_supervised`, :func:`train_round`: the resumable training
+  session (:func:`train_session`): a killed job restarts from ``train_state.pt``; ``model.pt``
+  appears only when the schedule is complete;
+- :func:`acquire_round`: one acquisition round into a round folder;
+- :func:`evaluate_checkpoint`: mIoU and per-class statistics of a checkpoint;
+- :func:`preview_panels`: what a first round sees on a few target images (the report's figures).
+
+The device is picked here and only here (``auto``: this rank's GPU under torchrun, else the
+visible GPU with the most free memory, else the CPU); below this module, device follows data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from halo.engine.checkpoint import check_fits, load_checkpoint, load_weights
+from halo.engine.train import Schedule, train
+from halo.io import read_json, remove_stray_temp, write_json
+from halo.provenance import CONFIG_FILE, PROVENANCE_FILE, write_provenance
+from halo.runs import MODEL_FILE, TRAIN_LOG
+
+if TYPE_CHECKING:
+    from halo.acquisition.rounds import BudgetReport
+    from halo.config import Run
+    from halo.data.dataset import SegmentationDataset
+
+__all__ = [
+    "acquire_round",
+    "build_model",
+    "dataset",
+    "evaluate_checkpoint",
+    "init_distributed",
+    "model_from_checkpoint",
+    "pick_device",
+    "preview_panels",
+    "train_round",
+    "train_session",
+    "train_source",
+    "train_supervised",
+]
+
+STATE_FILE = "train_state.pt"
+
+
+# --------------------------------------------------------------------------------------------
+# Devices, datasets, models
+# --------------------------------------------------------------------------------------------
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The device a job runs on: ``auto`` = this rank's GPU under torchrun, else the visible GPU
+    with the most free memory, else the CPU."""
+    if name != "auto":
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        return device
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if "LOCAL_RANK" in os.environ:  # torchrun: one GPU per local rank
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    # Snakemake assigns no GPU ids: a job alone on its process takes the GPU with the most free
+    # memory (the visible ones; CUDA_VISIBLE_DEVICES, e.g. from SLURM, restricts them).
+    free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
+    return torch.device("cuda", max(range(len(free)), key=free.__getitem__))
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1); (rank, world)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1 or dist.is_initialized():
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def dataset(run: Run, which: str, verify: bool = True) -> SegmentationDataset:
+    """The benchmark's ``source``, ``target`` or ``val`` dataset at its configured size.
+
+    With ``verify`` every file is decoded once before any work (a corrupt PNG, unknown label
+    ids or mismatched sizes fail here, naming the file), unless the files, unchanged, were
+    verified before (a stamp in :func:`halo.io.cache_dir`)."""
+    from halo.data import build_dataset
+    from halo.io import cache_dir
+
+    spec = getattr(run.benchmark, which)
+    size = run.source_size if which == "source" else run.target_size
+    ds = build_dataset(
+        spec.dataset,
+        run.root / spec.folder,
+        spec.split,
+        size,
+        protocol=run.benchmark.protocol,
+        **spec.options,
+    )
+    if verify:
+        ds.verify(cache=cache_dir())
+    return ds
+
+
+def build_model(run: Run) -> nn.Module:
+    """The run's segmenter, freshly initialised (from the torch RNG), on the CPU."""
+    from halo.models.segmenter import build_backbone
+
+    return build_backbone(run.config.backbone, run.num_classes, **run.model_options)
+
+
+def model_from_checkpoint(
+    run: Run, path: str | os.PathLike, device: torch.device
+) -> tuple[nn.Module, dict]:
+    """Load a checkpoint, check that it fits ``run``, build the model, load the weights, move it
+    to ``device``: ``(model, checkpoint dict)``.
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: unreadable, or trained for another backbone, variant or class count (checked
+            before the model is built).
+    """
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    check_fits(ckpt, run, path)
+    model = build_model(run)
+    load_weights(model, ckpt, where=str(path))
+    return model.to(device), ckpt
+
+
+def _meta(run: Run, **extra: Any) -> dict:
+    """What every checkpoint of ``run`` says about itself."""
+    from halo.config import to_dict
+
+    return {
+        "config": to_dict(run.config),
+        "backbone": run.config.backbone,
+        "model_key": run.model_key,
+        "model_options": dict(run.model_options),
+        "num_classes": run.num_classes,
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def train_session(
+    run: Run,
+    *,
+    protocol: str,
+    out_dir: Path,
+    schedule: Schedule,
+    command: str,
+    source: Any = None,
+    target: Any = None,
+    init: Path | None = None,
+    extra_meta: dict | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict | None:
+    """Train (resuming an interrupted run), then publish ``out_dir/model.pt`` atomically.
+
+    Progress is checkpointed to ``out_dir/train_state.pt``; the final ``model.pt`` appears only
+    when the schedule is complete, so a killed job leaves no half-done model behind and a
+    restarted job continues from the last checkpoint.
+
+    Returns:
+        On rank 0 the training result (``step``, ``loss``, ``seconds``, ``history``), or
+        ``{"step", "complete": True}`` when ``model.pt`` was already complete; ``None`` on the
+        other ranks.
+    """
+    dev = pick_device(device)
+    rank, _world = init_distributed(dev)
+    init_ckpt = None
+    if init is not None:  # checked before any work: a missing or foreign checkpoint fails here
+        init_ckpt = load_checkpoint(init)
+        check_fits(init_ckpt, run, init)
+    # The run's identity names the init checkpoint by what it holds, not by how its path was
+    # typed (relative or absolute paths to one checkpoint must resume the same run).
+    init_id = (
+        None
+        if init_ckpt is None
+        else [init_ckpt.get("fingerprint") or str(init), init_ckpt.get("step")]
+    )
+    fingerprint = run.fingerprint(protocol, schedule, init_id)
+    final, state_path = out_dir / MODEL_FILE, out_dir / STATE_FILE
+    if rank == 0:  # half-written files of a killed run (SIGKILL mid-write)
+        remove_stray_temp(out_dir, (STATE_FILE, TRAIN_LOG, CONFIG_FILE, PROVENANCE_FILE))
+    if final.is_file():
+        done = load_checkpoint(final)
+        if done.get("fingerprint") == fingerprint and done.get("step") == schedule.stop:
+            return {"step": schedule.stop, "complete": True}
+    torch.manual_seed(run.config.seed)
+    model = build_model(run)
+    resume = None
+    if state_path.is_file():
+        state = load_checkpoint(state_path)
+        if state.get("fingerprint") == fingerprint:
+            load_weights(model, state, where=str(state_path))
+            resume = state
+            print(f"resuming from {state_path} at step {state['step']}")
+    if resume is None and init_ckpt is not None:
+        load_weights(model, init_ckpt, where=str(init))
+        if init_ckpt.get("protocol") == protocol and init_ckpt.get("step") == schedule.start:
+            resume = init_ckpt  # continue the previous round's optimiser and schedule
+    model.to(dev)
+    meta = _meta(run, fingerprint=fingerprint, **(extra_meta or {}))
+    if rank == 0:
+        write_provenance(out_dir, run.config, command, {"protocol": protocol})
+    result = train(
+        model,
+        protocol=protocol,
+        schedule=schedule,
+        cfg=run.config.train,
+        seed=run.config.seed,
+        checkpoint=state_path,
+        source=source,
+        target=target,
+        resume=resume,
+        meta=meta,
+        progress=progress,
+    )
+    if rank != 0:
+        return None
+    os.replace(state_path, final)
+    write_json(out_dir / TRAIN_LOG, {k: result[k] for k in ("step", "loss", "seconds", "history")})
+    return result
+
+
+def train_source(run: Run, out_dir: Path, **options: Any) -> dict | None:
+    """Source-only training (``train.source_steps``): the baseline and every ADA run's start."""
+    steps = run.config.train.source_steps
+    return train_session(
+        run,
+        protocol="source",
+        out_dir=out_dir,
+        schedule=Schedule(0, steps, steps),
+        command="halo pretrain",
+        source=dataset(run, "source"),
+        **options,
+    )
+
+
+def train_supervised(run: Run, out_dir: Path, **options: Any) -> dict | None:
+    """The target-supervised bound (``train.supervised_steps`` on the fully labelled target)."""
+    steps = run.config.train.supervised_steps
+    return train_session(
+        run,
+        protocol="supervised",
+        out_dir=out_dir,
+        schedule=Schedule(0, steps, steps),
+        command="halo train",
+        target=dataset(run, "target"),
+        **options,
+    )
+
+
+def _check_round(run: Run, r: int) -> None:
+    rounds = run.config.active.rounds
+    if not 1 <= r <= rounds:
+        raise ValueError(f"--round {r}: expected 1..{rounds} (active.rounds)")
+
+
+def train_round(
+    run: Run, r: int, *, init: Path, round_dir: Path, out_dir: Path, **options: Any
+) -> dict | None:
+    """Active round ``r``: fine-tune from ``init`` on source labels plus the labels of
+    ``round_dir``; the schedule (warm-up + poly decay) runs continuously over all rounds."""
+    from halo.acquisition.rounds import MaskedTarget
+
+    _check_round(run, r)
+    rounds, per = run.config.active.rounds, run.config.train.round_steps
+    target = MaskedTarget(dataset(run, "target"), round_dir)
+    return train_session(
+        run,
+        protocol="active",
+        out_dir=out_dir,
+        schedule=Schedule((r - 1) * per, r * per, rounds * per),
+        command="halo train",
+        source=dataset(run, "source"),
+        target=target,
+        init=init,
+        extra_meta={"round": r},
+        **options,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Acquisition, evaluation, preview
+# --------------------------------------------------------------------------------------------
+
+
+def build_round_strategy(run: Run, *, seed: int):
+    """The run's strategy, built once with its radii (``seed`` drives ``random``)."""
+    from halo.acquisition.strategies import build_strategy
+
+    options = {"seed": seed} if run.config.method == "random" else {}
+    return build_strategy(
+        run.config.method,
+        active_radius=run.active_radius,
+        mask_radius=run.mask_radius,
+        **options,
+    )
+
+
+def acquire_round(
+    run: Run,
+    r: int,
+    *,
+    checkpoint: Path,
+    prev: Path | None,
+    out_dir: Path,
+    device: str = "auto",
+    progress: bool = True,
+) -> BudgetReport:
+    """Score the target pool with ``checkpoint`` and write round ``r``'s folder."""
+    from halo.acquisition.loop import acquire
+    from halo.acquisition.rounds import PROVENANCE_FILE
+
+    _check_round(run, r)
+    if (r == 1) != (prev is None):
+        raise ValueError(
+            "--prev (the previous round's folder) is required for rounds > 1 "
+            "and not allowed for round 1"
+        )
+    model, _ = model_from_checkpoint(run, checkpoint, pick_device(device))  # before the pool
+    target = dataset(run, "target")
+    write_provenance(
+        out_dir,
+        run.config,
+        "halo acquire",
+        {"round": r, "checkpoint": str(checkpoint)},
+        name=PROVENANCE_FILE,  # the round folder's provenance.json is training's
+    )
+    return acquire(
+        model,
+        target,
+        build_round_strategy(run, seed=run.config.seed * 1000 + r),
+        out_dir=out_dir,
+        prev_dir=prev,
+        round_budget=run.round_budget,
+        batch_size=run.config.active.batch_size,
+        progress=progress,
+    )
+
+
+def evaluate_checkpoint(
+    run: Run,
+    checkpoint: Path,
+    *,
+    budget: Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
+    """mIoU (and mIoU* for SYNTHIA), per-class IoU, pixel shares and radii of a checkpoint on
+    the target validation set, as the metrics dict ``halo evaluate`` writes."""
+    from halo.engine.evaluate import evaluate
+
+    model, ckpt = model_from_checkpoint(run, checkpoint, pick_device(device))
+    val = dataset(run, "val")
+    result = evaluate(
+        model,
+        val,
+        batch_size=run.config.eval.batch_size,
+        flip=run.config.eval.flip,
+        subset13=run.protocol.subset13,
+        progress=progress,
+    )
+    metrics = result.to_metrics(list(run.class_names))
+    metrics.update(
+        checkpoint=str(checkpoint),
+        step=ckpt.get("step"),
+        protocol=ckpt.get("protocol"),
+        round=ckpt.get("round"),
+    )
+    if budget is not None:
+        metrics["budget"] = read_json(budget, "budget report")
+    return metrics
+
+
+def preview_panels(run: Run, checkpoint: Path, count: int, *, device: str = "auto") -> list[dict]:
+    """Score ``count`` evenly spaced target images with ``checkpoint``, as a first round would
+    (the report's acquisition figures)."""
+    from halo.acquisition.preview import acquisition_panels
+
+    model, _ = model_from_checkpoint(run, checkpoint, pick_device(device))
+    target = dataset(run, "target")
+    count = min(count, len(target))
+    indices = [round(i * (len(target) - 1) / max(count - 1, 1)) for i in range(count)]
+    return acquisition_panels(
+        model,
+        target,
+        build_round_strategy(run, seed=run.config.seed),
+        indices,
+        round_budget=run.round_budget,
+    )
