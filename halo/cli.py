@@ -625,10 +625,10 @@ def _train_losses(record_path: Path, record: dict) -> list[float] | None:
 
 def _acquisition_panels(args: argparse.Namespace, cfg) -> list[dict]:
     """Score a few target images with a checkpoint, for the report's acquisition figures."""
+    from halo.acquisition.preview import acquisition_panels
     from halo.acquisition.strategies import build_strategy
     from halo.data.labels import get_protocol
     from halo.engine.train import load_checkpoint, load_weights
-    from halo.report import acquisition_panels
 
     num_classes = get_protocol(cfg.bench.protocol).num_classes
     path = Path(args.panels_checkpoint)
