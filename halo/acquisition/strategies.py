@@ -169,14 +169,18 @@ class Strategy(ABC):
             :class:`~halo.acquisition.selection.Selection` (centres as a list for a batch).
         """
         h, w = score.shape[-2:]
-        n = regions_per_image(int(h), int(w), round_budget, self.active_radius)
         return select_regions(
             score,
-            n,
+            self.region_count(int(h), int(w), round_budget=round_budget),
             active_radius=self.active_radius,
             mask_radius=self.mask_radius,
             blocked=blocked,
         )
+
+    def region_count(self, height: int, width: int, *, round_budget: float) -> int:
+        """Regions :meth:`pick` requests per ``height x width`` image in a round:
+        ``regions_per_image(H, W, round_budget, a)`` with this strategy's ``a``."""
+        return regions_per_image(height, width, round_budget, self.active_radius)
 
     def with_radii(
         self, *, active_radius: int | None = None, mask_radius: int | None = None

@@ -1,0 +1,205 @@
+"""The report: run records (:mod:`halo.runs`) aggregated into tables and figures.
+
+Functional core of ``halo report``: every function takes a list of run records (and, for the
+acquisition figures, the panels of :func:`halo.acquisition.preview.acquisition_panels`) and
+returns frames, arrays or the paths it wrote; reading records, running models and choosing folders
+is the caller's job. The package imports no torch. Every file goes through :mod:`halo.io`
+(atomic); figures are drawn on matplotlib ``Figure`` objects with the Agg canvas (no pyplot, no
+GUI, no global state). The design: docs/design.md, section "The report".
+
+Modules: :mod:`~halo.report.records` (validation, the mIoU tables, best methods, run metrics),
+:mod:`~halo.report.tables` (the mIoU files, per-class, acquired classes, training stability),
+:mod:`~halo.report.radius` (radius vs frequency statistics), :mod:`~halo.report.figures` (the
+PNGs), :mod:`~halo.report.layout` (the file names); everything public is re-exported here.
+
+Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``)::
+
+    miou_table.csv            tidy: backbone, method, variant, budget, n_seeds, mean, std
+    miou_table.md             wide: rows (backbone, method), columns 0% | budgets | 100%
+    per_class.csv             backbone, method, variant, budget, n_seeds, <class>... (mean IoU)
+    acquired_classes.csv      same keys, <class>...: % of the labelled pixels per class after the
+                              last round (when the active runs' label masks are given)
+    budget_curve.png          mIoU vs budget per (backbone, method), source/supervised lines
+    radius_vs_frequency.csv   class, pixel_share, mean_radius   (paper Figure 2; when a
+    radius_vs_frequency.png   scatter, log-x, Pearson r and Spearman rho   hyperbolic run exists)
+    radius_correlations.csv   per model group with radii: radius-vs-share correlation over all
+                              classes and over the classes it learned (IoU >= 20)
+    training_stability.csv    per active run: first, peak and final logged training loss, and
+                              ``unstable`` when the peak is above 5x the first (when the runs'
+                              training logs are given); miou_table.md then lists those runs
+    acquisition/<id>.png      image | radius | entropy | score | selected  (paper Figure 4; when
+                                                                          panels are given)
+    metrics.json              mIoU and budget used per run (what ``dvc metrics show`` lists)
+    summary.json              what :func:`build_report` returns
+
+Conventions (units, budgets, row labels, standard deviations): :mod:`halo.report.records`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from halo.io import write_json, write_text
+from halo.report.figures import budget_curve, write_acquisition_figures, write_radius_vs_frequency
+from halo.report.layout import (
+    ACQUIRED_CSV,
+    ACQUISITION_DIR,
+    BUDGET_CURVE_FILE,
+    METRICS_FILE,
+    MIOU_CSV,
+    MIOU_MD,
+    PER_CLASS_CSV,
+    RADIUS_CORR_CSV,
+    RADIUS_CSV,
+    RADIUS_PNG,
+    STABILITY_CSV,
+    SUMMARY_FILE,
+)
+from halo.report.radius import (
+    LEARNED_IOU,
+    pearson_r,
+    radius_correlations,
+    radius_vs_frequency,
+    spearman_rho,
+)
+from halo.report.records import (
+    best_methods,
+    budget_label,
+    check_records,
+    miou_long,
+    miou_table,
+    run_metrics,
+)
+from halo.report.tables import (
+    LOSS_SPIKE_FACTOR,
+    _stability_note,
+    acquired_class_table,
+    labelled_class_counts,
+    per_class_table,
+    training_stability,
+    write_miou_table,
+    write_per_class_table,
+)
+
+__all__ = [
+    "ACQUIRED_CSV",
+    "ACQUISITION_DIR",
+    "BUDGET_CURVE_FILE",
+    "LEARNED_IOU",
+    "LOSS_SPIKE_FACTOR",
+    "METRICS_FILE",
+    "MIOU_CSV",
+    "MIOU_MD",
+    "PER_CLASS_CSV",
+    "RADIUS_CORR_CSV",
+    "RADIUS_CSV",
+    "RADIUS_PNG",
+    "STABILITY_CSV",
+    "SUMMARY_FILE",
+    "acquired_class_table",
+    "best_methods",
+    "budget_curve",
+    "budget_label",
+    "build_report",
+    "check_records",
+    "labelled_class_counts",
+    "miou_long",
+    "miou_table",
+    "pearson_r",
+    "per_class_table",
+    "radius_correlations",
+    "radius_vs_frequency",
+    "run_metrics",
+    "spearman_rho",
+    "training_stability",
+    "write_acquisition_figures",
+    "write_miou_table",
+    "write_per_class_table",
+    "write_radius_vs_frequency",
+]
+
+
+def build_report(
+    records: Sequence[Mapping[str, Any]],
+    out_dir: str | os.PathLike,
+    *,
+    benchmark: str,
+    panels: Sequence[Mapping[str, Any]] | None = None,
+    acquired: Sequence[np.ndarray | None] | None = None,
+    losses: Sequence[Sequence[float] | None] | None = None,
+) -> dict[str, Any]:
+    """Write every table and figure of one benchmark into ``out_dir`` (each file atomically).
+
+    Args:
+        records: run records, all of ``benchmark``.
+        out_dir: the report folder (``results/<bench>/``).
+        benchmark: the benchmark the records must belong to.
+        panels: optional :func:`halo.acquisition.preview.acquisition_panels` output, drawn
+            into ``acquisition/``.
+        acquired: optional labelled-pixel counts per class, aligned with ``records``
+            (:func:`acquired_class_table`), written to ``acquired_classes.csv``.
+        losses: optional training losses per run, aligned with ``records``
+            (:func:`training_stability`), written to ``training_stability.csv``; the unstable
+            runs are also named under the table in ``miou_table.md``.
+
+    Returns:
+        The summary, also written as ``summary.json``: ``{"benchmark", "records": count,
+        "files": [paths relative to out_dir, posix], "pearson_r", "spearman_rho",
+        "radius_source": dict | None, "radius_skipped": reason | None, "best":
+        :func:`best_methods`, "unstable_runs": [{"method", "budget", "seed"}]}`` (JSON-ready).
+
+    Raises:
+        ValueError: empty records, several benchmarks, or records not of ``benchmark``.
+    """
+    found = check_records(records)
+    if found != benchmark:
+        raise ValueError(f"build_report: records are of benchmark {found!r}, not {benchmark!r}")
+    out_dir = Path(out_dir)
+    stability = None
+    if losses is not None and any(x is not None for x in losses):
+        stability = training_stability(records, losses)
+    note = "" if stability is None else _stability_note(stability)
+    written = write_miou_table(records, out_dir, note=note)
+    written.append(write_per_class_table(records, out_dir))
+    written.append(budget_curve(records, out_dir / BUDGET_CURVE_FILE))
+    radius_paths, stats = write_radius_vs_frequency(records, out_dir)
+    written += radius_paths
+    if acquired is not None and any(c is not None for c in acquired):
+        table = acquired_class_table(records, acquired)
+        write_text(out_dir / ACQUIRED_CSV, table.to_csv(index=False, lineterminator="\n"))
+        written.append(out_dir / ACQUIRED_CSV)
+    unstable: list[dict] = []
+    if stability is not None:
+        write_text(out_dir / STABILITY_CSV, stability.to_csv(index=False, lineterminator="\n"))
+        written.append(out_dir / STABILITY_CSV)
+        unstable = [
+            {"method": r.method, "budget": float(r.budget), "seed": r.seed}
+            for r in stability[stability["unstable"]].itertuples()
+        ]
+    correlations = radius_correlations(records)
+    if len(correlations):
+        write_text(out_dir / RADIUS_CORR_CSV, correlations.to_csv(index=False, lineterminator="\n"))
+        written.append(out_dir / RADIUS_CORR_CSV)
+    if panels:
+        written += write_acquisition_figures(panels, out_dir)
+    write_json(out_dir / METRICS_FILE, run_metrics(records))
+    written.append(out_dir / METRICS_FILE)
+    files = [p.relative_to(out_dir).as_posix() for p in written]
+    summary = {
+        "benchmark": benchmark,
+        "records": len(records),
+        "files": [*files, SUMMARY_FILE],
+        "pearson_r": stats["pearson_r"],
+        "spearman_rho": stats["spearman_rho"],
+        "radius_source": stats["radius_source"],
+        "radius_skipped": stats["skipped"],
+        "best": best_methods(records),
+        "unstable_runs": unstable,
+    }
+    write_json(out_dir / SUMMARY_FILE, summary)
+    return summary

@@ -1,0 +1,281 @@
+"""Tables beside the mIoU numbers: the Markdown and CSV mIoU files, per-class IoU, the classes the
+active runs labelled, and the training stability of the active runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from halo.io import write_text
+from halo.report.layout import MIOU_CSV, MIOU_MD, PER_CLASS_CSV, STABILITY_CSV
+from halo.report.records import (
+    _GROUP,
+    _class_long,
+    _runs_frame,
+    _sort,
+    budget_label,
+    check_records,
+    miou_long,
+    miou_table,
+)
+
+__all__ = [
+    "LOSS_SPIKE_FACTOR",
+    "acquired_class_table",
+    "labelled_class_counts",
+    "per_class_table",
+    "training_stability",
+    "write_miou_table",
+    "write_per_class_table",
+]
+
+LOSS_SPIKE_FACTOR = 5.0
+
+
+# --------------------------------------------------------------------------------------------
+# mIoU files
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _markdown(wide: pd.DataFrame, long: pd.DataFrame, benchmark: str) -> str:
+    counts = sorted(set(long.loc[long["n_seeds"] > 0, "n_seeds"].tolist()))
+    if len(counts) == 1:
+        seeds = f"{counts[0]} seed{'s' if counts[0] != 1 else ''}"
+    else:
+        seeds = f"{counts[0]}–{counts[-1]} seeds (per cell: n_seeds in {MIOU_CSV})"
+    lines = [
+        f"# mIoU (%) on {benchmark}",
+        "",
+        f"Cells are mean ± sample std (ddof=1) of the final mIoU over {seeds}; a cell without ± "
+        "has one seed. Columns: total budget as % of target pixels; `0%` = source-only, "
+        "`100%` = supervised on the target.",
+        "",
+    ]
+    header = ["backbone", "method", *wide.columns]
+    lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+    lines.append("|" + "---|" * 2 + "---:|" * len(wide.columns))
+    for (backbone, method), row in wide.iterrows():
+        lines.append("| " + " | ".join(_md_escape(c) for c in (backbone, method, *row)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_miou_table(
+    records: Sequence[Mapping[str, Any]],
+    out_dir: str | os.PathLike,
+    *,
+    digits: int = 1,
+    note: str = "",
+) -> list[Path]:
+    """Write ``miou_table.csv`` (tidy, numeric) and ``miou_table.md`` (wide) into ``out_dir``.
+
+    The CSV has columns ``backbone, method, variant, budget, n_seeds, mean, std`` (empty std
+    with one seed); the Markdown file a header naming the benchmark and the seed count, then
+    :func:`miou_table`, then ``note`` (Markdown, e.g. the unstable runs).
+
+    Returns:
+        The two paths.
+    """
+    benchmark = check_records(records)
+    out_dir = Path(out_dir)
+    long = miou_long(records)
+    wide = miou_table(records, digits=digits)
+    csv_path, md_path = out_dir / MIOU_CSV, out_dir / MIOU_MD
+    cols = ["backbone", "method", "variant", "budget", "n_seeds", "mean", "std"]
+    write_text(csv_path, long[cols].to_csv(index=False, lineterminator="\n"))
+    write_text(md_path, _markdown(wide, long, benchmark) + note)
+    return [csv_path, md_path]
+
+
+# --------------------------------------------------------------------------------------------
+# per-class tables
+
+
+def per_class_table(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per-class IoU, mean over seeds, one row per (backbone, method, variant, budget).
+
+    Args:
+        records: run records of one benchmark.
+
+    Returns:
+        Columns ``backbone, method, variant, budget`` (0 source-only, 1 supervised),
+        ``n_seeds`` (runs in the group), then one float column per class name (in the records'
+        class order): the mean IoU (percent) over the seeds where the class is defined; NaN where
+        it is undefined in every seed. Rows sorted as :func:`miou_long`.
+
+    Raises:
+        ValueError: see :func:`check_records`.
+    """
+    check_records(records)
+    long = _class_long(records, "per_class_iou")
+    classes = list(dict.fromkeys(long["class"]))
+    runs = _runs_frame(records)
+    counts = runs.groupby(_GROUP, sort=False).size().rename("n_seeds")
+    keys = runs[[*_GROUP, "kind_order"]].drop_duplicates(_GROUP)
+    table = keys.join(counts, on=_GROUP)
+    if classes:
+        wide = long.groupby([*_GROUP, "class"], sort=False)["value"].mean().unstack("class")
+        table = table.join(wide.reindex(columns=classes), on=_GROUP)
+    table = _sort(table)
+    return table[["backbone", "method", "variant", "budget", "n_seeds", *classes]]
+
+
+def labelled_class_counts(masks: Iterable[np.ndarray], num_classes: int) -> np.ndarray:
+    """Labelled pixels per class over label masks.
+
+    Args:
+        masks: uint8 ``[H, W]`` label masks (train ids where labelled, 255 elsewhere).
+        num_classes: ``C``; ids ``>= C`` other than 255 are an error.
+
+    Returns:
+        int64 ``[C]``.
+    """
+    counts = np.zeros(256, dtype=np.int64)
+    for mask in masks:
+        counts += np.bincount(np.asarray(mask, dtype=np.uint8).ravel(), minlength=256)
+    bad = np.flatnonzero(counts[num_classes:255])
+    if bad.size:
+        raise ValueError(
+            f"labelled_class_counts: ids {(bad + num_classes).tolist()} >= {num_classes}"
+        )
+    return counts[:num_classes]
+
+
+def acquired_class_table(
+    records: Sequence[Mapping[str, Any]], counts: Sequence[np.ndarray | None]
+) -> pd.DataFrame:
+    """Which classes the active runs labelled: per class, the % of the labelled pixels.
+
+    Args:
+        records: run records of one benchmark.
+        counts: aligned with ``records``: int64 ``[C]`` labelled pixels per class of the run's
+            last round (:func:`labelled_class_counts`; classes in the record's ``class_names``
+            order), or ``None`` (source-only and supervised runs, or masks not available).
+
+    Returns:
+        One row per (backbone, method, variant, budget) group with counts, sorted as
+        :func:`per_class_table`: ``backbone, method, variant, budget, n_seeds``, then one column
+        per class: the share (percent) averaged over the group's seeds.
+    """
+    check_records(records)
+    if len(counts) != len(records):
+        raise ValueError(
+            f"acquired_class_table: {len(counts)} count vectors for {len(records)} records"
+        )
+    have = [
+        (r, np.asarray(c, dtype=np.float64))
+        for r, c in zip(records, counts, strict=True)
+        if c is not None
+    ]
+    classes: list[str] = []
+    for r, c in have:
+        names = list(r["class_names"])
+        if len(names) != len(c):
+            raise ValueError(
+                f"acquired_class_table: {len(c)} counts for the {len(names)} classes of "
+                f"{r['method']} seed {r['seed']}"
+            )
+        classes += [n for n in names if n not in classes]
+    runs = _runs_frame([r for r, _ in have])
+    shares = pd.DataFrame(
+        [
+            dict(
+                zip(
+                    r["class_names"],
+                    100 * c / c.sum() if c.sum() else np.full(len(c), np.nan),
+                    strict=True,
+                )
+            )
+            for r, c in have
+        ],
+        columns=classes,
+    )
+    frame = pd.concat([runs, shares], axis=1)
+    table = frame.groupby(_GROUP, sort=False)[classes].mean()
+    table = (
+        runs[[*_GROUP, "kind_order"]]
+        .drop_duplicates(_GROUP)
+        .join(runs.groupby(_GROUP, sort=False).size().rename("n_seeds"), on=_GROUP)
+        .join(table, on=_GROUP)
+    )
+    return _sort(table)[["backbone", "method", "variant", "budget", "n_seeds", *classes]]
+
+
+def write_per_class_table(records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike) -> Path:
+    """Write :func:`per_class_table` to ``out_dir/per_class.csv`` (NaN as an empty field)."""
+    path = Path(out_dir) / PER_CLASS_CSV
+    write_text(path, per_class_table(records).to_csv(index=False, lineterminator="\n"))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# training stability
+
+
+def training_stability(
+    records: Sequence[Mapping[str, Any]],
+    losses: Sequence[Sequence[float] | None],
+    *,
+    factor: float = LOSS_SPIKE_FACTOR,
+) -> pd.DataFrame:
+    """Loss spikes in the active runs' training: a diverging round that still ended finite.
+
+    Args:
+        records: run records of one benchmark.
+        losses: aligned with ``records``: the run's logged training losses in order (float
+            ``[N]``, round 1 first, as in each round's ``train_log.json`` history), or ``None``.
+        factor: a run is ``unstable`` when its peak loss exceeds ``factor`` x its first loss.
+
+    Returns:
+        One row per run with losses, sorted as :func:`miou_long` then by seed: ``backbone,
+        method, variant, budget, seed, start_loss, peak_loss, peak_at`` (index into the losses),
+        ``final_loss, unstable`` (bool), ``miou``.
+    """
+    check_records(records)
+    if len(losses) != len(records):
+        raise ValueError(f"training_stability: {len(losses)} loss lists for {len(records)} records")
+    if not factor > 1:
+        raise ValueError(f"training_stability: factor must be > 1, got {factor}")
+    have = [
+        (r, np.asarray(x, dtype=np.float64))
+        for r, x in zip(records, losses, strict=True)
+        if x is not None and len(x)
+    ]
+    cols = [*_GROUP, "seed", "start_loss", "peak_loss", "peak_at", "final_loss", "unstable"]
+    if not have:
+        return pd.DataFrame(columns=[*cols, "miou"])
+    runs = _runs_frame([r for r, _ in have])
+    x = [x for _, x in have]
+    runs["start_loss"] = [v[0] for v in x]
+    runs["peak_loss"] = [v.max() for v in x]
+    runs["peak_at"] = [int(v.argmax()) for v in x]
+    runs["final_loss"] = [v[-1] for v in x]
+    runs["unstable"] = runs["peak_loss"] > factor * runs["start_loss"]
+    runs = runs.sort_values(
+        ["backbone", "kind_order", "method", "variant", "budget", "seed"], kind="stable"
+    )
+    return runs[[*cols, "miou"]].reset_index(drop=True)
+
+
+def _stability_note(table: pd.DataFrame) -> str:
+    """Markdown lines naming the unstable runs (empty when there are none)."""
+    bad = table[table["unstable"]]
+    if bad.empty:
+        return ""
+    runs = "; ".join(
+        f"{r.method} {budget_label(r.budget)} seed {r.seed} (loss {r.start_loss:.3g} → "
+        f"{r.peak_loss:.3g}, mIoU {r.miou:.1f})"
+        for r in bad.itertuples()
+    )
+    return (
+        f"\n**Unstable training** in {len(bad)} of {len(table)} active runs (peak training loss "
+        f"above {LOSS_SPIKE_FACTOR:g}x the first; {STABILITY_CSV}): {runs}.\n"
+    )

@@ -1,0 +1,271 @@
+"""Runs in the MLflow store: log a run record or a report, find a benchmark's runs.
+
+One MLflow *experiment* per benchmark (:func:`~halo.tracking.store.init_store` creates the store
+first); one MLflow *run* per run record (``halo.runs``), plus one run named ``report`` per
+benchmark holding the report's tables and figures.
+
+Identity and idempotency
+    Every run carries the tag ``halo.key`` (``<benchmark>/<backbone>/<kind>/<method>/<variant>/
+    budget=<b>/seed=<s>``, or ``report``). Logging a key again (a retried job) creates the new run
+    in full, marks it FINISHED, then soft-deletes every older non-deleted run with that key; a
+    run that fails mid-logging deletes itself. So at most one non-deleted run per key remains once
+    loggers are done, and it is the newest complete one. Soft-deleted runs stay in the database
+    until ``mlflow gc``. Nothing is appended to an existing run (no ``log_table``).
+
+Grouping
+    Tags only, no parent runs (a parent run per benchmark cannot be created race-free on every
+    store). ``halo.group`` = ``<backbone>/<method>`` and ``halo.replicates`` = the key without
+    the seed (the runs that differ only by seed); group by either in the MLflow UI's runs table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from halo.tracking.fields import (
+    _MAX_KEY,
+    _config_params,
+    _is_number,
+    _param_value,
+    _record_metrics,
+    _safe,
+    _tags,
+    flatten,
+    run_name,
+)
+from halo.tracking.store import _client, _experiment_id, _sqlite_path, tracking_uri
+
+__all__ = ["REPORT_KEY", "find_runs", "log_report", "log_run"]
+
+REPORT_KEY = "report"
+
+# MLflow's batch limits (mlflow.utils.validation); kept here so the module imports without mlflow.
+_MAX_METRICS, _MAX_PARAMS_TAGS, _MAX_ENTITIES = 1000, 100, 1000
+
+_IDENTITY = ("backbone", "method", "kind", "variant", "budget", "seed")
+
+
+def _log_batched(client, run_id: str, metrics=(), params=(), tags=()) -> None:
+    """``log_batch`` in chunks within MLflow's per-request limits."""
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    while metrics or params or tags:
+        p, params = params[:_MAX_PARAMS_TAGS], params[_MAX_PARAMS_TAGS:]
+        t, tags = tags[:_MAX_PARAMS_TAGS], tags[_MAX_PARAMS_TAGS:]
+        room = min(_MAX_METRICS, _MAX_ENTITIES - len(p) - len(t))
+        m, metrics = metrics[:room], metrics[room:]
+        client.log_batch(run_id, metrics=m, params=p, tags=t, synchronous=True)
+
+
+def _runs_with_key(client, experiment_id: str, key: str) -> list:
+    from mlflow.entities import ViewType
+
+    if "'" not in key:
+        flt = f"tags.`halo.key` = '{key}'"
+    elif '"' not in key:
+        flt = f'tags.`halo.key` = "{key}"'
+    else:  # both quote kinds: filter here instead
+        flt = ""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], flt, ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+        )
+        runs += [r for r in page if r.data.tags.get("halo.key") == key]
+        token = page.token
+        if not token:
+            return runs
+
+
+def _new_run(client, experiment_id: str, name: str, tags: dict[str, str], fill) -> str:
+    """Create a run, ``fill(run_id)`` it, finish it and retire older runs with the same key.
+
+    Returns the id of the run that remains for the key (this one, unless a newer complete run
+    with the same key appeared meanwhile, in which case this one is deleted).
+    """
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    run_id = run.info.run_id
+    try:
+        fill(run_id)
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        try:
+            client.delete_run(run_id)
+        except Exception:
+            pass
+        raise
+    me = (run.info.start_time, run_id)
+    survivor = run_id
+    for other in _runs_with_key(client, experiment_id, tags["halo.key"]):
+        if other.info.run_id == run_id:
+            continue
+        them = (other.info.start_time, other.info.run_id)
+        if them < me:
+            client.delete_run(other.info.run_id)
+        elif other.info.status == "FINISHED" and survivor == run_id:
+            client.delete_run(run_id)  # a newer complete run of this key exists: it wins
+            survivor = other.info.run_id
+    return survivor
+
+
+def _check_files(paths: Sequence[Path]) -> list[Path]:
+    out = [Path(p) for p in paths]
+    missing = [str(p) for p in out if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"artifacts not found: {', '.join(missing)}")
+    return out
+
+
+def _log_path(client, run_id: str, path: Path, artifact_path: str | None) -> None:
+    if path.is_dir():
+        sub = f"{artifact_path}/{path.name}" if artifact_path else path.name
+        client.log_artifacts(run_id, str(path), sub)
+    else:
+        client.log_artifact(run_id, str(path), artifact_path)
+
+
+def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = None) -> str:
+    """Log one run record (``halo.runs``) as an MLflow run; returns the run id.
+
+    Experiment ``record["benchmark"]`` (created if missing). Tags ``halo.*`` (identity, group),
+    params (identity fields, plus the flattened keys of an artifact named ``config.yaml``),
+    metrics (``miou`` per round as a step metric, ``final_miou``, ``miou13``, ``budget_used``,
+    ``iou/<class>``, ``radius/<class>``, ``pixel_share/<class>``, per-round ``labelled_fraction``,
+    ``pixels_labelled``, ``regions``), artifacts (``record.json`` and ``artifacts``, a directory
+    keeping its name). A previous run with the same ``halo.key`` is deleted once this one is
+    complete (see the module docstring).
+    """
+    missing = [k for k in ("benchmark", *_IDENTITY) if k not in record]
+    if missing:
+        raise ValueError(f"log_run: record lacks {', '.join(missing)}")
+    if record["kind"] == "active" and record.get("budget") is None:
+        raise ValueError("log_run: an active record needs a budget")
+    files = _check_files(artifacts)
+    params = {k: _param_value(record.get(k)) for k in _IDENTITY}
+    if record.get("steps") is not None:
+        params["steps"] = _param_value(record["steps"])
+    config = next((p for p in files if p.name == "config.yaml" and p.is_file()), None)
+    if config is not None:
+        for k, v in _config_params(config).items():
+            if k in params and params[k] != v:
+                k = f"config.{k}"
+            params.setdefault(k, v)
+
+    from mlflow.entities import Param
+    from mlflow.utils.time import get_current_time_millis
+
+    client, uri = _client(uri)
+    experiment_id = _experiment_id(client, str(record["benchmark"]), uri)
+
+    def fill(run_id: str) -> None:
+        metrics = _record_metrics(record, get_current_time_millis())
+        _log_batched(client, run_id, metrics, [Param(k, v) for k, v in params.items()])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "record.json"
+            path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            client.log_artifact(run_id, str(path))
+        for f in files:
+            _log_path(client, run_id, f, None)
+
+    return _new_run(client, experiment_id, run_name(record), _tags(record), fill)
+
+
+def log_report(
+    benchmark: str,
+    files: Sequence[Path],
+    *,
+    summary: dict | None = None,
+    uri: str | None = None,
+    root: Path | None = None,
+) -> str:
+    """Log the benchmark's report as the run ``report`` of its experiment; returns the run id.
+
+    ``files`` keep their folder relative to ``root`` (default: the deepest folder holding all of
+    them), e.g. ``<root>/acquisition/x.png`` -> artifact ``acquisition/x.png``. Numeric entries
+    of ``summary`` (nested mappings flattened with ``/``) become metrics. Idempotent like
+    :func:`log_run` (key ``report``).
+    """
+    paths = [p.resolve() for p in _check_files(files)]
+    if root is None:
+        parents = [p if p.is_dir() else p.parent for p in paths]
+        root = Path(os.path.commonpath(parents)) if parents else Path.cwd()
+    root = Path(root).resolve()
+    placed = []
+    for p in paths:
+        try:
+            rel = p.relative_to(root)
+        except ValueError:
+            raise ValueError(f"log_report: {p} is not under {root}") from None
+        folder = rel.parent.as_posix()
+        placed.append((p, None if folder == "." else folder))
+
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
+    client, uri = _client(uri)
+    experiment_id = _experiment_id(client, str(benchmark), uri)
+    tags = {
+        "halo.key": REPORT_KEY,
+        "halo.kind": REPORT_KEY,
+        "halo.benchmark": str(benchmark),
+    }
+
+    def fill(run_id: str) -> None:
+        now = get_current_time_millis()
+        flat = flatten(summary or {}, sep="/")
+        metrics = [
+            Metric("/".join(_safe(s) for s in str(k).split("/"))[:_MAX_KEY], float(v), now, 0)
+            for k, v in flat.items()
+            if _is_number(v)
+        ]
+        _log_batched(client, run_id, metrics)
+        for p, folder in placed:
+            _log_path(client, run_id, p, folder)
+
+    return _new_run(client, experiment_id, REPORT_KEY, tags, fill)
+
+
+def find_runs(benchmark: str, uri: str | None = None) -> list[dict]:
+    """The non-deleted runs of a benchmark's experiment as plain dicts, oldest first.
+
+    Each: ``run_id``, ``name``, ``status``, ``start_time`` (ms), ``artifact_uri``, ``tags``,
+    ``params``, ``metrics`` (latest value per key). ``[]`` when the experiment does not exist.
+    """
+    from mlflow.entities import ViewType
+
+    db = _sqlite_path(tracking_uri(uri))
+    if db is not None and not db.exists():
+        return []
+    client, uri = _client(uri)
+    experiment_id = _experiment_id(client, str(benchmark), uri, create=False)
+    if experiment_id is None:
+        return []
+    out, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            "",
+            ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
+        out += [
+            {
+                "run_id": r.info.run_id,
+                "name": r.info.run_name,
+                "status": r.info.status,
+                "start_time": r.info.start_time,
+                "artifact_uri": r.info.artifact_uri,
+                "tags": dict(r.data.tags),
+                "params": dict(r.data.params),
+                "metrics": dict(r.data.metrics),
+            }
+            for r in page
+        ]
+        token = page.token
+        if not token:
+            return out

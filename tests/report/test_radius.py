@@ -1,0 +1,151 @@
+"""halo.report.radius: correlations (known answers, scipy), the chosen runs, radius vs frequency."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from halo import report
+from tests.report.conftest import R18, RADII, assert_png, record, study
+
+
+def test_pearson_and_spearman_known_answers() -> None:
+    x = np.array([0.5, 0.3, 0.15, 0.05])
+    assert report.pearson_r(-2 * x + 1, x) == pytest.approx(-1.0)
+    assert report.pearson_r(3 * x, x) == pytest.approx(1.0)
+    assert report.spearman_rho(np.exp(-x), x) == pytest.approx(-1.0)  # monotone, not linear
+    # hand-computed: x = 1..4, y = 1, 3, 2, 4: r = 0.8; ranks equal values
+    assert report.pearson_r([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    assert report.spearman_rho([10, 20, 30, 40], [1, 3, 2, 4]) == pytest.approx(0.8)
+    # ties get the mean rank: ranks of y = 1, 2.5, 2.5, 4
+    assert report.spearman_rho([1, 2, 3, 4], [0, 5, 5, 9]) == pytest.approx(
+        report.pearson_r([1, 2, 3, 4], [1, 2.5, 2.5, 4])
+    )
+    assert report.pearson_r([1, 2], [2, 1]) is None  # too few points
+    assert report.pearson_r([1, 1, 1], [1, 2, 3]) is None  # no spread
+
+
+def test_correlations_agree_with_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    x = rng.random(19)
+    y = np.round(-x + 0.3 * rng.random(19), 1)  # ties in y
+    assert report.pearson_r(x, y) == pytest.approx(stats.pearsonr(x, y)[0])
+    assert report.spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y)[0])
+
+
+def test_radius_prefers_halo_at_its_largest_budget(tmp_path: Path) -> None:
+    frame, stats = report.radius_vs_frequency(study())
+    assert stats["skipped"] is None
+    assert stats["radius_source"] == {
+        "backbone": R18,
+        "method": "halo",
+        "variant": "hyperbolic-hfr",
+        "kind": "active",
+        "budget": 0.022,
+        "seeds": [0, 1, 2],
+        "rule": "halo at its largest budget",
+    }
+    assert list(frame.columns) == ["class", "pixel_share", "mean_radius"]
+    assert list(frame["class"]) == ["road", "car", "bike", "pole"]  # "rare": no share
+    np.testing.assert_allclose(frame["pixel_share"], [0.5, 0.3, 0.15, 0.05])
+    np.testing.assert_allclose(frame["mean_radius"], [0.0, 0.4, 0.7, 0.9], atol=1e-12)
+    assert stats["pearson_r"] == pytest.approx(-1.0)
+    assert stats["spearman_rho"] == pytest.approx(-1.0)
+    assert stats["n_classes"] == 4
+
+    paths, stats2 = report.write_radius_vs_frequency(study(), tmp_path)
+    assert [p.name for p in paths] == ["radius_vs_frequency.csv", "radius_vs_frequency.png"]
+    assert stats2 == stats
+    csv = pd.read_csv(paths[0])
+    assert list(csv.columns) == ["class", "pixel_share", "mean_radius"]
+    assert list(csv["class"]) == ["road", "car", "bike", "pole"]
+    np.testing.assert_allclose(csv["mean_radius"], [0.0, 0.4, 0.7, 0.9], atol=1e-12)
+    assert_png(paths[1])
+
+
+def test_radius_correlations_per_group_and_over_learned_classes() -> None:
+    frame = report.radius_correlations(study())
+    # every group with radii (the Euclidean ripu and source runs have them too in these fakes)
+    keys = list(zip(frame["method"], frame["variant"], frame["budget"], strict=True))
+    assert keys == [
+        ("source", "euclidean-d512", 0.0),
+        ("source", "hyperbolic-hfr", 0.0),
+        ("halo", "hyperbolic-hfr", 0.01),
+        ("ripu", "euclidean-d512", 0.01),
+        ("halo", "hyperbolic-hfr", 0.022),
+        ("ripu", "euclidean-d512", 0.022),
+        ("supervised", "hyperbolic-hfr", 1.0),
+    ]
+    row = frame.set_index(["method", "budget"])
+    halo22 = row.loc[("halo", 0.022)]
+    assert halo22["n_seeds"] == 3 and halo22["n_classes"] == 4  # "rare" has no share
+    assert halo22["pearson_r"] == pytest.approx(-1.0)
+    assert halo22["spearman_rho"] == pytest.approx(-1.0)
+    assert halo22["n_learned"] == 4  # IoU 50 everywhere
+    assert halo22["pearson_r_learned"] == pytest.approx(-1.0)
+    assert row.loc[("halo", 0.01), "pearson_r"] == pytest.approx(1.0)  # radii negated
+    # source: road radius 2, every other class 1 -> positive; constant radius -> undefined
+    by_variant = frame[frame["method"] == "source"].set_index("variant")
+    assert by_variant.loc["hyperbolic-hfr", "pearson_r"] > 0
+    assert math.isnan(by_variant.loc["euclidean-d512", "pearson_r"])
+    assert math.isnan(row.loc[("supervised", 1.0), "pearson_r"])
+    assert math.isnan(row.loc[("supervised", 1.0), "spearman_rho_learned"])
+
+    # learned classes only: a class the model never gets right (IoU < 20) leaves the subset
+    recs = [
+        record(
+            "halo",
+            "active",
+            "hyperbolic-hfr",
+            0,
+            40.0,
+            budget=0.05,
+            iou={"road": 90.0, "car": 60.0, "bike": 30.0, "pole": 0.0, "rare": None},
+            # pole, never learned, sits near the origin: over all classes r > -1
+            radii={"road": 0.0, "car": 0.4, "bike": 0.7, "pole": 0.1, "rare": 1.0},
+        )
+    ]
+    one = report.radius_correlations(recs).iloc[0]
+    assert one["n_classes"] == 4 and one["n_learned"] == 3
+    assert one["pearson_r"] > -0.9
+    # road, car, bike: radius = -2 * share + 1 exactly
+    assert one["pearson_r_learned"] == pytest.approx(-1.0)
+
+
+def test_radius_falls_back_to_hyperbolic_source_then_skips(tmp_path: Path) -> None:
+    no_halo = [r for r in study() if r["method"] != "halo"]
+    frame, stats = report.radius_vs_frequency(no_halo)
+    src = stats["radius_source"]
+    assert (src["method"], src["variant"], src["kind"], src["budget"], src["seeds"]) == (
+        "source",
+        "hyperbolic-hfr",
+        "source",
+        None,
+        [0, 1],
+    )
+    # source seeds: road radius 2.0, the other classes 1.0
+    assert dict(zip(frame["class"], frame["mean_radius"], strict=True)) == {
+        "road": 2.0,
+        "car": 1.0,
+        "bike": 1.0,
+        "pole": 1.0,
+    }
+    # a class whose radius is None in every seed is dropped too
+    recs = [
+        record(
+            "halo", "active", "hyperbolic-hfr", 0, 40.0, budget=0.05, radii=RADII | {"car": None}
+        )
+    ]
+    frame, _ = report.radius_vs_frequency(recs)
+    assert list(frame["class"]) == ["road", "bike", "pole"]
+
+    euclid = [r for r in no_halo if not r["variant"].startswith("hyperbolic")]
+    frame, stats = report.radius_vs_frequency(euclid)
+    assert frame.empty and stats["radius_source"] is None and "no record" in stats["skipped"]
+    paths, _ = report.write_radius_vs_frequency(euclid, tmp_path)
+    assert paths == [] and not list(tmp_path.iterdir())

@@ -1,0 +1,103 @@
+"""halo.tracking.store: the tracking URI, and concurrent writers on one SQLite store (the file
+lock around the schema creation)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from halo import tracking
+from tests.tracking.conftest import BENCH, active_record
+
+
+def test_tracking_uri_precedence(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracker:5000")
+    assert tracking.tracking_uri() == "http://tracker:5000"
+    assert tracking.tracking_uri("sqlite:////x/y.db") == "sqlite:////x/y.db"
+    assert tracking.init_store() == "http://tracker:5000"  # nothing to do for a server
+
+
+# --------------------------------------------------------------------------------------------
+# concurrent writers: separate processes, as parallel Snakemake jobs are.
+#
+# Processes come from a forkserver that has imported mlflow (and alembic, MLflow's SQL store)
+# once: each worker is a clean process (no pytest state, no inherited database connection), as
+# with spawn, but without paying the ~5-7 s of imports 8 times over on 2 cores. Each worker
+# opens its own engine and store, as a Snakemake job would.
+
+
+def _worker(uri: str, record: dict, fresh: bool, barrier, results) -> None:
+    try:
+        if not fresh:
+            tracking.init_store(uri)  # checked before the start: then all 8 write at once
+        barrier.wait(timeout=120)
+        if fresh:
+            tracking.init_store(uri)  # 8 callers on a fresh database: the lock serialises them
+        results.put((record["seed"], tracking.log_run(record, uri=uri)))
+    except BaseException:
+        import traceback
+
+        results.put((record["seed"], "ERROR " + traceback.format_exc()))
+
+
+_PRELOAD = [
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.db.utils",
+    "alembic.command",
+    "alembic.runtime.migration",
+    "alembic.script",
+    "halo.tracking",
+]
+
+
+def _run_concurrently(uri: str, records: list[dict], fresh: bool) -> list[str]:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([*_PRELOAD, __name__])
+    barrier, results = ctx.Barrier(len(records)), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(uri, r, fresh, barrier, results)) for r in records]
+    for p in procs:
+        p.start()
+    out = dict(results.get(timeout=180) for _ in records)
+    for p in procs:
+        p.join(timeout=60)
+    errors = [v for v in out.values() if v.startswith("ERROR")]
+    assert errors == []
+    assert [p.exitcode for p in procs] == [0] * len(records)
+    return [out[r["seed"]] for r in records]
+
+
+def _check_all_present(uri: str, records: list[dict], run_ids: list[str]) -> None:
+    runs = {r["run_id"]: r for r in tracking.find_runs(BENCH, uri=uri)}
+    assert set(runs) == set(run_ids)
+    client = MlflowClient(tracking_uri=uri)
+    for rec, run_id in zip(records, run_ids, strict=True):
+        run = runs[run_id]
+        assert run["tags"]["halo.key"] == tracking.run_key(rec)
+        assert run["metrics"]["final_miou"] == rec["miou"]
+        assert {"iou/road", "iou/traffic_light", "radius/road", "budget_used"} <= set(
+            run["metrics"]
+        )
+        assert [h.step for h in client.get_metric_history(run_id, "miou")] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_concurrent_writers_into_an_initialised_store(uri):
+    assert tracking.init_store(uri) == uri  # a copy of a store initialised by init_store
+    records = [active_record(seed=s) for s in range(8)]
+    run_ids = _run_concurrently(uri, records, fresh=False)
+    _check_all_present(uri, records, run_ids)
+
+
+@pytest.mark.slow
+def test_concurrent_init_and_write_on_a_fresh_store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/db/mlflow.db"
+    records = [active_record(seed=s) for s in range(8)]
+    run_ids = _run_concurrently(uri, records, fresh=True)
+    _check_all_present(uri, records, run_ids)
+    assert (tmp_path / "db" / "mlflow.db.lock").exists()
