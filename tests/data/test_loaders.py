@@ -171,7 +171,7 @@ def test_unlabelled_test_split(trees):
 
 def test_synthia_instance_channel_ignored(tmp_path):
     p = save_synthia_label(tmp_path / "x.png", raw_map([5, 6]))
-    from halo.data.base import read_label_16bit_first_channel
+    from halo.data.readers import read_label_16bit_first_channel
 
     np.testing.assert_array_equal(read_label_16bit_first_channel(p), raw_map([5, 6]))
 
