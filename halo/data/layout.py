@@ -29,7 +29,7 @@ from __future__ import annotations
 import glob
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ def _fill(component: str, values: Mapping[str, str], free: Callable[[str], str],
     return "".join(out)
 
 
-def _head(template: str, known) -> tuple[list[str], list[str]]:
+def _head(template: str, known: Container[str]) -> tuple[list[str], list[str]]:
     """``template``'s components split before the first one with a field not in ``known``."""
     parts = template.split("/")
     for k, part in enumerate(parts):
@@ -192,6 +192,9 @@ class Layout:
             DataError: a missing folder or split list, a listed image missing, an image without
                 its label (unless ``split`` is unlabelled).
         """
+        unknown = sorted(set(fixed) - set(self.id_fields))
+        if unknown:
+            raise ValueError(f"{self.name} layout: no id field {unknown[0]!r}; {self.id_fields}")
         root = Path(root)
         values = {**fixed, "split": split}
         labelled = split not in self.unlabelled_splits
