@@ -15,17 +15,6 @@ from pathlib import Path
 
 from halo.io import read_json, write_json
 
-#: The default synthetic benchmark: (style, split, images per split [per ACDC condition]).
-DEFAULT_SYNTH_SET: tuple[tuple[str, str, int], ...] = (
-    ("gta", "train", 400),
-    ("synthia", "train", 400),
-    ("cityscapes", "train", 400),
-    ("cityscapes", "val", 100),
-    ("acdc", "train", 100),
-    ("acdc", "val", 25),
-)
-SYNTH_FOLDER = {"gta": "gta5", "cityscapes": "cityscapes", "synthia": "synthia", "acdc": "acdc"}
-
 
 def _run(args: argparse.Namespace):
     from halo.config import load_run
@@ -42,26 +31,35 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from halo.data import synthetic
 
     if args.style is None:
+        written = synthetic.write_benchmark(
+            args.out,
+            size=args.size,
+            seed=args.seed,
+            count=args.count,
+            conditions=args.conditions,
+            progress=not args.quiet,
+        )
         jobs = [
-            (style, split, args.count or n, Path(args.out) / SYNTH_FOLDER[style])
-            for style, split, n in DEFAULT_SYNTH_SET
+            (split, stats, Path(args.out) / dataset)
+            for dataset, splits in written.items()
+            for split, stats in splits.items()
         ]
     else:
-        jobs = [(args.style, args.split, args.count or 100, Path(args.out))]
-    for style, split, count, out in jobs:
         stats = synthetic.write_dataset(
-            style,
-            out,
-            split=split,
-            count=count,
+            args.style,
+            args.out,
+            split=args.split,
+            count=args.count or 100,
             size=args.size,
             seed=args.seed,
             conditions=args.conditions,
             progress=not args.quiet,
         )
+        jobs = [(args.split, stats, Path(args.out))]
+    for split, stats, out in jobs:
         rare = sorted(stats["share"].items(), key=lambda kv: kv[1])[:3]
         print(
-            f"{style:>10}/{split:<5} {stats['images']:>5} images → {out}  "
+            f"{stats['style']:>10}/{split:<5} {stats['images']:>5} images → {out}  "
             f"(rarest: {', '.join(f'{c} {100 * v:.2f}%' for c, v in rare)})"
         )
     return 0

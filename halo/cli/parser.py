@@ -29,6 +29,9 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``halo`` parser; each sub-command's ``func`` is its :mod:`halo.cli.commands` function."""
+    from halo.data.synthetic import CONDITIONS, STYLES
+
     parser = argparse.ArgumentParser(
         prog="halo",
         description="HALO-AL: hyperbolic active learning for semantic segmentation under "
@@ -45,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--style",
-        choices=("gta", "cityscapes", "synthia", "acdc"),
+        choices=tuple(STYLES),
         default=None,
         help="domain style to write (default: the whole default benchmark)",
     )
@@ -73,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--conditions",
         nargs="+",
-        default=["fog", "night", "rain", "snow"],
-        choices=("fog", "night", "rain", "snow"),
+        default=list(CONDITIONS),
+        choices=CONDITIONS,
         help="ACDC conditions to write",
     )
     p.add_argument("--out", required=True, help="output folder")

@@ -2,59 +2,62 @@
 
 >>> ds = build_dataset("cityscapes", "data/synth/cityscapes", "val", size=(64, 128))
 >>> item = ds[0]  # {"image": float32 [3,H,W] in [0,1], "label": int64 [H,W], "id": str}
+
+Each dataset module (:mod:`~halo.data.gta5`, :mod:`~halo.data.cityscapes`,
+:mod:`~halo.data.synthia`, :mod:`~halo.data.acdc`) declares its folder layout once
+(``LAYOUT``, a :class:`~halo.data.layout.Layout`; docs/design.md, section "Data layouts") and
+finds the samples of a split (``samples(root, split, **options)``). Importing this package, the
+dataset modules and :func:`missing_folders` does not import torch (the workflow checks data while
+it parses); :class:`SegmentationDataset` (:mod:`halo.data.dataset`) is imported on first use.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING
 
 from halo.data import acdc, cityscapes, gta5, synthia
-from halo.data.base import DataError, SegmentationDataset
+from halo.data.layout import DataError
+from halo.registry import Registry
 
-__all__ = ["DATASETS", "DataError", "SegmentationDataset", "build_dataset", "missing_folders"]
+if TYPE_CHECKING:
+    from halo.data.dataset import SegmentationDataset
 
-#: Lower-case dataset name → builder(root, split, **options).
-DATASETS: dict[str, Callable[..., SegmentationDataset]] = {
-    "gta5": gta5.build,
-    "cityscapes": cityscapes.build,
-    "synthia": synthia.build,
-    "acdc": acdc.build,
-}
+__all__ = [
+    "DATASETS",
+    "LAYOUTS",
+    "DataError",
+    "SegmentationDataset",
+    "build_dataset",
+    "missing_folders",
+]
 
+#: Dataset name → its module (``LAYOUT`` and ``samples``), in the benchmark's order.
+DATASETS: Registry[ModuleType] = Registry(
+    "dataset",
+    [("gta5", gta5), ("cityscapes", cityscapes), ("synthia", synthia), ("acdc", acdc)],
+    ordered=True,
+)
 
-#: The folders each official layout needs under the dataset root ({split} is filled in), and where
-#: to get the data (never fetched by this package).
-LAYOUTS: dict[str, tuple[tuple[str, ...], str]] = {
-    "gta5": (("images", "labels"), "GTAV: download.visinf.tu-darmstadt.de/data/from_games"),
-    "cityscapes": (
-        ("leftImg8bit/{split}", "gtFine/{split}"),
-        "Cityscapes: leftImg8bit_trainvaltest.zip + gtFine_trainvaltest.zip from "
-        "www.cityscapes-dataset.com",
-    ),
-    "synthia": (
-        ("RAND_CITYSCAPES/RGB", "RAND_CITYSCAPES/GT/LABELS"),
-        "SYNTHIA-RAND-CITYSCAPES from synthia-dataset.net",
-    ),
-    "acdc": (
-        ("rgb_anon", "gt"),
-        "ACDC: rgb_anon_trainvaltest.zip + gt_trainval.zip from acdc.vision.ee.ethz.ch",
-    ),
-}
+#: Read-only view: dataset name → (folders its layout needs under the root, with ``{split}``;
+#: where to get the data, never fetched by this package).
+LAYOUTS: MappingProxyType[str, tuple[tuple[str, ...], str]] = MappingProxyType(
+    {name: (module.LAYOUT.folders, module.LAYOUT.source) for name, module in DATASETS.items()}
+)
 
 
 def missing_folders(name: str, root: str | os.PathLike, split: str) -> list[Path]:
     """The folders of ``name``'s official layout that are missing under ``root`` (cheap: no
     file is opened, so it can run before a workflow starts)."""
-    if name not in LAYOUTS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(LAYOUTS)}")
+    layout = DATASETS.lookup(name).LAYOUT
     root = Path(root)
     if not root.is_dir():
         return [root]
     return [
         root / f.format(split=split)
-        for f in LAYOUTS[name][0]
+        for f in layout.folders
         if not (root / f.format(split=split)).is_dir()
     ]
 
@@ -82,11 +85,29 @@ def build_dataset(
         ValueError: unknown name (the message lists the valid ones).
         DataError: missing folders/files, unpaired images, empty split.
     """
-    try:
-        builder = DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}") from None
+    module = DATASETS.lookup(name)
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{name}: data root {root} does not exist (expected a folder)")
-    return builder(root, split, size=size, protocol=protocol, **options)
+    samples = module.samples(root, split, **options)
+    from halo.data.dataset import SegmentationDataset
+
+    layout = module.LAYOUT
+    return SegmentationDataset(
+        layout.name,
+        samples,
+        label_reader=layout.read_label,
+        raw_ids=layout.name,
+        where=str(layout.image_folder(root, split)),
+        size=size,
+        protocol=protocol,
+    )
+
+
+def __getattr__(name: str):
+    """``SegmentationDataset`` is imported (with torch) on first access (PEP 562)."""
+    if name == "SegmentationDataset":
+        from halo.data.dataset import SegmentationDataset
+
+        return SegmentationDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

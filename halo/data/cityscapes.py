@@ -9,35 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from halo.data.base import SegmentationDataset, pair_by_name, read_label_8bit, require_dir
+from halo.data.layout import Layout, Sample
+from halo.data.readers import read_label_8bit
 
-IMAGE_SUFFIX = "_leftImg8bit.png"
-LABEL_SUFFIX = "_gtFine_labelIds.png"
+LAYOUT = Layout(
+    name="cityscapes",
+    title="Cityscapes",
+    image="leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png",
+    label="gtFine/{split}/{city}/{stem}_gtFine_labelIds.png",
+    label_format="Cityscapes labelIds",
+    read_label=read_label_8bit,
+    source="Cityscapes: leftImg8bit_trainvaltest.zip + gtFine_trainvaltest.zip from "
+    "www.cityscapes-dataset.com",
+    unlabelled_splits=("test",),
+)
 
 
-def build(root: Path, split: str, **kwargs) -> SegmentationDataset:
+def samples(root: Path, split: str) -> list[Sample]:
     """Cityscapes ``split`` (train, val, test) under ``root``."""
-    img_root = require_dir(root / "leftImg8bit" / split, f"Cityscapes leftImg8bit/{split}/<city>/")
-    lab_root = root / "gtFine" / split
-    labelled = split != "test"
-    if labelled:
-        require_dir(lab_root, f"Cityscapes gtFine/{split}/<city>/*{LABEL_SUFFIX}")
-
-    def label_for(img: Path) -> Path:
-        stem = img.name[: -len(IMAGE_SUFFIX)]
-        return lab_root / img.parent.name / f"{stem}{LABEL_SUFFIX}"
-
-    samples = pair_by_name(
-        img_root.glob(f"*/*{IMAGE_SUFFIX}"),
-        label_for,
-        lambda p: f"{p.parent.name}/{p.name[: -len(IMAGE_SUFFIX)]}",
-        require_labels=labelled,
-    )
-    return SegmentationDataset(
-        "cityscapes",
-        samples,
-        label_reader=read_label_8bit,
-        raw_ids="cityscapes",
-        where=str(img_root),
-        **kwargs,
-    )
+    return LAYOUT.discover(root, split)

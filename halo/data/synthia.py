@@ -2,43 +2,28 @@
 
 ``RAND_CITYSCAPES/RGB/NNNNNNN.png`` with ``RAND_CITYSCAPES/GT/LABELS/NNNNNNN.png``: 16-bit PNGs
 whose first channel is the SYNTHIA class id. ``root`` is the folder that holds
-``RAND_CITYSCAPES/``. Splits: ``all`` or a file list ``<root>/<split>.txt``.
-Use the ``synthia16`` class protocol for SYNTHIA → Cityscapes.
+``RAND_CITYSCAPES/``. Sample ids are the file stems. Splits: ``all`` or a file list
+``<root>/<split>.txt``. Use the ``synthia16`` class protocol for SYNTHIA → Cityscapes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from halo.data.base import (
-    DataError,
-    SegmentationDataset,
-    pair_by_name,
-    read_label_16bit_first_channel,
-    read_split_list,
-    require_dir,
+from halo.data.layout import Layout, Sample
+from halo.data.readers import read_label_16bit_first_channel
+
+LAYOUT = Layout(
+    name="synthia",
+    title="SYNTHIA",
+    image="RAND_CITYSCAPES/RGB/{stem}.png",
+    label="RAND_CITYSCAPES/GT/LABELS/{stem}.png",
+    label_format="16-bit PNGs, SYNTHIA class id in the first channel",
+    read_label=read_label_16bit_first_channel,
+    source="SYNTHIA-RAND-CITYSCAPES from synthia-dataset.net",
 )
 
 
-def build(root: Path, split: str, **kwargs) -> SegmentationDataset:
-    """SYNTHIA RAND_CITYSCAPES dataset under ``root``."""
-    base = require_dir(root / "RAND_CITYSCAPES", "SYNTHIA RAND_CITYSCAPES/")
-    rgb = require_dir(base / "RGB", "SYNTHIA RAND_CITYSCAPES/RGB/*.png")
-    gt = require_dir(base / "GT" / "LABELS", "SYNTHIA RAND_CITYSCAPES/GT/LABELS/*.png (16-bit)")
-    wanted = read_split_list(root, split)
-    if wanted is None:
-        images = sorted(rgb.glob("*.png"))
-    else:
-        images = [rgb / f"{n}.png" for n in wanted]
-        missing = [p for p in images if not p.is_file()]
-        if missing:
-            raise DataError(f"split {split!r} lists {missing[0].name}, but {missing[0]} is missing")
-    samples = pair_by_name(images, lambda p: gt / p.name, lambda p: p.stem)
-    return SegmentationDataset(
-        "synthia",
-        samples,
-        label_reader=read_label_16bit_first_channel,
-        raw_ids="synthia",
-        where=str(rgb),
-        **kwargs,
-    )
+def samples(root: Path, split: str) -> list[Sample]:
+    """SYNTHIA RAND_CITYSCAPES samples under ``root``."""
+    return LAYOUT.discover(root, split)

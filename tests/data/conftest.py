@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -37,6 +38,14 @@ def raw_map(values: list[int], h: int = 8, w: int = 12) -> np.ndarray:
     """A label map that cycles through ``values`` in row-major order."""
     dtype = np.uint8 if max(values) < 256 else np.uint16
     return np.resize(np.asarray(values, dtype), (h, w))
+
+
+def check_item(item, lut, raw, h=8, w=12):
+    """``item`` is a loader item of an [h, w] image whose label is ``lut[raw]``."""
+    assert item["image"].dtype == torch.float32 and item["image"].shape == (3, h, w)
+    assert 0.0 <= item["image"].min() and item["image"].max() <= 1.0
+    assert item["label"].dtype == torch.int64 and item["label"].shape == (h, w)
+    np.testing.assert_array_equal(item["label"].numpy(), lut[raw])
 
 
 class Trees:

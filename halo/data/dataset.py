@@ -1,16 +1,15 @@
 """The one dataset class every loader shares: a list of (image, label) files in a real layout.
 
-Each dataset module (``gta5``, ``cityscapes``, ``synthia``, ``acdc``) only *discovers* its files and
-says how its label PNGs are encoded; reading, id mapping, resizing and error reporting live here.
-Discovery fails before any work with a message that names the folder or file and what was
-expected; reading a corrupt file, an unknown label id or mismatched sizes fails naming the file.
+Each dataset module (``gta5``, ``cityscapes``, ``synthia``, ``acdc``) only declares its layout and
+how its label files are encoded; :func:`halo.data.build_dataset` discovers the files
+(:mod:`halo.data.layout`), and reading, id mapping, resizing and error reporting live here.
+Reading a corrupt file, an unknown label id or mismatched sizes fails naming the file.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,125 +17,13 @@ import torch
 from torch.utils.data import Dataset
 
 from halo.data import labels as label_tables
+from halo.data.layout import DataError, Sample
+from halo.data.readers import read_rgb
 from halo.data.transforms import image_to_tensor, resize_pair
 
+__all__ = ["SegmentationDataset"]
 
 _VERIFY_VERSION = 1  # bump when verify() checks more: older stamps then no longer count
-
-
-class DataError(ValueError):
-    """Missing, corrupt or inconsistent data; the message names the file or folder."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image and its label file; ``id`` is unique within the dataset (may contain '/')."""
-
-    id: str
-    image: Path
-    label: Path | None
-
-
-def require_dir(path: Path, what: str) -> Path:
-    """Return ``path`` if it is a folder, else raise a DataError naming it and ``what`` it is."""
-    if not path.is_dir():
-        raise DataError(f"missing folder {path} ({what})")
-    return path
-
-
-def pair_by_name(
-    images: Iterable[Path],
-    label_for: Callable[[Path], Path],
-    make_id: Callable[[Path], str],
-    *,
-    require_labels: bool = True,
-) -> list[Sample]:
-    """Pair every image with its label file; an image without its label is a DataError.
-
-    Args:
-        images: image files (any order; the result is sorted by id).
-        label_for: maps an image path to the path its label must have.
-        make_id: maps an image path to its sample id.
-        require_labels: if False, a missing label gives ``Sample.label = None`` (unlabelled pool).
-    """
-    samples = []
-    for img in images:
-        lab = label_for(img)
-        if not lab.is_file():
-            if require_labels:
-                raise DataError(f"image {img} has no label: expected {lab}")
-            lab = None
-        samples.append(Sample(make_id(img), img, lab))
-    samples.sort(key=lambda s: s.id)
-    return samples
-
-
-def read_split_list(root: Path, split: str) -> list[str] | None:
-    """Read ``<root>/<split>.txt`` (one file stem or name per line), or None for split 'all'.
-
-    Raises a DataError if the list is missing (naming the file and the alternative 'all').
-    """
-    if split == "all":
-        return None
-    path = root / f"{split}.txt"
-    if not path.is_file():
-        raise DataError(
-            f"split {split!r}: missing file list {path} (one image name per line), "
-            f"or use split 'all' for every image under {root}"
-        )
-    names = [Path(line.strip()).stem for line in path.read_text().splitlines() if line.strip()]
-    if not names:
-        raise DataError(f"split {split!r}: file list {path} is empty")
-    return names
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """Read an 8-bit RGB image as uint8 [H, W, 3]; a corrupt or truncated file is a DataError."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:
-        raise DataError(f"cannot read image {path}: {err}") from err
-
-
-def read_label_8bit(path: Path) -> np.ndarray:
-    """Read a single-channel 8-bit label PNG (grey 'L' or palette 'P') as uint8 [H, W]."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "P"):
-                raise DataError(
-                    f"label {path}: expected a single-channel 8-bit PNG of label ids "
-                    f"(mode L or P), got mode {im.mode}"
-                )
-            return np.asarray(im, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:
-        raise DataError(f"cannot read label {path}: {err}") from err
-
-
-def read_label_16bit_first_channel(path: Path) -> np.ndarray:
-    """Read a 16-bit PNG whose first (R) channel holds class ids (SYNTHIA) as uint16 [H, W].
-
-    Pillow would silently truncate 16-bit RGB to its high bytes (all zeros here), so OpenCV reads
-    these files; OpenCV returns channels as BGR, so the first channel is the last one.
-    """
-    import cv2
-
-    if not path.is_file():
-        raise DataError(f"cannot read label {path}: no such file")
-    arr = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise DataError(f"cannot read label {path}: not a readable PNG (corrupt or truncated?)")
-    if arr.ndim == 3:
-        arr = arr[..., 2] if arr.shape[2] >= 3 else arr[..., 0]
-    return arr.astype(np.uint16, copy=False)
 
 
 class SegmentationDataset(Dataset):
