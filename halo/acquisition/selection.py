@@ -87,10 +87,7 @@ def regions_per_image(height: int, width: int, round_budget: float, active_radiu
     for name, value in (("height", height), ("width", width)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"regions_per_image: {name} must be an int >= 1, got {value!r}")
-    if isinstance(active_radius, bool) or not isinstance(active_radius, int) or active_radius < 0:
-        raise ValueError(
-            f"regions_per_image: active_radius must be an int >= 0, got {active_radius!r}"
-        )
+    _check_radius(active_radius, "active_radius", "regions_per_image")
     check_budget(round_budget, "regions_per_image")
     budget = Fraction(float(round_budget)).limit_denominator(10**9)
     return math.ceil(height * width * budget / (2 * active_radius + 1) ** 2)

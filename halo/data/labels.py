@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from halo.registry import Registry
+
 IGNORE_INDEX = 255
 
 CITYSCAPES_CLASSES: tuple[str, ...] = (
@@ -181,32 +183,31 @@ class ClassProtocol:
 
 _SYNTHIA16_NAMES = tuple(c for c in CITYSCAPES_CLASSES if c not in ("terrain", "truck", "train"))
 
-PROTOCOLS: dict[str, ClassProtocol] = {
-    "cityscapes19": ClassProtocol(
-        "cityscapes19", CITYSCAPES_CLASSES, tuple(range(len(CITYSCAPES_CLASSES)))
-    ),
-    "synthia16": ClassProtocol(
-        "synthia16",
-        _SYNTHIA16_NAMES,
-        tuple(CITYSCAPES_CLASSES.index(c) for c in _SYNTHIA16_NAMES),
-        subset13=tuple(
-            i for i, c in enumerate(_SYNTHIA16_NAMES) if c not in ("wall", "fence", "pole")
+PROTOCOLS: Registry[ClassProtocol] = Registry(
+    "class protocol",
+    {
+        "cityscapes19": ClassProtocol(
+            "cityscapes19", CITYSCAPES_CLASSES, tuple(range(len(CITYSCAPES_CLASSES)))
         ),
-    ),
-}
+        "synthia16": ClassProtocol(
+            "synthia16",
+            _SYNTHIA16_NAMES,
+            tuple(CITYSCAPES_CLASSES.index(c) for c in _SYNTHIA16_NAMES),
+            subset13=tuple(
+                i for i, c in enumerate(_SYNTHIA16_NAMES) if c not in ("wall", "fence", "pole")
+            ),
+        ),
+    },
+    ordered=True,
+)
 
-#: Datasets whose raw ids this module knows.
+#: Datasets whose raw label ids this module knows (their encodings, keyed like halo.data.DATASETS).
 DATASETS = ("cityscapes", "gta5", "synthia", "acdc")
 
 
 def get_protocol(name: str) -> ClassProtocol:
     """Return the class protocol ``name``; an unknown name lists the valid ones."""
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown class protocol {name!r}; valid: {', '.join(sorted(PROTOCOLS))}"
-        ) from None
+    return PROTOCOLS.lookup(name)
 
 
 def _check_dataset(dataset: str) -> None:
