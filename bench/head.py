@@ -5,6 +5,10 @@
 (b) one full training step (forward, cross-entropy, backward, SGD step) of the segmenter with the
     hyperbolic head vs the Euclidean head, same backbone (default ``deeplabv3plus-r18`` at
     2 x 3 x 128 x 256) -- acceptance: hyperbolic within 1.2x of Euclidean.
+(c) the same training step with the hyperbolic head's ball operations (``expmap0`` with its
+    projection, for the pixels and the class points) through geoopt's ``PoincareBall`` vs the
+    fused float32 ones of ``halo.models.hyperbolic`` (the MLR is the fused one on both sides:
+    geoopt has none) -- the question: does geoopt's path cost more than 10 % of a step?
 
 The two sides of each comparison alternate within every repeat, so machine load hits both alike;
 the medians and their ratio are printed and written as JSON (``--out``, default
@@ -22,10 +26,12 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import geoopt
 import torch
 import torch.nn.functional as F
 from benchlib import device_name, machine, side_by_side, write_report
 
+from halo.models import heads
 from halo.models.hyperbolic import expmap0, mlr_logits
 from halo.models.segmenter import build_backbone
 
@@ -115,6 +121,56 @@ def bench_train_step(
     }
 
 
+def bench_geoopt(
+    device: torch.device, repeats: int, warmup: int, backbone: str, shape: tuple[int, ...]
+) -> dict:
+    """(c) a hyperbolic training step, ball operations fused vs through geoopt's PoincareBall."""
+    batch, height, width = shape
+    gen = torch.Generator().manual_seed(1)
+    images = torch.rand(batch, 3, height, width, generator=gen).to(device)
+    labels = torch.randint(0, NUM_CLASSES, (batch, height, width), generator=gen).to(device)
+    balls: dict[float, geoopt.PoincareBall] = {}
+
+    def geoopt_expmap0(v: torch.Tensor, *, c: float, dim: int = -1) -> torch.Tensor:
+        ball = balls.setdefault(c, geoopt.PoincareBall(c=c).to(v.device))
+        return ball.expmap0(v, dim=dim, project=True)
+
+    def step(ops: str) -> Callable[[], object]:
+        torch.manual_seed(0)  # same initialisation for both sides
+        model = build_backbone(backbone, NUM_CLASSES, head="hyperbolic").to(device).train()
+        optimizer = torch.optim.SGD(
+            model.param_groups(1e-3), lr=1e-3, momentum=0.9, weight_decay=5e-4
+        )
+        ball_op = geoopt_expmap0 if ops == "geoopt" else expmap0
+
+        def run() -> None:
+            heads.expmap0 = ball_op  # the head's expmap0 (pixels and class points) for this side
+            try:
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(images).logits, labels)
+                loss.backward()
+                optimizer.step()
+            finally:
+                heads.expmap0 = expmap0
+            if not math.isfinite(loss.item()):
+                raise RuntimeError(f"non-finite loss with {ops} ball operations")
+
+        return run
+
+    timings = side_by_side(
+        {"fused": step("fused"), "geoopt": step("geoopt")}, device, repeats, warmup
+    )
+    extra = timings["geoopt"]["median_s"] / timings["fused"]["median_s"] - 1.0
+    return {
+        "what": "hyperbolic training step, ball operations fused vs geoopt PoincareBall",
+        "backbone": backbone,
+        "shape": {"B": batch, "C": 3, "H": height, "W": width, "K": NUM_CLASSES},
+        "timings": timings,
+        "geoopt_extra_fraction_of_step": extra,
+        "question": "> 0.10: geoopt's path costs more than 10 % of a training step",
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("bench/out/head.json"))
@@ -146,7 +202,13 @@ def main(argv: list[str] | None = None) -> dict:
         step = bench_train_step(
             device, args.repeats, args.warmup, args.backbone, tuple(args.step_shape)
         )
-        report["results"][name] = {"device": device_name(device), "mlr": mlr, "train_step": step}
+        geo = bench_geoopt(device, args.repeats, args.warmup, args.backbone, tuple(args.step_shape))
+        report["results"][name] = {
+            "device": device_name(device),
+            "mlr": mlr,
+            "train_step": step,
+            "geoopt": geo,
+        }
         ms = {k: v["median_s"] * 1e3 for k, v in mlr["timings"].items()}
         print(
             f"[{name}] (a) mlr_logits fwd+bwd: float32 {ms['float32']:.1f} ms, "
@@ -158,6 +220,12 @@ def main(argv: list[str] | None = None) -> dict:
             f"[{name}] (b) {args.backbone} train step: hyperbolic {ms['hyperbolic']:.1f} ms, "
             f"euclidean {ms['euclidean']:.1f} ms -> ratio "
             f"{step['hyperbolic_over_euclidean']:.3f} (acceptance: <= 1.2)"
+        )
+        ms = {k: v["median_s"] * 1e3 for k, v in geo["timings"].items()}
+        print(
+            f"[{name}] (c) hyperbolic train step, ball ops fused {ms['fused']:.1f} ms, geoopt "
+            f"{ms['geoopt']:.1f} ms -> geoopt adds {100 * geo['geoopt_extra_fraction_of_step']:.1f}"
+            " % of a step"
         )
     write_report(args.out, report)
     return report
