@@ -178,5 +178,5 @@ def check_data(run: Run) -> None:
         raise ConfigError(
             f"benchmark {bench.name}: data missing under data_root {root}: "
             + ", ".join(str(p) for p in missing)
-            + f". {hint} (see README, 'Real datasets')."
+            + f". {hint} (see docs/real-data.md)."
         )
