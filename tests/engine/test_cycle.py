@@ -42,8 +42,8 @@ def _stray_temp_files(root: Path) -> list[Path]:
 
 def test_tiny_cycle_through_the_cli(tiny_data, tmp_path, capsys, one_thread):
     common = ["--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}", "--quiet"]
-    run = load_run(TINY_CONFIG, [f"data_root={tiny_data}"])
-    cfg = run.config
+    resolved = load_run(TINY_CONFIG, [f"data_root={tiny_data}"])
+    cfg = resolved.config
     rounds, per = cfg.active.rounds, cfg.train.round_steps
     assert rounds == 2
     src, run = tmp_path / "src", tmp_path / "halo"
@@ -64,7 +64,7 @@ def test_tiny_cycle_through_the_cli(tiny_data, tmp_path, capsys, one_thread):
     assert "mIoU" in out
 
     # ---- files: every output in place, no leftovers of the atomic writes or of resumption
-    target = dataset(run, "target")
+    target = dataset(resolved, "target")
     ids = list(target.ids)
     assert len(ids) == 4
     for folder in (src, r1, r2):

@@ -3,18 +3,16 @@
 # run folder is named by halo.runs -- the same code the halo commands use; nothing here
 # duplicates the package's logic.
 
-import glob
-import os
 import re
 import shlex
 from functools import cache
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from halo.acquisition.rounds import BLOCKED_FILE, BUDGET_FILE, LABELLED_FILE, MASKS_DIR
 from halo.config import BENCHMARKS, ConfigError, check_data, load_run
+from halo.devices import visible_gpus
 from halo.provenance import CONFIG_FILE, PROVENANCE_FILE
 from halo.runs import (
     ACTIVE_RUN,
@@ -39,28 +37,15 @@ validate(config, "../schemas/config.schema.yaml")
 SYNTH = {"root": "data/synth", "size": [64, 128], "seed": 0, "count": None, **config.get("synth", {})}
 DATA_ROOT = config.get("data_root", "data")
 THREADS = int(config.get("threads", 2))
-# Every job runs the halo CLI of this checkout (`python -m halo.cli`), in the environment
-# snakemake runs in (`uv run snakemake ...`) or, with --use-conda, in workflow/envs/halo.yaml.
-# The checkout reaches the jobs through the environment (PYTHONPATH), never through a rule's
-# params, so a moved or copied project plans nothing anew.
+# Every job runs the halo CLI of this checkout: `python -m halo.cli` from the working directory
+# (the repository root) imports ./halo first, in the environment snakemake runs in
+# (`uv run snakemake ...`) or, with --use-conda, in workflow/envs/halo.yaml. No machine path
+# appears in a rule, so a moved or copied project plans nothing anew.
 ENV = "../envs/halo.yaml"
-_REPO = str(Path(workflow.current_basedir).resolve().parents[1])
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    dict.fromkeys(filter(None, [_REPO, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]))
-)
 HALO = "python -m halo.cli"
 # Training jobs on several GPUs: torchrun starts one process per GPU (DistributedDataParallel).
 GPUS = int(config.get("gpus_per_train_job", 1))
 HALO_TRAIN = HALO if GPUS <= 1 else f"torchrun --standalone --nproc-per-node {GPUS} -m halo.cli"
-
-
-def visible_gpus():
-    """GPUs this machine shows to jobs, without importing torch: CUDA_VISIBLE_DEVICES if set,
-    else the NVIDIA device files."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() not in ("", "-1")])
-    return len(glob.glob("/dev/nvidia[0-9]*"))
 
 
 # Heavy jobs hold `gpu` units (the profile caps them) only where a GPU is visible; on a CPU-only
