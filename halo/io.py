@@ -39,22 +39,28 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         path: destination file; its parent folder is created if needed.
         mode: ``"wb"`` or ``"w"`` (text, UTF-8).
 
-    If the block raises, the temporary file is removed and ``path`` is untouched.
+    If the block raises, the temporary file is removed and ``path`` is untouched. An operating
+    system error while writing (a full disk, a read-only folder, no permission) is raised as an
+    ``OSError`` naming ``path`` (not the temporary file) and its cause.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as err:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
 
 

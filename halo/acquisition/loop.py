@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def acquire(
     batch_size: int = 1,
     num_workers: int = 0,
     progress: bool = True,
+    on_complete: Callable[[BudgetReport], None] | None = None,
 ) -> BudgetReport:
     """Run one acquisition round over the target pool and write the round folder.
 
@@ -86,6 +88,8 @@ def acquire(
         batch_size: images per forward pass.
         num_workers: DataLoader workers.
         progress: show a tqdm progress bar.
+        on_complete: called with the report once every mask and map is written, right before
+            ``budget.json`` (e.g. to write the job's provenance: nothing of a failed round).
 
     Returns:
         The :class:`~halo.acquisition.rounds.BudgetReport` also written to ``budget.json``.
@@ -187,6 +191,8 @@ def acquire(
         pixels_labelled_cumulative=totals["cumulative"],
         history=tuple(history),
     )
+    if on_complete is not None:
+        on_complete(report)
     write_budget(out_dir, report)  # last: marks the round complete
     log.info("acquire %s into %s: %s", strategy.name, out_dir, report)
     return report

@@ -25,7 +25,6 @@ wrapped dataset's own tensors.
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from halo.io import atomic_open, remove_stray_temp, write_json, write_png
+from halo.io import atomic_open, read_json, remove_stray_temp, write_json, write_png
 
 __all__ = [
     "BLOCKED_FILE",
@@ -110,15 +109,25 @@ def label_mask(labelled: np.ndarray, label: np.ndarray) -> np.ndarray:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read an acquired mask PNG as uint8 ``[H, W]`` (255 = not labelled)."""
-    from PIL import Image
+    """Read an acquired mask PNG as uint8 ``[H, W]`` (255 = not labelled).
 
-    with Image.open(path) as img:
-        if img.mode not in ("L", "P"):
-            raise ValueError(
-                f"mask {path}: expected a single-channel 8-bit PNG, got mode {img.mode}"
-            )
-        return np.asarray(img, dtype=np.uint8).copy()
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable single-channel 8-bit PNG (corrupt, truncated, RGB), named.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"mask {path} does not exist")
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "P"):
+                raise ValueError(
+                    f"mask {path}: expected a single-channel 8-bit PNG, got mode {img.mode}"
+                )
+            return np.asarray(img, dtype=np.uint8).copy()
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+        raise ValueError(f"mask {path}: not a readable PNG ({err})") from None
 
 
 def round_complete(round_dir: str | os.PathLike) -> bool:
@@ -135,7 +144,10 @@ def read_budget(round_dir: str | os.PathLike) -> dict:
     path = Path(round_dir) / BUDGET_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no budget file; the round is missing or incomplete")
-    return json.loads(path.read_text(encoding="utf-8"))
+    budget = read_json(path, "budget report")
+    if not isinstance(budget, dict):
+        raise ValueError(f"budget report {path}: expected a JSON object")
+    return budget
 
 
 class RoundState:
@@ -159,7 +171,11 @@ class RoundState:
             if not path.is_file():
                 self.close()
                 raise FileNotFoundError(f"{path}: missing map file of a complete round")
-            self._files[name] = np.load(path, allow_pickle=False)
+            try:
+                self._files[name] = np.load(path, allow_pickle=False)
+            except (OSError, ValueError, zipfile.BadZipFile) as err:
+                self.close()
+                raise ValueError(f"{path}: not a readable map file ({err})") from None
 
     def maps(self, image_id: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """``(blocked, labelled)`` bool ``[H, W]`` maps of one image.
@@ -352,6 +368,7 @@ class MaskedTarget:
 
     Raises:
         FileNotFoundError: a target image has no mask (named).
+        ValueError: a mask is unreadable or of another size than the pool's images (named).
     """
 
     def __init__(self, dataset: Any, round_dir: str | os.PathLike) -> None:
@@ -362,6 +379,14 @@ class MaskedTarget:
                 f"acquired masks: {len(missing)} target images have no mask, e.g. "
                 f"{mask_path(self.round_dir, missing[0])}"
             )
+        size = getattr(dataset, "size", None)  # the pool's (H, W) when it resizes
+        for image_id in dataset.ids:  # decode every mask once, before any training step
+            path = mask_path(self.round_dir, image_id)
+            mask = read_mask(path)
+            if size is not None and tuple(mask.shape) != tuple(size):
+                raise ValueError(
+                    f"mask {path} is {tuple(mask.shape)}, the pool's images are {size}"
+                )
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -1,19 +1,47 @@
 """The ``halo`` command line: a thin shell over the package (parse, call, print).
 
 :mod:`halo.cli.parser` declares every sub-command and option, :mod:`halo.cli.commands` calls the
-package; this module maps errors to exit codes: bad input → 2 with one line, a diverged training
-→ 3 (docs/design.md, "Commands and jobs").
+package; this module is the one error path of every command (docs/design.md, "Commands and
+jobs"):
+
+- bad input (a config key, a file's content, a missing file, a checkpoint that would run code)
+  → exit 2 and one line naming the key or file;
+- an environment fault (a full disk, a read-only folder, no permission) → exit 1 and one line
+  naming the path and the cause;
+- a training run whose loss diverged → exit 3 (its last good checkpoint is kept).
+
+A command that fails leaves its ``--out`` as it found it: an ``--out`` the command created is
+removed again, so a failed command never leaves a config, provenance or half a result behind.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from halo.cli.parser import build_parser
 
 __all__ = ["build_parser", "main"]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _describe_os_error(err: OSError) -> str:
+    """``<path>: <cause>`` of an environment fault."""
+    cause = err.strerror or str(err) or type(err).__name__
+    return cause if err.filename is None else f"{err.filename}: {cause}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,11 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    out = Path(args.out) if getattr(args, "out", None) else None
+    created = out is not None and not out.exists()
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # bad input: one clear line, non-zero exit
-        print(f"halo {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except TrainingDiverged as err:  # the last good checkpoint is kept for inspection
-        print(f"halo {args.command}: error: {err}", file=sys.stderr)
+        print(f"halo {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 3
+    except (ValueError, FileNotFoundError) as err:  # bad input
+        code, message = 2, _one_line(err)
+    except OSError as err:  # the environment: disk, permissions, read-only folders
+        code, message = 1, _one_line(_describe_os_error(err))
+    if created and out is not None and out.exists():
+        _remove(out)
+    print(f"halo {args.command}: error: {message}", file=sys.stderr)
+    return code

@@ -9,6 +9,7 @@ valid ones). Names (benchmark, backbone, method, head) are checked when the conf
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -109,11 +110,11 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
             if ok:
                 return True, v
         return False, value
-    if tp is float:
+    if tp is float:  # finite numbers only: inf and nan are never a learning rate or a budget
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
+            return math.isfinite(value), float(value)
         if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
-            return True, float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+            return math.isfinite(float(value)), float(value)  # YAML 1.1 reads 1e-3 as a string
         return False, value
     if tp is int:
         return (isinstance(value, int) and not isinstance(value, bool)), value
@@ -163,6 +164,8 @@ def _describe(tp: Any) -> str:
         return "null"
     if typing.get_origin(tp) is tuple:
         return "[height, width] (two integers)"
+    if tp is float:
+        return "float (a finite number)"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -211,8 +214,14 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+#: Seeds drive torch (per-step seeds up to ~1e9 x seed must fit 64 bits) and numpy generators.
+MAX_SEED = 2**32 - 1
+
+
 def check_ranges(cfg: Config) -> None:
     """Check every number of ``cfg`` against its range; a ConfigError names the key."""
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"seed: expected an integer in [0, {MAX_SEED}], got {cfg.seed}")
     a = cfg.active
     if not 0.0 < a.budget <= 1.0:
         raise ConfigError(f"active.budget: expected a fraction in (0, 1], got {a.budget}")

@@ -120,6 +120,13 @@ def build_model(run: Run) -> nn.Module:
     return build_backbone(run.config.backbone, run.num_classes, **run.model_options)
 
 
+def _load_fitting(run: Run, path: Path) -> dict:
+    """A checkpoint, loaded (plain data only) and checked to fit ``run``."""
+    ckpt = load_checkpoint(path)
+    check_fits(ckpt, run, path)
+    return ckpt
+
+
 def model_from_checkpoint(
     run: Run, path: str | os.PathLike, device: torch.device
 ) -> tuple[nn.Module, dict]:
@@ -132,8 +139,7 @@ def model_from_checkpoint(
             before the model is built).
     """
     path = Path(path)
-    ckpt = load_checkpoint(path)
-    check_fits(ckpt, run, path)
+    ckpt = _load_fitting(run, path)
     model = build_model(run)
     load_weights(model, ckpt, where=str(path))
     return model.to(device), ckpt
@@ -167,14 +173,15 @@ def train_session(
     command: str,
     source: Any = None,
     target: Any = None,
-    init: Path | None = None,
+    init: tuple[Path, dict] | None = None,
     extra_meta: dict | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> dict | None:
     """Train (resuming an interrupted run), then publish ``out_dir/model.pt`` atomically.
 
-    Progress is checkpointed to ``out_dir/train_state.pt``; the final ``model.pt`` appears only
+    ``init`` is ``(path, checkpoint)`` of the model to start from, loaded and checked by the
+    caller (:func:`_load_fitting`) before any data is decoded. Progress is checkpointed to ``out_dir/train_state.pt``; the final ``model.pt`` appears only
     when the schedule is complete, so a killed job leaves no half-done model behind and a
     restarted job continues from the last checkpoint.
 
@@ -185,16 +192,13 @@ def train_session(
     """
     dev = pick_device(device)
     rank, _world = init_distributed(dev)
-    init_ckpt = None
-    if init is not None:  # checked before any work: a missing or foreign checkpoint fails here
-        init_ckpt = load_checkpoint(init)
-        check_fits(init_ckpt, run, init)
+    init_path, init_ckpt = init if init is not None else (None, None)
     # The run's identity names the init checkpoint by what it holds, not by how its path was
     # typed (relative or absolute paths to one checkpoint must resume the same run).
     init_id = (
         None
         if init_ckpt is None
-        else [init_ckpt.get("fingerprint") or str(init), init_ckpt.get("step")]
+        else [init_ckpt.get("fingerprint") or str(init_path), init_ckpt.get("step")]
     )
     fingerprint = run.fingerprint(protocol, schedule, init_id)
     final, state_path = out_dir / MODEL_FILE, out_dir / STATE_FILE
@@ -214,13 +218,11 @@ def train_session(
             resume = state
             print(f"resuming from {state_path} at step {state['step']}")
     if resume is None and init_ckpt is not None:
-        load_weights(model, init_ckpt, where=str(init))
+        load_weights(model, init_ckpt, where=str(init_path))
         if init_ckpt.get("protocol") == protocol and init_ckpt.get("step") == schedule.start:
             resume = init_ckpt  # continue the previous round's optimiser and schedule
     model.to(dev)
     meta = _meta(run, fingerprint=fingerprint, **(extra_meta or {}))
-    if rank == 0:
-        write_provenance(out_dir, run.config, command, {"protocol": protocol})
     result = train(
         model,
         protocol=protocol,
@@ -236,8 +238,11 @@ def train_session(
     )
     if rank != 0:
         return None
-    os.replace(state_path, final)
+    # what made the model, written once it exists (a failed run leaves no provenance behind);
+    # model.pt last: it marks the run complete
+    write_provenance(out_dir, run.config, command, {"protocol": protocol})
     write_json(out_dir / TRAIN_LOG, {k: result[k] for k in ("step", "loss", "seconds", "history")})
+    os.replace(state_path, final)
     return result
 
 
@@ -283,6 +288,7 @@ def train_round(
     from halo.acquisition.rounds import MaskedTarget
 
     _check_round(run, r)
+    start = (init, _load_fitting(run, init))  # a missing, foreign or unsafe model fails first
     rounds, per = run.config.active.rounds, run.config.train.round_steps
     target = MaskedTarget(dataset(run, "target"), round_dir)
     return train_session(
@@ -293,7 +299,7 @@ def train_round(
         command="halo train",
         source=dataset(run, "source"),
         target=target,
-        init=init,
+        init=start,
         extra_meta={"round": r},
         **options,
     )
@@ -329,7 +335,7 @@ def acquire_round(
 ) -> BudgetReport:
     """Score the target pool with ``checkpoint`` and write round ``r``'s folder."""
     from halo.acquisition.loop import acquire
-    from halo.acquisition.rounds import PROVENANCE_FILE
+    from halo.acquisition.rounds import PROVENANCE_FILE, read_budget
 
     _check_round(run, r)
     if (r == 1) != (prev is None):
@@ -337,15 +343,20 @@ def acquire_round(
             "--prev (the previous round's folder) is required for rounds > 1 "
             "and not allowed for round 1"
         )
+    if prev is not None:
+        read_budget(prev)  # a missing or broken budget.json fails here, before any work
     model, _ = model_from_checkpoint(run, checkpoint, pick_device(device))  # before the pool
     target = dataset(run, "target")
-    write_provenance(
-        out_dir,
-        run.config,
-        "halo acquire",
-        {"round": r, "checkpoint": str(checkpoint)},
-        name=PROVENANCE_FILE,  # the round folder's provenance.json is training's
-    )
+
+    def provenance(_report: BudgetReport) -> None:  # written once the round's files are
+        write_provenance(
+            out_dir,
+            run.config,
+            "halo acquire",
+            {"round": r, "checkpoint": str(checkpoint)},
+            name=PROVENANCE_FILE,  # the round folder's provenance.json is training's
+        )
+
     return acquire(
         model,
         target,
@@ -355,6 +366,7 @@ def acquire_round(
         round_budget=run.round_budget,
         batch_size=run.config.active.batch_size,
         progress=progress,
+        on_complete=provenance,
     )
 
 

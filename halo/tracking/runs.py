@@ -6,11 +6,15 @@ benchmark holding the report's tables and figures.
 
 Identity and idempotency
     Every run carries the tag ``halo.key`` (``<benchmark>/<backbone>/<kind>/<method>/<variant>/
-    budget=<b>/seed=<s>``, or ``report``). Logging a key again (a retried job) creates the new run
-    in full, marks it FINISHED, then soft-deletes every older non-deleted run with that key; a
-    run that fails mid-logging deletes itself. So at most one non-deleted run per key remains once
-    loggers are done, and it is the newest complete one. Soft-deleted runs stay in the database
-    until ``mlflow gc``. Nothing is appended to an existing run (no ``log_table``).
+    budget=<b>/seed=<s>``, or ``report``) and ``halo.digest``, a hash of what is logged (the record
+    or summary and every artifact's name and bytes). Loggers of one key take turns (a file lock,
+    :func:`~halo.tracking.store.key_lock`). A logger that finds a complete run of its key with its
+    digest logs nothing and returns that run's id; otherwise it creates the new run in full, marks
+    it FINISHED, then soft-deletes every other run with that key; a run that fails mid-logging
+    deletes itself. So exactly one non-deleted run per key remains, and every logger returns the
+    id of the run that stays (concurrent loggers of the same content all name the same run).
+    Soft-deleted runs stay in the database until ``mlflow gc``. Nothing is appended to an
+    existing run (no ``log_table``).
 
 Grouping
     Tags only, no parent runs (a parent run per benchmark cannot be created race-free on every
@@ -20,6 +24,7 @@ Grouping
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -37,7 +42,7 @@ from halo.tracking.fields import (
     flatten,
     run_name,
 )
-from halo.tracking.store import _client, _experiment_id, _sqlite_path, tracking_uri
+from halo.tracking.store import _client, _experiment_id, _sqlite_path, key_lock, tracking_uri
 
 __all__ = ["REPORT_KEY", "find_runs", "log_report", "log_run"]
 
@@ -80,35 +85,44 @@ def _runs_with_key(client, experiment_id: str, key: str) -> list:
             return runs
 
 
-def _new_run(client, experiment_id: str, name: str, tags: dict[str, str], fill) -> str:
-    """Create a run, ``fill(run_id)`` it, finish it and retire older runs with the same key.
+def _digest(content: object, files: Sequence[tuple[Path, str | None]]) -> str:
+    """A hash of what a run logs: ``content`` (JSON) and every file's place and bytes."""
+    h = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
+    for path, folder in files:
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.is_file():
+                h.update(f"\0{folder}\0{f.relative_to(path.parent).as_posix()}\0".encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:32]
 
-    Returns the id of the run that remains for the key (this one, unless a newer complete run
-    with the same key appeared meanwhile, in which case this one is deleted).
-    """
-    run = client.create_run(experiment_id, run_name=name, tags=tags)
-    run_id = run.info.run_id
-    try:
-        fill(run_id)
-        client.set_terminated(run_id, "FINISHED")
-    except BaseException:
+
+def _new_run(client, experiment_id: str, name: str, tags: dict[str, str], fill, *, uri: str) -> str:
+    """The run that stays for ``tags["halo.key"]``: an existing complete run with the same
+    ``halo.digest``, else a new one (created, filled by ``fill(run_id)``, finished) that replaces
+    every other run of the key. Loggers of one key take turns (see the module docstring)."""
+    key = tags["halo.key"]
+    with key_lock(uri, experiment_id, key):
+        others = _runs_with_key(client, experiment_id, key)
+        same = [
+            r
+            for r in others
+            if r.info.status == "FINISHED" and r.data.tags.get("halo.digest") == tags["halo.digest"]
+        ]
+        if same:  # logged before, identically: nothing to do
+            return max(same, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
+        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
         try:
-            client.delete_run(run_id)
-        except Exception:
-            pass
-        raise
-    me = (run.info.start_time, run_id)
-    survivor = run_id
-    for other in _runs_with_key(client, experiment_id, tags["halo.key"]):
-        if other.info.run_id == run_id:
-            continue
-        them = (other.info.start_time, other.info.run_id)
-        if them < me:
+            fill(run_id)
+            client.set_terminated(run_id, "FINISHED")
+        except BaseException:
+            try:
+                client.delete_run(run_id)
+            except Exception:
+                pass
+            raise
+        for other in others:
             client.delete_run(other.info.run_id)
-        elif other.info.status == "FINISHED" and survivor == run_id:
-            client.delete_run(run_id)  # a newer complete run of this key exists: it wins
-            survivor = other.info.run_id
-    return survivor
+        return run_id
 
 
 def _check_files(paths: Sequence[Path]) -> list[Path]:
@@ -170,7 +184,11 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
         for f in files:
             _log_path(client, run_id, f, None)
 
-    return _new_run(client, experiment_id, run_name(record), _tags(record), fill)
+    tags = {
+        **_tags(record),
+        "halo.digest": _digest(record, [(f, None) for f in files]),
+    }
+    return _new_run(client, experiment_id, run_name(record), tags, fill, uri=uri)
 
 
 def log_report(
@@ -211,6 +229,7 @@ def log_report(
         "halo.key": REPORT_KEY,
         "halo.kind": REPORT_KEY,
         "halo.benchmark": str(benchmark),
+        "halo.digest": _digest(summary or {}, placed),
     }
 
     def fill(run_id: str) -> None:
@@ -225,7 +244,7 @@ def log_report(
         for p, folder in placed:
             _log_path(client, run_id, p, folder)
 
-    return _new_run(client, experiment_id, REPORT_KEY, tags, fill)
+    return _new_run(client, experiment_id, REPORT_KEY, tags, fill, uri=uri)
 
 
 def find_runs(benchmark: str, uri: str | None = None) -> list[dict]:

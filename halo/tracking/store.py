@@ -35,7 +35,7 @@ try:  # POSIX only; elsewhere init_store runs unlocked
 except ImportError:  # pragma: no cover
     fcntl = None
 
-__all__ = ["ARTIFACT_DIR", "init_store", "tracking_uri"]
+__all__ = ["ARTIFACT_DIR", "init_store", "key_lock", "tracking_uri"]
 
 ARTIFACT_DIR = "mlartifacts"
 
@@ -73,6 +73,22 @@ def _locked(path: Path) -> Iterator[None]:
         finally:
             if fcntl is not None:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def key_lock(uri: str, experiment_id: str, key: str) -> Iterator[None]:
+    """Loggers of one run key take turns: an ``fcntl`` lock on a file named by a hash of (store,
+    experiment, key), beside a SQLite database (``<db>.locks/``) or in halo's cache folder for
+    other stores (processes on one machine; a run key is logged by one job at a time anyway)."""
+    import hashlib
+
+    from halo.io import cache_dir
+
+    name = hashlib.sha256(f"{uri}\0{experiment_id}\0{key}".encode()).hexdigest()[:24]
+    db = _sqlite_path(uri)
+    folder = db.parent / f"{db.name}.locks" if db is not None else cache_dir() / "tracking-locks"
+    with _locked(folder / f"{name}.lock"):
+        yield
 
 
 def init_store(uri: str | None = None) -> str:

@@ -108,9 +108,11 @@ def test_config_key_clashing_with_identity_is_kept_apart(uri, tmp_path):
 
 def test_retry_leaves_exactly_one_run_per_key(uri):
     first = tracking.log_run(active_record(), uri=uri)
-    second = tracking.log_run(active_record(), uri=uri)
+    again = tracking.log_run(active_record(), uri=uri)  # the same content: the same run stays
+    changed = dict(active_record(), miou=12.5)  # a re-run with another result replaces it
+    second = tracking.log_run(changed, uri=uri)
     other = tracking.log_run(active_record(seed=1), uri=uri)
-    assert len({first, second, other}) == 3
+    assert again == first and len({first, second, other}) == 3
     client = MlflowClient(tracking_uri=uri)
     live = _active_with_key(client, tracking.run_key(active_record()))
     assert [r.info.run_id for r in live] == [second]
@@ -150,6 +152,8 @@ def test_log_report_keeps_folders_and_is_idempotent(uri, tmp_path):
         f.write_bytes(b"x")
     summary = {"best_miou": 41.5, "n_runs": 3, "note": "text", "halo": {"auc@5.0%": 0.7}}
     first = tracking.log_report(BENCH, files, summary=summary, uri=uri)
+    assert tracking.log_report(BENCH, files, summary=summary, uri=uri) == first  # unchanged
+    files[2].write_bytes(b"y")  # a new report: it replaces the old run
     second = tracking.log_report(BENCH, files, summary=summary, uri=uri)
     client = MlflowClient(tracking_uri=uri)
     live = _active_with_key(client, "report")

@@ -32,17 +32,19 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
 
 
 def _worker(uri: str, record: dict, fresh: bool, barrier, results) -> None:
+    name = record.get("_worker", record["seed"])
     try:
         if not fresh:
             tracking.init_store(uri)  # checked before the start: then all 8 write at once
         barrier.wait(timeout=120)
         if fresh:
             tracking.init_store(uri)  # 8 callers on a fresh database: the lock serialises them
-        results.put((record["seed"], tracking.log_run(record, uri=uri)))
+        name = record.pop("_worker", record["seed"])
+        results.put((name, tracking.log_run(record, uri=uri)))
     except BaseException:
         import traceback
 
-        results.put((record["seed"], "ERROR " + traceback.format_exc()))
+        results.put((name, "ERROR " + traceback.format_exc()))
 
 
 _PRELOAD = [
@@ -56,7 +58,7 @@ _PRELOAD = [
 ]
 
 
-def _run_concurrently(uri: str, records: list[dict], fresh: bool) -> list[str]:
+def _run_concurrently(uri: str, records: list[dict], fresh: bool, key: str = "seed") -> list[str]:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload([*_PRELOAD, __name__])
     barrier, results = ctx.Barrier(len(records)), ctx.Queue()
@@ -69,7 +71,7 @@ def _run_concurrently(uri: str, records: list[dict], fresh: bool) -> list[str]:
     errors = [v for v in out.values() if v.startswith("ERROR")]
     assert errors == []
     assert [p.exitcode for p in procs] == [0] * len(records)
-    return [out[r["seed"]] for r in records]
+    return [out[r[key]] for r in records]
 
 
 def _check_all_present(uri: str, records: list[dict], run_ids: list[str]) -> None:
@@ -92,6 +94,20 @@ def test_concurrent_writers_into_an_initialised_store(uri):
     records = [active_record(seed=s) for s in range(8)]
     run_ids = _run_concurrently(uri, records, fresh=False)
     _check_all_present(uri, records, run_ids)
+
+
+@pytest.mark.slow
+def test_concurrent_loggers_of_one_key_all_name_the_run_that_stays(uri):
+    """8 processes log the same record at once (a retried job racing itself): one live run
+    remains, and every logger returns its id (what `halo track --out` writes)."""
+    tracking.init_store(uri)
+    records = [dict(active_record(), seed=0, _worker=i) for i in range(8)]
+    run_ids = _run_concurrently(uri, records, fresh=False, key="_worker")
+    live = MlflowClient(tracking_uri=uri).search_runs(
+        [MlflowClient(tracking_uri=uri).get_experiment_by_name(BENCH).experiment_id]
+    )
+    assert [r.info.run_id for r in live] == [run_ids[0]]
+    assert set(run_ids) == {run_ids[0]}
 
 
 @pytest.mark.slow

@@ -102,12 +102,23 @@ def built(project: Path) -> dict:
     proc.wait()
     assert source_model.is_file(), "the workflow did not train the source model"
     stamp = source_model.stat().st_mtime_ns
+    # Snakemake's own convention after a kill: its lock stays, a plain rerun is refused until
+    # `snakemake --unlock` (docs/reliability.md)
+    refused = snakemake(project, f"results/{BENCH}/", check=False)
+    snakemake(project, extra=("--unlock",))
     repro = run(["dvc", "repro"], project)
-    return {"repro": repro, "source_stamp": stamp, "killed_running": killed_running}
+    return {
+        "repro": repro,
+        "refused": refused,
+        "source_stamp": stamp,
+        "killed_running": killed_running,
+    }
 
 
 def test_killed_run_is_completed_without_redoing_finished_jobs(project, built):
     assert built["killed_running"], "the workflow had finished before it could be killed"
+    refused = built["refused"]
+    assert refused.returncode != 0 and "--unlock" in refused.stdout + refused.stderr
     model = project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/model.pt"
     assert model.stat().st_mtime_ns == built["source_stamp"]
     assert not list(project.glob("runs/**/.tmp-*")), "half-written files were left behind"
@@ -167,6 +178,16 @@ def test_rerun_has_nothing_to_do(project, built):
     assert "up to date" in status.stdout.lower(), status.stdout
     shown = run(["dvc", "metrics", "show", "--json"], project).stdout
     assert "miou" in shown
+
+
+def test_a_moved_project_plans_nothing(project, built, tmp_path):
+    """No rule carries a machine path: a finished project moved (or copied with its times, as
+    `cp -a` does) elsewhere has nothing to do."""
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.copytree(project, moved, symlinks=True)  # copy2: contents, modes and times
+    dry = snakemake(moved, f"results/{BENCH}/", extra=("-n",))
+    out = dry.stdout + dry.stderr
+    assert "Nothing to be done" in out, out[-3000:]
 
 
 def test_lint_is_clean(project):
