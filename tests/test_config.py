@@ -106,3 +106,23 @@ def test_exponent_floats_without_a_dot():
     assert cfg.train.lr == 1e-3 and cfg.train.weight_decay == 5e-4
     with pytest.raises(ConfigError, match=r"train\.lr: expected float"):
         build_config({}, ["train.lr=1e-3x"])
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["train.lr=abc", "nokey=1", "seed=-1", "train.lr=.inf", "model.head=nope", "active.budget=2"],
+)
+def test_an_error_from_set_names_the_set_not_the_file(tmp_path, override):
+    good = tmp_path / "good.yaml"
+    good.write_text("train: {lr: 0.01}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(good, ["seed=3", override, "train.batch_size=2"])
+    assert str(err.value).startswith(f"--set {override}: "), err.value
+    assert "good.yaml" not in str(err.value)
+
+
+def test_an_error_in_the_file_names_the_file_even_with_sets(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {lr: -1}\n")
+    with pytest.raises(ConfigError, match=r"^.*bad\.yaml: train\.lr"):
+        load_config(bad, ["seed=1"])

@@ -137,8 +137,8 @@ def test_public_entry_points_keep_their_names(module: str, names: list[str]) -> 
 
 COMMANDS = {
     "synth": "conditions count out quiet seed size split style",
-    "pretrain": "config device out quiet set",
-    "train": "config device init masks out protocol quiet round set",
+    "pretrain": "config device eval-out out quiet set",
+    "train": "config device eval-out init masks out protocol quiet round set",
     "acquire": "checkpoint config device out prev quiet round set",
     "evaluate": "budget checkpoint config device out quiet set",
     "check-data": "config device quiet set verify",
@@ -146,6 +146,24 @@ COMMANDS = {
     "track": "artifacts init out record uri",
     "report": "config device no-track out panels panels-checkpoint quiet records set",
 }
+
+
+def test_every_argument_has_help_and_the_version_is_printed(capsys) -> None:
+    from halo import __version__
+    from halo.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    bare = [
+        (command, a.option_strings or a.dest)
+        for command, p in sub.choices.items()
+        for a in p._actions
+        if not a.help
+    ]
+    assert not bare, f"arguments without help: {bare}"
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"halo {__version__}"
 
 
 def test_every_command_and_option_is_still_there() -> None:

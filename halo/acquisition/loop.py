@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from halo.acquisition.rounds import (
     BUDGET_FILE,
@@ -35,6 +34,7 @@ from halo.acquisition.rounds import (
 from halo.acquisition.selection import check_budget, regions_per_image
 from halo.acquisition.strategies import Strategy
 from halo.models.segmenter import module_device
+from halo.progress import progress as progress_bar
 
 __all__ = ["acquire"]
 
@@ -117,7 +117,7 @@ def acquire(
         model.eval()
         stack.callback(model.train, was_training)
         stack.enter_context(torch.inference_mode())
-        bar = tqdm(loader, desc=f"acquire {strategy.name}", unit="batch", disable=not progress)
+        bar = progress_bar(loader, desc=f"acquire {strategy.name}", enabled=progress)
         for batch in bar:
             ids = list(batch["id"])
             for image_id in ids:
@@ -194,5 +194,5 @@ def acquire(
     if on_complete is not None:
         on_complete(report)
     write_budget(out_dir, report)  # last: marks the round complete
-    log.info("acquire %s into %s: %s", strategy.name, out_dir, report)
+    log.debug("acquire %s into %s: %s", strategy.name, out_dir, report)
     return report

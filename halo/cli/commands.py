@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from halo import timing
 from halo.io import read_json, write_json
 
 
@@ -30,6 +31,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     """Write synthetic datasets in the real layouts."""
     from halo.data import synthetic
 
+    timing.mark("compute")
     if args.style is None:
         written = synthetic.write_benchmark(
             args.out,
@@ -65,25 +67,41 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_trained(result: dict | None, out: Path, protocol: str) -> None:
+def _evaluate(args: argparse.Namespace, run, checkpoint: Path, out: Path, budget=None) -> None:
+    """Evaluate ``checkpoint`` and write the metrics JSON ``out`` (halo evaluate's file)."""
+    from halo.engine import session
+
+    metrics = session.evaluate_checkpoint(run, checkpoint, budget=budget, **_session_options(args))
+    timing.mark("write")
+    write_json(out, metrics)
+    print(f"mIoU {metrics['miou']:.2f} on {metrics['num_images']} images → {out}")
+
+
+def _trained(args, run, result: dict | None, out: Path, protocol: str, budget=None) -> None:
+    """Say what training did; with ``--eval-out``, evaluate the finished model at once."""
+    from halo.runs import MODEL_FILE
+
     if result is None:  # another rank than 0 under torchrun
         return
+    model = out / MODEL_FILE
     if result.get("complete"):
-        print(f"{out / 'model.pt'} is complete (step {result['step']}); nothing to do")
+        print(f"{model} is complete (step {result['step']}); nothing to do")
     else:
         print(
             f"trained {protocol} to step {result['step']} in {result['seconds']:.0f}s, "
-            f"loss {result['loss']:.4f} → {out / 'model.pt'}"
+            f"loss {result['loss']:.4f} → {model}"
         )
+    if args.eval_out:
+        _evaluate(args, run, model, Path(args.eval_out), budget=budget)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Source-only training: the baseline and the initialisation of every ADA run."""
     from halo.engine import session
 
-    out = Path(args.out)
-    result = session.train_source(_run(args), out, **_session_options(args))
-    _print_trained(result, out, "source")
+    run, out = _run(args), Path(args.out)
+    result = session.train_source(run, out, **_session_options(args))
+    _trained(args, run, result, out, "source")
     return 0
 
 
@@ -92,6 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from halo.engine import session
 
     run, out = _run(args), Path(args.out)
+    budget = None
     if args.protocol == "supervised":
         result = session.train_supervised(run, out, **_session_options(args))
     else:
@@ -105,7 +124,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             out_dir=out,
             **_session_options(args),
         )
-    _print_trained(result, out, args.protocol)
+        budget = session.budget_file(Path(args.masks))
+    _trained(args, run, result, out, args.protocol, budget=budget)
     return 0
 
 
@@ -127,17 +147,8 @@ def cmd_acquire(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """mIoU (and mIoU* for SYNTHIA) of a checkpoint on the benchmark's target validation set."""
-    from halo.engine import session
-
-    metrics = session.evaluate_checkpoint(
-        _run(args),
-        Path(args.checkpoint),
-        budget=Path(args.budget) if args.budget else None,
-        **_session_options(args),
-    )
-    out = Path(args.out)
-    write_json(out, metrics)
-    print(f"mIoU {metrics['miou']:.2f} on {metrics['num_images']} images → {out}")
+    budget = Path(args.budget) if args.budget else None
+    _evaluate(args, _run(args), Path(args.checkpoint), Path(args.out), budget=budget)
     return 0
 
 
@@ -146,6 +157,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     from halo.config import check_data
 
     run = _run(args)
+    timing.mark("compute")
     check_data(run)
     if args.verify:  # pair every file, then decode every image and label once
         from halo.engine.session import dataset
@@ -163,6 +175,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     from halo.runs import run_record
 
     run = _run(args)
+    timing.mark("compute")
     cfg = run.config
     active = args.kind == "active"
     if active and len(args.budgets or []) != len(args.eval):
@@ -203,6 +216,7 @@ def cmd_track(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"artifact {path} does not exist")
     uri = tracking.tracking_uri(args.uri)
+    timing.mark("compute")
     run_id = tracking.log_run(record, artifacts=artifacts, uri=uri)
     write_json(
         Path(args.out),
@@ -217,6 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from halo import report, runs
 
     run = _run(args)
+    timing.mark("compute")
     records = [read_json(p, "run record") for p in args.records]
     acquired = [runs.acquired_counts(p, rec) for p, rec in zip(args.records, records, strict=True)]
     losses = [runs.train_losses(p, rec) for p, rec in zip(args.records, records, strict=True)]
@@ -244,6 +259,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    timing.mark("write")
     if not args.no_track:
         from halo import tracking
 

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="HALO-AL: hyperbolic active learning for semantic segmentation under "
         "domain shift.",
     )
+    from halo import __version__
+
+    parser.add_argument("--version", action="version", version=f"halo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -104,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    def eval_out(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--eval-out",
+            default=None,
+            metavar="FILE",
+            help="also evaluate the finished model.pt and write halo evaluate's metrics JSON "
+            "here (the same file, in the same process; an active round includes its "
+            "budget.json from --masks)",
+        )
+
     p = sub.add_parser(
         "pretrain",
         help="train the source-only model (initialises every ADA run)",
@@ -116,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, help="output folder, e.g. runs/<bench>/<backbone>/source"
     )
+    eval_out(p)
     p.set_defaults(func=commands.cmd_pretrain)
 
     p = sub.add_parser(
@@ -128,11 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/model.pt; resumes from OUT/train_state.pt if killed. Works under torchrun.",
     )
     common(p)
-    p.add_argument("--protocol", choices=("active", "supervised"), default="active")
+    p.add_argument(
+        "--protocol",
+        choices=("active", "supervised"),
+        default="active",
+        help="active: one active-learning round (needs --round, --init, --masks); supervised: "
+        "the fully labelled target bound (default: active)",
+    )
     p.add_argument("--round", type=_positive, default=None, help="round number r (1..rounds)")
     p.add_argument("--init", default=None, help="checkpoint to start from (active)")
     p.add_argument("--masks", default=None, help="round folder holding masks/ (active)")
     p.add_argument("--out", required=True, help="output folder (the round folder)")
+    eval_out(p)
     p.set_defaults(func=commands.cmd_train)
 
     p = sub.add_parser(
@@ -158,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "share and class-average hyperbolic radius.",
     )
     common(p)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="model.pt to evaluate")
     p.add_argument("--budget", default=None, help="a round's budget.json to include")
     p.add_argument("--out", required=True, help="metrics JSON path")
     p.set_defaults(func=commands.cmd_evaluate)
@@ -185,7 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         "round. --eval takes halo evaluate outputs (one per round, in order, for an active run).",
     )
     common(p)
-    p.add_argument("--kind", choices=("source", "supervised", "active"), required=True)
+    p.add_argument(
+        "--kind",
+        choices=("source", "supervised", "active"),
+        required=True,
+        help="which run this is: the source-only model, the supervised bound or an active run",
+    )
     p.add_argument("--eval", nargs="+", required=True, help="halo evaluate metrics JSON files")
     p.add_argument("--budgets", nargs="+", default=None, help="budget.json of each round (active)")
     p.add_argument("--out", required=True, help="run record path (metrics.json)")

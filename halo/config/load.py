@@ -56,7 +56,22 @@ def load_run(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (
     try:
         return _build_run(data, overrides)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}" if path else str(err)) from None
+        raise ConfigError(_blame(path, data, list(overrides), err)) from None
+
+
+def _blame(path: Path | None, data: dict, overrides: list[str], err: ConfigError) -> str:
+    """The error named after what caused it: the file, else the first ``--set`` that breaks it."""
+    try:
+        _build_run(data, [])
+    except ConfigError as file_err:
+        return f"{path}: {file_err}" if path else str(file_err)
+    for i, item in enumerate(overrides):
+        try:
+            _build_run(data, overrides[: i + 1])
+        except ConfigError as set_err:
+            text = str(set_err)
+            return text if text.startswith("--set") else f"--set {item}: {text}"
+    return f"--set: {err}"
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -364,7 +364,7 @@ def evaluate(
         ValueError: an empty dataset, a bad ``batch_size`` or ``subset13``, model and dataset
             disagreeing on the number of classes, or logits / labels of unexpected shapes.
     """
-    from tqdm import tqdm
+    from halo.progress import progress as bar
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -388,7 +388,7 @@ def evaluate(
     model.eval()
     try:
         with torch.inference_mode():
-            for batch in tqdm(loader, desc="evaluate", disable=not progress):
+            for batch in bar(loader, desc="evaluate", enabled=progress):
                 images = batch["image"].to(device, non_blocking=True)
                 labels = batch["label"].to(device, non_blocking=True)
                 probs, radius = _probabilities(model, images, flip)
@@ -429,7 +429,7 @@ def evaluate(
         class_mean_radius=mean_radius,
         num_images=num_images,
     )
-    logger.info("evaluated %d images: mIoU %.2f", num_images, 100.0 * result.miou)
+    logger.debug("evaluated %d images: mIoU %.2f", num_images, 100.0 * result.miou)
     return result
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from halo import timing
 from halo.engine.checkpoint import check_fits, load_checkpoint, load_weights
 from halo.engine.train import Schedule, train
 from halo.io import read_json, remove_stray_temp, write_json
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "acquire_round",
+    "budget_file",
     "build_model",
     "dataset",
     "evaluate_checkpoint",
@@ -223,6 +225,7 @@ def train_session(
             resume = init_ckpt  # continue the previous round's optimiser and schedule
     model.to(dev)
     meta = _meta(run, fingerprint=fingerprint, **(extra_meta or {}))
+    timing.mark("compute")
     result = train(
         model,
         protocol=protocol,
@@ -236,6 +239,7 @@ def train_session(
         meta=meta,
         progress=progress,
     )
+    timing.mark("write")
     if rank != 0:
         return None
     # what made the model, written once it exists (a failed run leaves no provenance behind);
@@ -272,6 +276,13 @@ def train_supervised(run: Run, out_dir: Path, **options: Any) -> dict | None:
         target=dataset(run, "target"),
         **options,
     )
+
+
+def budget_file(round_dir: Path) -> Path:
+    """The budget report of a round folder (what ``--eval-out`` of an active round includes)."""
+    from halo.acquisition.rounds import BUDGET_FILE
+
+    return Path(round_dir) / BUDGET_FILE
 
 
 def _check_round(run: Run, r: int) -> None:
@@ -357,6 +368,7 @@ def acquire_round(
             name=PROVENANCE_FILE,  # the round folder's provenance.json is training's
         )
 
+    timing.mark("compute")
     return acquire(
         model,
         target,
@@ -384,6 +396,7 @@ def evaluate_checkpoint(
 
     model, ckpt = model_from_checkpoint(run, checkpoint, pick_device(device))
     val = dataset(run, "val")
+    timing.mark("compute")
     result = evaluate(
         model,
         val,

@@ -243,7 +243,7 @@ def train(
     Raises:
         TrainingDiverged: the loss became non-finite (the last checkpoint written is kept).
     """
-    from tqdm import tqdm
+    from halo.progress import progress as progress_bar
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
@@ -325,13 +325,11 @@ def train(
     history, recent = [], []
     net.train()
     t0 = time.perf_counter()
-    bar = tqdm(
+    bar = progress_bar(
         range(start, schedule.stop),
         desc=f"train[{protocol}]",
-        disable=not progress or rank != 0,
-        initial=0,
+        enabled=progress and rank == 0,
         total=schedule.stop - start,
-        dynamic_ncols=True,
     )
     step = start
     for step in bar:

@@ -204,3 +204,20 @@ def test_foreign_checkpoint_is_refused(
     argv = ["acquire", "--set", f"data_root={tiny_data}", "--set", override]
     argv += ["--checkpoint", str(r18_checkpoint), "--round", "1"]
     _refused(capsys, tmp_path / "round1", argv, match)
+
+
+def test_eval_out_writes_what_halo_evaluate_writes(tiny_data, r18_checkpoint, tmp_path, capsys):
+    """--eval-out of a training job is halo evaluate's file, byte for byte; a completed run
+    asked again only evaluates; every successful command ends with its timing line."""
+    base = ["--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}", "--quiet"]
+    out = tmp_path / "source"
+    argv = ["pretrain", *base, "--set", "train.source_steps=1", "--out", str(out)]
+    assert main([*argv, "--eval-out", str(out / "eval.json")]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("halo timing: command=pretrain startup=")
+    assert main(["evaluate", *base, "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "e.json")]) == 0  # fmt: skip
+    assert (out / "eval.json").read_bytes() == (tmp_path / "e.json").read_bytes()
+    (out / "eval.json").unlink()
+    assert main([*argv, "--eval-out", str(out / "eval.json")]) == 0
+    assert "is complete" in capsys.readouterr().out
+    assert (out / "eval.json").read_bytes() == (tmp_path / "e.json").read_bytes()

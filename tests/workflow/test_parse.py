@@ -43,4 +43,4 @@ def test_dry_run_of_the_default_target_imports_no_torch(tmp_path: Path) -> None:
     )
     assert not heavy, f"the dry run imported {heavy[:5]}"
     jobs = re.search(r"^total\s+(\d+)$", res.stdout, flags=re.M)
-    assert jobs and int(jobs.group(1)) == 61, res.stdout[-2000:]
+    assert jobs and int(jobs.group(1)) == 44, res.stdout[-2000:]

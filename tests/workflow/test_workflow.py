@@ -171,6 +171,44 @@ def test_mlflow_has_every_run_once(project, built):
     assert "final_miou" in halo["metrics"]
 
 
+def test_jobs_ran_through_the_launcher_and_every_job_says_where_its_time_went(project, built):
+    """Training, acquisition and the report ran in the fork server (its log names them); the
+    server is gone with Snakemake; bench/workflow_profile.py splits every job of the last run."""
+    served = (project / "logs" / "launcher.log").read_text()
+    for command in ("halo pretrain", "halo train --protocol active", "halo acquire", "halo report"):
+        assert command in served, served[-2000:]
+    from halo.launcher.protocol import socket_path
+
+    sock = socket_path(project)
+    deadline = time.monotonic() + 30  # it leaves within a second or two of Snakemake
+    while time.monotonic() < deadline and sock.exists():
+        time.sleep(0.2)
+    leftover = run(["pgrep", "-f", f"halo.launcher --serve {sock}"], project, check=False)
+    assert leftover.returncode == 1, leftover.stdout
+    assert not sock.exists()
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import workflow_profile
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    logs = sorted((project / ".snakemake" / "log").glob("*.snakemake.log"))
+    result = workflow_profile.profile(project, logs[-1])
+    assert result["jobs_without_timing"] == 0
+    assert {"train_round", "acquire", "summarize", "track", "report"} <= set(result["rules"])
+    for row in result["rules"].values():
+        assert row["startup"] + row["compute"] + row["write"] <= row["wall"] + 2 * row["jobs"]
+
+
+def test_every_run_has_its_evaluation_from_the_training_job(project, built):
+    """eval.json is written by the job that trained model.pt (--eval-out), one per model."""
+    models = sorted(project.glob("runs/**/model.pt"))
+    assert len(models) == 1 + 1 + 2 * 2  # source, supervised, 2 methods x 2 rounds
+    for model in models:
+        metrics = json.loads((model.parent / "eval.json").read_text())
+        assert metrics["checkpoint"] == str(model.relative_to(project))
+        assert ("budget" in metrics) == (model.parent.name.startswith("round"))
+
+
 def test_rerun_has_nothing_to_do(project, built):
     dry = snakemake(project, f"results/{BENCH}/", extra=("-n",))
     assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -3,6 +3,7 @@
 # run folder is named by halo.runs -- the same code the halo commands use; nothing here
 # duplicates the package's logic.
 
+import os
 import re
 import shlex
 from functools import cache
@@ -13,6 +14,8 @@ from snakemake.utils import validate
 from halo.acquisition.rounds import BLOCKED_FILE, BUDGET_FILE, LABELLED_FILE, MASKS_DIR
 from halo.config import BENCHMARKS, ConfigError, check_data, load_run
 from halo.devices import visible_gpus
+from halo.launcher.protocol import ENV_VAR as LAUNCHER_ENV
+from halo.launcher.protocol import socket_path
 from halo.provenance import CONFIG_FILE, PROVENANCE_FILE
 from halo.runs import (
     ACTIVE_RUN,
@@ -42,7 +45,16 @@ THREADS = int(config.get("threads", 2))
 # (`uv run snakemake ...`) or, with --use-conda, in workflow/envs/halo.yaml. No machine path
 # appears in a rule, so a moved or copied project plans nothing anew.
 ENV = "../envs/halo.yaml"
-HALO = "python -m halo.cli"
+HALO_CLI = "python -m halo.cli"
+# With the launcher (default), jobs run `python -m halo.launcher`: the same command, handed to a
+# fork server that has torch and smp imported (started by onstart, one per invocation, its
+# socket named by halo.launcher.protocol and passed in the environment, never in a rule).
+# Without a server (SLURM nodes, --config launcher=False) it runs as `python -m halo.cli`.
+LAUNCHER = bool(config.get("launcher", True))
+LAUNCHER_SOCKET = str(socket_path(os.getcwd()))
+if LAUNCHER:
+    os.environ[LAUNCHER_ENV] = LAUNCHER_SOCKET
+HALO = "python -m halo.launcher" if LAUNCHER else HALO_CLI
 # Training jobs on several GPUs: torchrun starts one process per GPU (DistributedDataParallel).
 GPUS = int(config.get("gpus_per_train_job", 1))
 HALO_TRAIN = HALO if GPUS <= 1 else f"torchrun --standalone --nproc-per-node {GPUS} -m halo.cli"

@@ -1,6 +1,9 @@
 # Training: one source-only model per benchmark x backbone x model variant (shared by every
 # method, budget and seed that uses that model), the target-supervised bound, and the
 # acquire -> train rounds of each active run (round r starts from round r-1's model).
+# Every training job also evaluates its finished model on the target validation set
+# (--eval-out: halo evaluate's metrics JSON, in the same process; docs/design.md, "Job
+# start-up"), so a run folder's eval.json comes with its model.pt.
 # Folder patterns come from halo.runs (SOURCE_RUN, SUPERVISED_RUN, ROUND_DIR), file names from
 # halo.runs and halo.acquisition.rounds.
 
@@ -9,7 +12,8 @@ rule pretrain:
     input:
         get_data,
     output:
-        f"{SOURCE_RUN}/{MODEL_FILE}",
+        model=f"{SOURCE_RUN}/{MODEL_FILE}",
+        metrics=f"{SOURCE_RUN}/{EVAL_FILE}",
     log:
         "logs/{bench}/{backbone}/source/{variant}/pretrain.log",
     params:
@@ -21,14 +25,16 @@ rule pretrain:
     conda:
         ENV
     shell:
-        "{params.halo} pretrain {params.args} --out $(dirname {output}) > {log} 2>&1"
+        "{params.halo} pretrain {params.args} --out $(dirname {output.model}) "
+        "--eval-out {output.metrics} > {log} 2>&1"
 
 
 rule supervised:
     input:
         get_data,
     output:
-        f"{SUPERVISED_RUN}/{MODEL_FILE}",
+        model=f"{SUPERVISED_RUN}/{MODEL_FILE}",
+        metrics=f"{SUPERVISED_RUN}/{EVAL_FILE}",
     log:
         "logs/{bench}/{backbone}/supervised/{variant}/train.log",
     params:
@@ -40,7 +46,8 @@ rule supervised:
     conda:
         ENV
     shell:
-        "{params.halo} train --protocol supervised {params.args} --out $(dirname {output}) > {log} 2>&1"
+        "{params.halo} train --protocol supervised {params.args} --out $(dirname {output.model}) "
+        "--eval-out {output.metrics} > {log} 2>&1"
 
 
 rule acquire:
@@ -73,7 +80,8 @@ rule train_round:
         init=get_previous_model,
         budget=f"{ROUND_DIR}/{BUDGET_FILE}",
     output:
-        f"{ROUND_DIR}/{MODEL_FILE}",
+        model=f"{ROUND_DIR}/{MODEL_FILE}",
+        metrics=f"{ROUND_DIR}/{EVAL_FILE}",
     log:
         "logs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/train.log",
     params:
@@ -86,5 +94,5 @@ rule train_round:
         ENV
     shell:
         "{params.halo} train --protocol active {params.args} --round {wildcards.round} "
-        "--init {input.init} --masks $(dirname {input.budget}) --out $(dirname {output}) "
-        "> {log} 2>&1"
+        "--init {input.init} --masks $(dirname {input.budget}) --out $(dirname {output.model}) "
+        "--eval-out {output.metrics} > {log} 2>&1"

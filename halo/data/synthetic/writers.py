@@ -184,7 +184,7 @@ def write_dataset(
     Returns:
         the split's class statistics (as stored in class_stats.json).
     """
-    from tqdm import tqdm
+    from halo.progress import progress as bar
 
     layout = get_style(style).layout
     if split not in SPLITS:
@@ -201,7 +201,7 @@ def write_dataset(
     hist = np.zeros(256, np.int64)
     names = []
     jobs = [(c, i) for c in conds for i in range(count)]
-    for cond, i in tqdm(jobs, desc=f"synth {style}/{split}", disable=not progress):
+    for cond, i in bar(jobs, desc=f"synth {style}/{split}", enabled=progress):
         image, label = generate_sample(style, split, i, seed=seed, size=size, condition=cond)
         hist += np.bincount(label.ravel(), minlength=256)
         img_path, lab_path, sid = sample_paths(style, out, split, i, cond)

@@ -1,28 +1,6 @@
-# Evaluation of every checkpoint on the target validation set, one run record per run
-# (halo summarize) and its MLflow run (halo track).
-
-
-rule evaluate:
-    input:
-        f"{RUNS_ROOT}/{{run}}/{MODEL_FILE}",
-    output:
-        f"{RUNS_ROOT}/{{run}}/{EVAL_FILE}",
-    log:
-        "logs/{run}/evaluate.log",
-    params:
-        halo=HALO,
-        args=lambda w: run_args(w.run),
-        budget=lambda w: (
-            f"--budget {RUNS_ROOT}/{w.run}/{BUDGET_FILE}" if run_parts(w.run)["kind"] == "round" else ""
-        ),
-    threads: THREADS
-    resources:
-        gpu=GPU_UNIT,
-    conda:
-        ENV
-    shell:
-        "{params.halo} evaluate {params.args} --checkpoint {input} {params.budget} --out {output} "
-        "> {log} 2>&1"
+# One run record per run (halo summarize, from the eval.json every training job writes beside
+# its model.pt) and its MLflow run (halo track). A checkpoint made elsewhere is evaluated with
+# `halo evaluate`, the same code the training jobs call.
 
 
 rule summarize:
