@@ -51,3 +51,16 @@ def tiny_data(tmp_path_factory) -> Path:
         )
         assert code == 0
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest modules first (the real tiny workflow runs for minutes): under pytest-xdist
+    (``--dist loadscope``: a module's tests, and its module fixtures, stay on one worker) the
+    other worker shares the rest meanwhile instead of waiting for it at the end."""
+    first = ("tests/workflow/test_workflow.py", "tests/engine/", "tests/launcher/")
+
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((i for i, p in enumerate(first) if path.startswith(p)), len(first))
+
+    items.sort(key=rank)

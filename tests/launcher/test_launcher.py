@@ -165,8 +165,12 @@ def test_stop_ends_the_server_and_removes_its_socket(server):
 def test_the_server_leaves_with_its_parent(tmp_path):
     sock = protocol.socket_path(tmp_path)
     parent = subprocess.Popen(["sleep", "60"])
+    code = (
+        "import sys; from pathlib import Path; from halo.launcher.server import serve; "
+        "serve(Path(sys.argv[1]), modules=('json',), parent=int(sys.argv[2]))"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "halo.launcher", "--serve", str(sock), "--parent", str(parent.pid)],
+        [sys.executable, "-c", code, str(sock), str(parent.pid)],
         env=_env(),
         stdout=subprocess.DEVNULL,
     )
