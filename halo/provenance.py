@@ -55,9 +55,12 @@ def write_provenance(
 ) -> None:
     """Write ``out_dir/config.yaml`` (``cfg``, a :class:`halo.config.Config`) and
     ``out_dir/<name>`` (command, argv, git revision, versions, host, ``extra``)."""
+    import time
+
     import torch
     import yaml
 
+    from halo import timing
     from halo.config import to_dict
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +75,9 @@ def write_provenance(
             "torch_version": torch.__version__,
             "python": platform.python_version(),
             "host": platform.node(),
+            # the job's span (Unix seconds): its process start, and now (the work is done)
+            "started": timing.started(),
+            "finished": time.time(),
             **(extra or {}),
         },
     )

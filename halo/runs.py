@@ -40,6 +40,7 @@ Record (all mIoU / IoU values in percent, ``None`` where undefined)::
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -134,6 +135,7 @@ def run_record(
     metrics: Sequence[dict],
     budgets: Sequence[dict] = (),
     budget: float | None = None,
+    span: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Combine a run's evaluation metrics (and budget reports) into its record.
 
@@ -145,6 +147,7 @@ def run_record(
         budgets: ``budget.json`` of each round (active runs), same order and length as
             ``metrics``.
         budget: total budget fraction of an active run.
+        span: (first job's start, last job's end) in Unix seconds (:func:`job_span`), if known.
 
     Returns:
         The record described in the module docstring.
@@ -198,7 +201,26 @@ def run_record(
         "budget_used": rounds[-1]["fraction_cumulative"] if rounds else None,
         "rounds": rounds,
         "steps": final.get("step"),
+        "started": None if span is None else span[0],
+        "finished": None if span is None else span[1],
     }
+
+
+def job_span(folders: Sequence[str | os.PathLike]) -> tuple[float, float] | None:
+    """When the jobs that made a run ran: the earliest ``started`` and the latest ``finished`` of
+    the provenance files (training's and acquisition's) in ``folders``; None if none says."""
+    starts, ends = [], []
+    for folder in folders:
+        for path in sorted(Path(folder).glob("provenance*.json")):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data.get("started"), int | float):
+                starts.append(float(data["started"]))
+            if isinstance(data.get("finished"), int | float):
+                ends.append(float(data["finished"]))
+    return (min(starts), max(ends)) if starts and ends else None
 
 
 def _last_round(record_path: str | os.PathLike, record: dict) -> Path | None:

@@ -43,6 +43,11 @@ def _process_start() -> float:
     return process_start()
 
 
+def started() -> float | None:
+    """This command's process start (Unix seconds), None before :func:`start`."""
+    return _state["t0"]
+
+
 def mark(phase: str) -> None:
     """``phase`` begins now (a repeated mark of the current phase is ignored)."""
     if phase not in PHASES:

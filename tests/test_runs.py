@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from halo.runs import run_record
@@ -86,3 +88,21 @@ def test_bad_input_is_a_clear_error():
     del bad["class_mean_radius"]
     with pytest.raises(ValueError, match="class_mean_radius"):
         run_record(**ID, method="source", kind="source", metrics=[bad])
+
+
+def test_job_span_is_the_first_start_and_the_last_end(tmp_path):
+    from halo.runs import job_span
+
+    a, b, empty = tmp_path / "round1", tmp_path / "round2", tmp_path / "none"
+    for folder in (a, b, empty):
+        folder.mkdir()
+    (a / "provenance.json").write_text(json.dumps({"started": 20.0, "finished": 30.0}))
+    (a / "provenance_acquire.json").write_text(json.dumps({"started": 10.0, "finished": 15.0}))
+    (b / "provenance.json").write_text(json.dumps({"started": 40.0, "finished": 55.5}))
+    (b / "provenance_acquire.json").write_text("{broken")
+    assert job_span([a, b, empty]) == (10.0, 55.5)
+    assert job_span([empty]) is None
+    rec = run_record(
+        **ID, method="source", kind="source", metrics=[_metrics(1, 1)], span=(1.0, 2.0)
+    )
+    assert (rec["started"], rec["finished"]) == (1.0, 2.0)

@@ -172,7 +172,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 def cmd_summarize(args: argparse.Namespace) -> int:
     """Combine a run's evaluation metrics (and budget reports) into its run record."""
-    from halo.runs import run_record
+    from halo.runs import job_span, run_record
 
     run = _run(args)
     timing.mark("compute")
@@ -194,6 +194,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         metrics=[read_json(p, "metrics") for p in args.eval],
         budgets=[read_json(p, "budget report") for p in args.budgets or []],
         budget=cfg.active.budget if active else None,
+        span=job_span([Path(p).parent for p in args.eval]),
     )
     write_json(Path(args.out), record)
     print(f"{record['kind']} run {record['method']}: mIoU {record['miou']:.2f} → {args.out}")
@@ -264,6 +265,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         from halo import tracking
 
         files = [out / f for f in summary["files"]]
-        tracking.log_report(run.benchmark.name, files, summary=summary, uri=tracking.tracking_uri())
+        # the validation set's class pixel shares, the same in every run: logged once, here
+        shares = {"pixel_share": records[0].get("class_pixel_share", {})} if records else {}
+        tracking.log_report(
+            run.benchmark.name, files, summary={**summary, **shares}, uri=tracking.tracking_uri()
+        )
     print(f"report of {len(records)} runs → {out}")
     return 0

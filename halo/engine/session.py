@@ -245,7 +245,8 @@ def train_session(
     # what made the model, written once it exists (a failed run leaves no provenance behind);
     # model.pt last: it marks the run complete
     write_provenance(out_dir, run.config, command, {"protocol": protocol})
-    write_json(out_dir / TRAIN_LOG, {k: result[k] for k in ("step", "loss", "seconds", "history")})
+    keys = ("step", "loss", "seconds", "history", "curve")
+    write_json(out_dir / TRAIN_LOG, {k: result[k] for k in keys})
     os.replace(state_path, final)
     return result
 

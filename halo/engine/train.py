@@ -238,7 +238,10 @@ def train(
 
     Returns:
         ``{"step": final step, "loss": mean loss of the last 20 steps, "seconds": wall time,
-        "history": [{"step", "loss", "lr"}, ...]}``.
+        "history": [{"step", "loss", "lr"}, ...] (every 10th step of this call),
+        "curve": [[step, loss, lr], ...]}``: every step's loss and learning rate, continued from
+        ``resume["curve"]`` (checkpoints carry it), so a resumed run, or a round continuing the
+        previous round's schedule, has the whole run's curve.
 
     Raises:
         TrainingDiverged: the loss became non-finite (the last checkpoint written is kept).
@@ -320,9 +323,12 @@ def train(
                 f"({protocol}); stopped, {_kept(checkpoint)}. Lower train.lr or check the data."
             )
         if rank == 0:
-            save_checkpoint(checkpoint, net, optimizer, step, meta)
+            save_checkpoint(checkpoint, net, optimizer, step, {**meta, "curve": curve})
 
     history, recent = [], []
+    # every step's [step, loss, lr] of the whole run: checkpoints carry it, so a resumed run (or
+    # a round continuing the previous round) continues it; steps past the resume point are redone
+    curve = [c for c in (resume or {}).get("curve", []) if c[0] < start]
     net.train()
     t0 = time.perf_counter()
     bar = progress_bar(
@@ -367,6 +373,7 @@ def train(
         optimizer.step()
         value = float(loss.detach())
         recent = [*recent[-19:], value]
+        curve.append([step, value, cfg.lr * factor])
         if step % 10 == 0 or step == schedule.stop - 1:
             entry = {
                 "step": step,
@@ -387,4 +394,5 @@ def train(
         "loss": float(np.mean(recent)) if recent else math.nan,
         "seconds": time.perf_counter() - t0,
         "history": history,
+        "curve": curve,
     }

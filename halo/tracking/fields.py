@@ -49,14 +49,14 @@ def run_key(record: Mapping[str, Any]) -> str:
 
 
 def run_name(record: Mapping[str, Any]) -> str:
-    """Readable run name: ``<backbone> · <method> · <budget %> · seed<s>`` for active runs."""
+    """A short run name that leads with what tells runs apart (the MLflow runs table cuts long
+    names): ``halo · 5% · s0 · <backbone>`` for active runs, ``source-only · <variant> ·
+    <backbone>`` and ``supervised · <variant> · <backbone>`` for the others."""
     backbone, kind = record["backbone"], record["kind"]
     if kind == "active":
-        return (
-            f"{backbone} · {record['method']} · {_percent(record['budget'])} · seed{record['seed']}"
-        )
+        return f"{record['method']} · {_percent(record['budget'])} · s{record['seed']} · {backbone}"
     label = "source-only" if kind == "source" else kind
-    return f"{backbone} · {label} [{record['variant']}]"
+    return f"{label} · {record['variant']} · {backbone}"
 
 
 def _tags(record: Mapping[str, Any]) -> dict[str, str]:
@@ -152,8 +152,7 @@ def _record_metrics(record: Mapping[str, Any], timestamp: int):
     per_class = {
         "iou": record.get("per_class_iou") or {},
         "radius": record.get("class_mean_radius") or {},
-        "pixel_share": record.get("class_pixel_share") or {},
-    }
+    }  # class pixel shares are the validation set's, the same in every run: the report run
     names = list(record.get("class_names") or [])
     for table in per_class.values():
         names += [n for n in table if n not in names]

@@ -17,14 +17,14 @@ Identity and idempotency
     existing run (no ``log_table``).
 
 Grouping
-    Tags only, no parent runs (a parent run per benchmark cannot be created race-free on every
-    store). ``halo.group`` = ``<backbone>/<method>`` and ``halo.replicates`` = the key without
-    the seed (the runs that differ only by seed); group by either in the MLflow UI's runs table.
+    ``halo.group`` = ``<backbone>/<method>`` and ``halo.replicates`` = the key without the seed
+    (the runs that differ only by seed); group by either in the MLflow UI's runs table. The
+    report job, once every run is logged, also builds the tree of parent runs
+    (:mod:`halo.tracking.parents`): one job does it, so no two jobs race to create a parent.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -42,7 +42,8 @@ from halo.tracking.fields import (
     flatten,
     run_name,
 )
-from halo.tracking.store import _client, _experiment_id, _sqlite_path, key_lock, tracking_uri
+from halo.tracking.keyed import _digest, _new_run
+from halo.tracking.store import _client, _experiment_id, _sqlite_path, tracking_uri
 
 __all__ = ["REPORT_KEY", "find_runs", "log_report", "log_run"]
 
@@ -65,64 +66,38 @@ def _log_batched(client, run_id: str, metrics=(), params=(), tags=()) -> None:
         client.log_batch(run_id, metrics=m, params=p, tags=t, synchronous=True)
 
 
-def _runs_with_key(client, experiment_id: str, key: str) -> list:
-    from mlflow.entities import ViewType
+def _curve_metrics(files: Sequence[Path], timestamp: int) -> list:
+    """``train/loss`` and ``train/lr`` at every step trained, from an attached ``train_log.json``
+    (its ``curve`` spans the whole run: resumes and, for an active run, every round)."""
+    from mlflow.entities import Metric
 
-    if "'" not in key:
-        flt = f"tags.`halo.key` = '{key}'"
-    elif '"' not in key:
-        flt = f'tags.`halo.key` = "{key}"'
-    else:  # both quote kinds: filter here instead
-        flt = ""
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id], flt, ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
-        )
-        runs += [r for r in page if r.data.tags.get("halo.key") == key]
-        token = page.token
-        if not token:
-            return runs
+    from halo.io import read_json
+    from halo.runs import TRAIN_LOG
+
+    out = []
+    for f in files:
+        if f.name == TRAIN_LOG and f.is_file():
+            for step, loss, lr in read_json(f, "training log").get("curve", []):
+                out.append(Metric("train/loss", float(loss), timestamp, int(step)))
+                out.append(Metric("train/lr", float(lr), timestamp, int(step)))
+    return out
 
 
-def _digest(content: object, files: Sequence[tuple[Path, str | None]]) -> str:
-    """A hash of what a run logs: ``content`` (JSON) and every file's place and bytes."""
-    h = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
-    for path, folder in files:
-        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if f.is_file():
-                h.update(f"\0{folder}\0{f.relative_to(path.parent).as_posix()}\0".encode())
-                h.update(f.read_bytes())
-    return h.hexdigest()[:32]
+def _git_tags(files: Sequence[Path]) -> dict[str, str]:
+    """``mlflow.source.git.commit`` (and ``halo.git.dirty``) from an attached provenance JSON."""
+    from halo.io import read_json
+    from halo.provenance import PROVENANCE_FILE
 
-
-def _new_run(client, experiment_id: str, name: str, tags: dict[str, str], fill, *, uri: str) -> str:
-    """The run that stays for ``tags["halo.key"]``: an existing complete run with the same
-    ``halo.digest``, else a new one (created, filled by ``fill(run_id)``, finished) that replaces
-    every other run of the key. Loggers of one key take turns (see the module docstring)."""
-    key = tags["halo.key"]
-    with key_lock(uri, experiment_id, key):
-        others = _runs_with_key(client, experiment_id, key)
-        same = [
-            r
-            for r in others
-            if r.info.status == "FINISHED" and r.data.tags.get("halo.digest") == tags["halo.digest"]
-        ]
-        if same:  # logged before, identically: nothing to do
-            return max(same, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
-        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
-        try:
-            fill(run_id)
-            client.set_terminated(run_id, "FINISHED")
-        except BaseException:
-            try:
-                client.delete_run(run_id)
-            except Exception:
-                pass
-            raise
-        for other in others:
-            client.delete_run(other.info.run_id)
-        return run_id
+    for f in files:
+        if f.name == PROVENANCE_FILE and f.is_file():
+            revision = read_json(f, "provenance").get("git_revision")
+            if isinstance(revision, str) and revision:
+                commit = revision.removesuffix("-dirty")
+                return {
+                    "mlflow.source.git.commit": commit,
+                    "halo.git.dirty": str(revision != commit).lower(),
+                }
+    return {}
 
 
 def _check_files(paths: Sequence[Path]) -> list[Path]:
@@ -175,7 +150,8 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
     experiment_id = _experiment_id(client, str(record["benchmark"]), uri)
 
     def fill(run_id: str) -> None:
-        metrics = _record_metrics(record, get_current_time_millis())
+        now = get_current_time_millis()
+        metrics = _record_metrics(record, now) + _curve_metrics(files, now)
         _log_batched(client, run_id, metrics, [Param(k, v) for k, v in params.items()])
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "record.json"
@@ -186,9 +162,15 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
 
     tags = {
         **_tags(record),
+        **_git_tags(files),
         "halo.digest": _digest(record, [(f, None) for f in files]),
     }
-    return _new_run(client, experiment_id, run_name(record), tags, fill, uri=uri)
+    span = None
+    if isinstance(record.get("started"), int | float) and isinstance(
+        record.get("finished"), int | float
+    ):
+        span = (int(record["started"] * 1000), int(record["finished"] * 1000))  # the jobs' times
+    return _new_run(client, experiment_id, run_name(record), tags, fill, uri=uri, span=span)
 
 
 def log_report(
@@ -198,13 +180,16 @@ def log_report(
     summary: dict | None = None,
     uri: str | None = None,
     root: Path | None = None,
+    link: bool = True,
 ) -> str:
     """Log the benchmark's report as the run ``report`` of its experiment; returns the run id.
 
     ``files`` keep their folder relative to ``root`` (default: the deepest folder holding all of
     them), e.g. ``<root>/acquisition/x.png`` -> artifact ``acquisition/x.png``. Numeric entries
     of ``summary`` (nested mappings flattened with ``/``) become metrics. Idempotent like
-    :func:`log_run` (key ``report``).
+    :func:`log_run` (key ``report``). With ``link``, the report run becomes the root of the
+    experiment's runs (:mod:`halo.tracking.parents`: one parent per backbone × method × budget,
+    the seeds as its children).
     """
     paths = [p.resolve() for p in _check_files(files)]
     if root is None:
@@ -244,24 +229,23 @@ def log_report(
         for p, folder in placed:
             _log_path(client, run_id, p, folder)
 
-    return _new_run(client, experiment_id, REPORT_KEY, tags, fill, uri=uri)
+    report_id = _new_run(client, experiment_id, REPORT_KEY, tags, fill, uri=uri)
+    if link:
+        from halo.tracking.parents import link_runs
+
+        runs = [
+            r
+            for r in _search(client, experiment_id)
+            if r.data.tags.get("halo.kind") in ("active", "source", "supervised")
+        ]
+        link_runs(client, experiment_id, report_id, runs, uri=uri)
+    return report_id
 
 
-def find_runs(benchmark: str, uri: str | None = None) -> list[dict]:
-    """The non-deleted runs of a benchmark's experiment as plain dicts, oldest first.
-
-    Each: ``run_id``, ``name``, ``status``, ``start_time`` (ms), ``artifact_uri``, ``tags``,
-    ``params``, ``metrics`` (latest value per key). ``[]`` when the experiment does not exist.
-    """
+def _search(client, experiment_id: str) -> list:
+    """Every non-deleted run of an experiment, oldest first."""
     from mlflow.entities import ViewType
 
-    db = _sqlite_path(tracking_uri(uri))
-    if db is not None and not db.exists():
-        return []
-    client, uri = _client(uri)
-    experiment_id = _experiment_id(client, str(benchmark), uri, create=False)
-    if experiment_id is None:
-        return []
     out, token = [], None
     while True:
         page = client.search_runs(
@@ -272,19 +256,35 @@ def find_runs(benchmark: str, uri: str | None = None) -> list[dict]:
             order_by=["attributes.start_time ASC"],
             page_token=token,
         )
-        out += [
-            {
-                "run_id": r.info.run_id,
-                "name": r.info.run_name,
-                "status": r.info.status,
-                "start_time": r.info.start_time,
-                "artifact_uri": r.info.artifact_uri,
-                "tags": dict(r.data.tags),
-                "params": dict(r.data.params),
-                "metrics": dict(r.data.metrics),
-            }
-            for r in page
-        ]
+        out += list(page)
         token = page.token
         if not token:
             return out
+
+
+def find_runs(benchmark: str, uri: str | None = None) -> list[dict]:
+    """The non-deleted runs of a benchmark's experiment as plain dicts, oldest first.
+
+    Each: ``run_id``, ``name``, ``status``, ``start_time`` (ms), ``artifact_uri``, ``tags``,
+    ``params``, ``metrics`` (latest value per key). ``[]`` when the experiment does not exist.
+    """
+    db = _sqlite_path(tracking_uri(uri))
+    if db is not None and not db.exists():
+        return []
+    client, uri = _client(uri)
+    experiment_id = _experiment_id(client, str(benchmark), uri, create=False)
+    if experiment_id is None:
+        return []
+    return [
+        {
+            "run_id": r.info.run_id,
+            "name": r.info.run_name,
+            "status": r.info.status,
+            "start_time": r.info.start_time,
+            "artifact_uri": r.info.artifact_uri,
+            "tags": dict(r.data.tags),
+            "params": dict(r.data.params),
+            "metrics": dict(r.data.metrics),
+        }
+        for r in _search(client, experiment_id)
+    ]

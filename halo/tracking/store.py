@@ -38,6 +38,8 @@ except ImportError:  # pragma: no cover
 __all__ = ["ARTIFACT_DIR", "init_store", "key_lock", "tracking_uri"]
 
 ARTIFACT_DIR = "mlartifacts"
+# MLflow 3 opens an experiment on its GenAI overview unless it is marked as model training.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -152,7 +154,10 @@ def _experiment_id(client, name: str, uri: str, *, create: bool = True) -> str |
         db = _sqlite_path(uri)
         location = str(db.parent / ARTIFACT_DIR / _safe(name)) if db is not None else None
         try:
-            return client.create_experiment(name, artifact_location=location)
+            experiment_id = client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING}
+            )
+            return experiment_id
         except MlflowException as e:
             if e.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -163,4 +168,6 @@ def _experiment_id(client, name: str, uri: str, *, create: bool = True) -> str |
         if not create:
             return None
         client.restore_experiment(exp.experiment_id)
+    if create and exp.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:  # a store of an older halo
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
     return exp.experiment_id

@@ -72,6 +72,9 @@ def test_sigkill_mid_training_then_resume(tiny_data, tmp_path):
     assert whole["step"] == STEPS
     for key, value in whole["model"].items():
         assert torch.equal(final["model"][key], value), key
+    # the loss curve spans the whole schedule once, as the uninterrupted run's does
+    assert [c[0] for c in final["curve"]] == list(range(STEPS))
+    assert final["curve"] == whole["curve"]
     for i, slot in whole["optimizer"]["state"].items():
         for name, value in slot.items():
             assert torch.equal(final["optimizer"]["state"][i][name], value), (i, name)

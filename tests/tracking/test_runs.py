@@ -28,9 +28,9 @@ def test_log_source_supervised_active(uri, tmp_path, elsewhere):
 
     names = {r: client.get_run(r).info.run_name for r in (src, sup, act)}
     assert names == {
-        src: "deeplabv3plus-r18 · source-only [hyperbolic-hfr]",
-        sup: "deeplabv3plus-r18 · supervised [hyperbolic-hfr]",
-        act: "deeplabv3plus-r18 · halo · 5% · seed0",
+        src: "source-only · hyperbolic-hfr · deeplabv3plus-r18",
+        sup: "supervised · hyperbolic-hfr · deeplabv3plus-r18",
+        act: "halo · 5% · s0 · deeplabv3plus-r18",
     }
     run = client.get_run(act)
     assert run.info.status == "FINISHED"
@@ -170,3 +170,68 @@ def test_find_runs_of_missing_store_or_benchmark(tmp_path, uri):
     assert tracking.find_runs(BENCH, uri=f"sqlite:///{tmp_path}/none/mlflow.db") == []
     assert not (tmp_path / "none").exists()
     assert tracking.find_runs("no-such-bench", uri=uri) == []
+
+
+def test_experiment_kind_git_commit_and_no_constant_metrics(uri, tmp_path):
+    """MLflow 3 opens a model-training experiment on its runs (not the GenAI overview); the
+    commit of the code that made the run is MLflow's git tag; the validation set's pixel shares
+    (the same in every run) are not repeated in every run."""
+    provenance = tmp_path / "provenance.json"
+    provenance.write_text(json.dumps({"git_revision": "0123abcd" * 5 + "-dirty"}))
+    run_id = tracking.log_run(active_record(), artifacts=[provenance], uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert run.data.tags["mlflow.source.git.commit"] == "0123abcd" * 5
+    assert run.data.tags["halo.git.dirty"] == "true"
+    assert not [k for k in run.data.metrics if k.startswith("pixel_share/")]
+    assert {"final_miou", "miou"} <= set(run.data.metrics)
+
+
+def test_an_older_experiment_is_marked_for_model_training(uri):
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = client.create_experiment(BENCH)  # as an older halo created it: no kind tag
+    tracking.log_run(other_record("source"), uri=uri)
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_loss_curve_is_a_step_metric(uri, tmp_path):
+    log = tmp_path / "train_log.json"
+    curve = [[s, 2.0 / (s + 1), 0.01 * (1 - s / 8)] for s in range(8)]
+    log.write_text(json.dumps({"step": 8, "curve": curve}))
+    run_id = tracking.log_run(active_record(), artifacts=[log], uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    loss = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "train/loss"))
+    assert loss == [(s, pytest.approx(v)) for s, v, _ in curve]
+    assert len(client.get_metric_history(run_id, "train/lr")) == 8
+
+
+def test_the_report_builds_the_tree_of_runs(uri, tmp_path):
+    """report <- one parent per (backbone, method, budget) <- its seeds; report <- source and
+    supervised runs. Linking again changes nothing; a new seed joins its cell's parent."""
+    src = tracking.log_run(other_record("source"), uri=uri)
+    seeds = [tracking.log_run(active_record(seed=s), uri=uri) for s in (0, 1)]
+    report_file = tmp_path / "r.csv"
+    report_file.write_text("a,b\n")
+    report = tracking.log_report(BENCH, [report_file], uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    parent_of = lambda run_id: client.get_run(run_id).data.tags.get("mlflow.parentRunId")  # noqa: E731
+    cell = parent_of(seeds[0])
+    assert cell == parent_of(seeds[1]) and cell not in (None, report)
+    assert parent_of(cell) == report and parent_of(src) == report
+    cell_run = client.get_run(cell)
+    assert cell_run.info.run_name == "halo · 5% · deeplabv3plus-r18"
+    assert cell_run.data.metrics["seeds"] == 2
+    assert tracking.log_report(BENCH, [report_file], uri=uri) == report
+    assert parent_of(seeds[0]) == cell  # unchanged content: the same parent
+    third = tracking.log_run(active_record(seed=2), uri=uri)
+    tracking.log_report(BENCH, [report_file], uri=uri)
+    new_cell = parent_of(third)
+    assert parent_of(seeds[0]) == new_cell and client.get_run(new_cell).data.metrics["seeds"] == 3
+
+
+def test_a_run_spans_the_jobs_that_made_it(uri):
+    record = {**active_record(), "started": 1_700_000_000.25, "finished": 1_700_000_333.5}
+    run = MlflowClient(tracking_uri=uri).get_run(tracking.log_run(record, uri=uri))
+    assert (run.info.start_time, run.info.end_time) == (1_700_000_000_250, 1_700_000_333_500)

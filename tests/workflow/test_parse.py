@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_dry_run_of_the_default_target_imports_no_torch(tmp_path: Path) -> None:
-    for name in ("workflow", "configs"):
+    shutil.copy2(ROOT / "Snakefile", tmp_path / "Snakefile")
+    for name in ("workflow", "profiles", "configs"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     res = subprocess.run(
         [
@@ -42,5 +43,7 @@ def test_dry_run_of_the_default_target_imports_no_torch(tmp_path: Path) -> None:
         m for m in imported if m.split(".")[0] in ("torch", "segmentation_models_pytorch")
     )
     assert not heavy, f"the dry run imported {heavy[:5]}"
+    # the top-level Snakefile was found, and the local profile beside it
+    assert "Using workflow specific profile profiles/default" in res.stdout + res.stderr
     jobs = re.search(r"^total\s+(\d+)$", res.stdout, flags=re.M)
     assert jobs and int(jobs.group(1)) == 44, res.stdout[-2000:]

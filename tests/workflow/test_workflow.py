@@ -54,9 +54,9 @@ def snakemake(cwd: Path, *targets: str, extra: tuple[str, ...] = (), check: bool
 
 def copy_project(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", "pyproject.toml"):
+    for name in ("Snakefile", "dvc.yaml", "params.yaml", ".dvcignore", "pyproject.toml"):
         shutil.copy2(ROOT / name, dest / name)
-    for name in ("workflow", "configs", "halo"):
+    for name in ("workflow", "profiles", "configs", "halo"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 
@@ -66,7 +66,7 @@ def project(tmp_path_factory) -> Path:
     """The project in a fresh git + DVC repository, with params.yaml pointing at the tiny grid."""
     dest = copy_project(tmp_path_factory.mktemp("project"))
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    params.update(workflow_config=TINY, benchmarks=[BENCH])
+    params.update(workflow_config=TINY, benchmarks=[BENCH], run_config="configs/test/tiny.yaml")
     (dest / "params.yaml").write_text(yaml.safe_dump(params))
     run(["git", "init", "-q"], dest)
     run(["dvc", "init", "-q"], dest)
@@ -165,10 +165,119 @@ def test_mlflow_has_every_run_once(project, built):
 
     runs = find_runs(BENCH, uri=f"sqlite:///{project / 'mlflow.db'}")
     names = sorted(r["name"] for r in runs)
-    assert len(names) == 5, names  # source, supervised, random, halo, report
+    # source, supervised, random, halo, report and the parents of the 2 active cells
+    assert len(names) == 7, names
     assert len(set(names)) == len(names)
-    halo = next(r for r in runs if r["tags"].get("halo.method") == "halo")
+    by_id = {r["run_id"]: r for r in runs}
+    report = next(r for r in runs if r["name"] == "report")
+    for r in runs:  # the tree: report <- cells <- seeds; report <- source, supervised
+        kind, parent = r["tags"]["halo.kind"], r["tags"].get("mlflow.parentRunId")
+        if kind == "report":
+            assert parent is None
+        elif kind == "active":
+            assert by_id[parent]["tags"]["halo.kind"] == "cell"
+            assert by_id[parent]["tags"]["halo.method"] == r["tags"]["halo.method"]
+        else:
+            assert parent == report["run_id"], r["name"]
+    halo = next(
+        r
+        for r in runs
+        if r["tags"].get("halo.method") == "halo" and r["tags"]["halo.kind"] == "active"
+    )
     assert "final_miou" in halo["metrics"]
+    # what the MLflow UI shows: a model-training experiment, names that lead with the method,
+    # the commit of the code, constants once (in the report run)
+    assert halo["name"] == "halo · 5% · s0 · deeplabv3plus-r18"
+    assert "source-only · hyperbolic-hfr · deeplabv3plus-r18" in names
+    commit = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    for r in runs:
+        if r["tags"]["halo.kind"] in ("source", "supervised", "active"):
+            assert r["tags"]["mlflow.source.git.commit"] == commit, r["name"]
+            assert not [k for k in r["metrics"] if k.startswith("pixel_share/")]
+    assert [k for k in report["metrics"] if k.startswith("pixel_share/")]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    tags = client.get_experiment_by_name(BENCH).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    # the run spans its jobs: from the first job's process start to the last job's end
+    run_dir = project / f"runs/{BENCH}/deeplabv3plus-r18/halo/5/seed0"
+    starts = [json.loads(p.read_text())["started"] for p in run_dir.glob("round*/provenance*.json")]
+    ends = [json.loads(p.read_text())["finished"] for p in run_dir.glob("round*/provenance*.json")]
+    info = client.get_run(halo["run_id"]).info
+    assert (info.start_time, info.end_time) == (int(min(starts) * 1000), int(max(ends) * 1000))
+    assert info.end_time - info.start_time > 1000  # seconds of real jobs, not the logging
+    # the loss curve has one point per step trained, across the kill and resume and all rounds
+    tiny = yaml.safe_load((project / "configs/test/tiny.yaml").read_text())["train"]
+    for r in runs:
+        if r["tags"]["halo.kind"] not in ("source", "supervised", "active"):
+            continue
+        steps = {"source": tiny["source_steps"], "supervised": tiny["supervised_steps"]}.get(
+            r["tags"]["halo.kind"], 2 * tiny["round_steps"]
+        )
+        curve = client.get_metric_history(r["run_id"], "train/loss")
+        assert sorted(m.step for m in curve) == list(range(steps)), r["name"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_mlflow_server_serves_what_the_ui_shows(project, built, tmp_path):
+    """A real `mlflow server` on the project's store, asked through the REST API the UI uses:
+    the experiment opens as model training, runs carry their short names, the tree and the loss
+    curve."""
+    import urllib.request
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        ["mlflow", "server", "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=project, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+    def get(path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            base + path, data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as res:
+            return json.loads(res.read())
+
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "server.log"
+                ).read_text()[-3000:]
+                time.sleep(0.5)
+        tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+        runs = get("/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
+        by_name = {r["info"]["run_name"]: r for r in runs["runs"]}
+        assert {"halo · 5% · s0 · deeplabv3plus-r18", "report"} <= set(by_name), sorted(by_name)
+        halo = by_name["halo · 5% · s0 · deeplabv3plus-r18"]
+        halo_tags = {t["key"]: t["value"] for t in halo["data"]["tags"]}
+        parent = next(
+            r for r in runs["runs"] if r["info"]["run_id"] == halo_tags["mlflow.parentRunId"]
+        )
+        assert parent["info"]["run_name"] == "halo · 5% · deeplabv3plus-r18"
+        curve = get(f"/metrics/get-history?run_id={halo['info']['run_id']}&metric_key=train/loss")
+        assert len(curve["metrics"]) >= 2
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
 
 
 def test_jobs_ran_through_the_launcher_and_every_job_says_where_its_time_went(project, built):
@@ -209,6 +318,17 @@ def test_every_run_has_its_evaluation_from_the_training_job(project, built):
         assert ("budget" in metrics) == (model.parent.name.startswith("round"))
 
 
+def test_the_snakemake_report_holds_the_results(project, built):
+    """`snakemake --report` carries the report's figures and tables with their captions."""
+    res = snakemake(project, f"results/{BENCH}/", extra=("--report", "report.html"))
+    added = res.stdout + res.stderr
+    html = (project / "report.html").read_text(errors="replace")
+    for name in ("budget_curve.png", "miou_table.csv", "radius_vs_frequency.png", "per_class.csv"):
+        assert f"Adding {name}" in added, added[-3000:]
+        assert name in html
+    assert "target mIoU (%) against the labelled budget" in html  # the RST caption
+
+
 def test_rerun_has_nothing_to_do(project, built):
     dry = snakemake(project, f"results/{BENCH}/", extra=("-n",))
     assert "Nothing to be done" in dry.stdout + dry.stderr
@@ -226,6 +346,38 @@ def test_a_moved_project_plans_nothing(project, built, tmp_path):
     dry = snakemake(moved, f"results/{BENCH}/", extra=("-n",))
     out = dry.stdout + dry.stderr
     assert "Nothing to be done" in out, out[-3000:]
+
+
+def test_a_snakemake_only_run_is_recorded_for_dvc_with_dvc_commit(project, built):
+    """After `snakemake` alone DVC has no lock and calls everything changed; `dvc commit -f`
+    records what Snakemake made (README, "Set-up") without running anything."""
+    lock = project / "dvc.lock"
+    saved = lock.read_bytes()
+    lock.unlink()
+    assert "up to date" not in run(["dvc", "status"], project).stdout.lower()
+    run(["dvc", "commit", "-f"], project)
+    assert "up to date" in run(["dvc", "status"], project).stdout.lower()
+    assert yaml.safe_load(lock.read_text()) == yaml.safe_load(saved)
+
+
+def test_dvc_params_are_the_configs_and_exp_run_varies_them(project, built):
+    """`dvc params diff` shows the run config's keys; `dvc exp run -S` reruns the grid with the
+    new value (every job reads the run config, so Snakemake reruns them) and DVC records it."""
+    key = "train.round_steps"
+    before = yaml.safe_load((project / "configs/test/tiny.yaml").read_text())["train"][
+        "round_steps"
+    ]
+    run(["dvc", "exp", "run", "-S", f"configs/test/tiny.yaml:{key}={before + 1}"], project)
+    diff = run(["dvc", "params", "diff"], project).stdout
+    assert key in diff and str(before + 1) in diff, diff
+    round2 = project / f"runs/{BENCH}/deeplabv3plus-r18/halo/5/seed0/round2"
+    assert (
+        yaml.safe_load((round2 / "config.yaml").read_text())["train"]["round_steps"] == before + 1
+    )
+    assert json.loads((round2 / "eval.json").read_text())["step"] == 2 * (before + 1)
+    assert "up to date" in run(["dvc", "status"], project).stdout.lower()
+    dry = snakemake(project, f"results/{BENCH}/", extra=("-n",))
+    assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
 def test_lint_is_clean(project):

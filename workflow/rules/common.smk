@@ -232,6 +232,12 @@ def get_data(wildcards):
     return []
 
 
+def get_run_config(w):
+    """The benchmark's run config file: an input of every job that reads it, so a changed config
+    (`dvc exp run -S configs/synth.yaml:train.lr=...`, an edit) reruns those jobs."""
+    return config["benchmarks"][w.bench]["config"]
+
+
 def get_previous_model(w):
     """Round 1 scores with the source-only model of the method's variant; round r>1 with r-1's."""
     r = int(w.round)

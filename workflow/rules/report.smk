@@ -6,7 +6,13 @@ rule report:
     input:
         unpack(get_report_inputs),
     output:
-        directory("results/{bench}"),
+        report(
+            directory("results/{bench}"),
+            patterns=["{name}.png", "{name}.csv"],
+            caption="../report/results.rst",
+            category="Results",
+            subcategory="{bench}",
+        ),
     log:
         "logs/{bench}/report.log",
     params:

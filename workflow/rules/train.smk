@@ -10,7 +10,8 @@
 
 rule pretrain:
     input:
-        get_data,
+        data=get_data,
+        cfg=get_run_config,
     output:
         model=f"{SOURCE_RUN}/{MODEL_FILE}",
         metrics=f"{SOURCE_RUN}/{EVAL_FILE}",
@@ -31,7 +32,8 @@ rule pretrain:
 
 rule supervised:
     input:
-        get_data,
+        data=get_data,
+        cfg=get_run_config,
     output:
         model=f"{SUPERVISED_RUN}/{MODEL_FILE}",
         metrics=f"{SUPERVISED_RUN}/{EVAL_FILE}",
@@ -54,6 +56,7 @@ rule acquire:
     input:
         model=get_previous_model,
         prev=get_previous_round,
+        cfg=get_run_config,
     output:
         budget=f"{ROUND_DIR}/{BUDGET_FILE}",
         masks=directory(f"{ROUND_DIR}/{MASKS_DIR}"),
@@ -79,6 +82,7 @@ rule train_round:
     input:
         init=get_previous_model,
         budget=f"{ROUND_DIR}/{BUDGET_FILE}",
+        cfg=get_run_config,
     output:
         model=f"{ROUND_DIR}/{MODEL_FILE}",
         metrics=f"{ROUND_DIR}/{EVAL_FILE}",

@@ -4,10 +4,10 @@
 #   uv run snakemake --cores 2 results/synth-gta2cs/     # one benchmark's grid and report
 #   uv run snakemake --cores 2 -n results/gta2cs/         # dry run of a real benchmark
 #
-# Run from the repository root (Snakemake finds workflow/Snakefile by itself). The grid is
-# configs/workflow.yaml (validated by workflow/schemas/config.schema.yaml); the local profile
-# workflow/profiles/default/ is loaded automatically, the SLURM one with
-# --workflow-profile workflow/profiles/slurm.
+# Run from the repository root (Snakemake finds this Snakefile by itself); the rules live in
+# workflow/rules/. The grid is configs/workflow.yaml (validated by
+# workflow/schemas/config.schema.yaml); the local profile profiles/default/ is loaded
+# automatically, the SLURM one with --workflow-profile profiles/slurm.
 
 from snakemake.utils import min_version
 
@@ -17,11 +17,14 @@ min_version("9.19")
 configfile: "configs/workflow.yaml"
 
 
-include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/train.smk"
-include: "rules/records.smk"
-include: "rules/report.smk"
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/records.smk"
+include: "workflow/rules/report.smk"
 
 
 onstart:
