@@ -72,7 +72,9 @@ def _run_command(args) -> int:
         code, message = 2, _one_line(err)
     except OSError as err:  # the environment: disk, permissions, read-only folders
         code, message = 1, _one_line(_describe_os_error(err))
-    if created and out is not None and out.exists():
+    # a training whose model.pt is published keeps it when what follows (--eval-out) fails:
+    # a rerun then only evaluates
+    if created and out is not None and out.exists() and not getattr(args, "published", False):
         _remove(out)
     print(f"halo {args.command}: error: {message}", file=sys.stderr)
     return code

@@ -77,8 +77,14 @@ def _evaluate(args: argparse.Namespace, run, checkpoint: Path, out: Path, budget
     print(f"mIoU {metrics['miou']:.2f} on {metrics['num_images']} images → {out}")
 
 
+def _train_options(args: argparse.Namespace) -> dict:
+    # with --eval-out the final training state stays until the evaluation is written
+    return {**_session_options(args), "keep_state": bool(args.eval_out)}
+
+
 def _trained(args, run, result: dict | None, out: Path, protocol: str, budget=None) -> None:
     """Say what training did; with ``--eval-out``, evaluate the finished model at once."""
+    from halo.engine import session
     from halo.runs import MODEL_FILE
 
     if result is None:  # another rank than 0 under torchrun
@@ -92,7 +98,9 @@ def _trained(args, run, result: dict | None, out: Path, protocol: str, budget=No
             f"loss {result['loss']:.4f} → {model}"
         )
     if args.eval_out:
+        args.published = True  # a failed evaluation keeps the model (halo.cli error path)
         _evaluate(args, run, model, Path(args.eval_out), budget=budget)
+        session.drop_state(out)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -100,7 +108,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from halo.engine import session
 
     run, out = _run(args), Path(args.out)
-    result = session.train_source(run, out, **_session_options(args))
+    result = session.train_source(run, out, **_train_options(args))
     _trained(args, run, result, out, "source")
     return 0
 
@@ -112,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run, out = _run(args), Path(args.out)
     budget = None
     if args.protocol == "supervised":
-        result = session.train_supervised(run, out, **_session_options(args))
+        result = session.train_supervised(run, out, **_train_options(args))
     else:
         if args.round is None or args.init is None or args.masks is None:
             raise ValueError("--protocol active needs --round, --init and --masks")
@@ -122,7 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             init=Path(args.init),
             round_dir=Path(args.masks),
             out_dir=out,
-            **_session_options(args),
+            **_train_options(args),
         )
         budget = session.budget_file(Path(args.masks))
     _trained(args, run, result, out, args.protocol, budget=budget)

@@ -40,6 +40,7 @@ __all__ = [
     "budget_file",
     "build_model",
     "dataset",
+    "drop_state",
     "evaluate_checkpoint",
     "init_distributed",
     "model_from_checkpoint",
@@ -179,8 +180,14 @@ def train_session(
     extra_meta: dict | None = None,
     device: str = "auto",
     progress: bool = True,
+    keep_state: bool = False,
 ) -> dict | None:
     """Train (resuming an interrupted run), then publish ``out_dir/model.pt`` atomically.
+
+    With ``keep_state`` the final ``train_state.pt`` stays beside ``model.pt`` (a hard link, no
+    copy) until :func:`drop_state`: work that follows in the same job (``--eval-out``) can fail
+    or be killed, and a rerun then resumes at the last step and only publishes again, instead of
+    training anew (Snakemake deletes a failed job's outputs, ``model.pt`` among them).
 
     ``init`` is ``(path, checkpoint)`` of the model to start from, loaded and checked by the
     caller (:func:`_load_fitting`) before any data is decoded. Progress is checkpointed to ``out_dir/train_state.pt``; the final ``model.pt`` appears only
@@ -205,7 +212,9 @@ def train_session(
     fingerprint = run.fingerprint(protocol, schedule, init_id)
     final, state_path = out_dir / MODEL_FILE, out_dir / STATE_FILE
     if rank == 0:  # half-written files of a killed run (SIGKILL mid-write)
-        remove_stray_temp(out_dir, (STATE_FILE, TRAIN_LOG, CONFIG_FILE, PROVENANCE_FILE))
+        remove_stray_temp(
+            out_dir, (STATE_FILE, MODEL_FILE, TRAIN_LOG, CONFIG_FILE, PROVENANCE_FILE)
+        )
     if final.is_file():
         done = load_checkpoint(final)
         if done.get("fingerprint") == fingerprint and done.get("step") == schedule.stop:
@@ -247,8 +256,22 @@ def train_session(
     write_provenance(out_dir, run.config, command, {"protocol": protocol})
     keys = ("step", "loss", "seconds", "history", "curve")
     write_json(out_dir / TRAIN_LOG, {k: result[k] for k in keys})
-    os.replace(state_path, final)
+    if keep_state:
+        link = out_dir / f".tmp-{MODEL_FILE}.link"
+        link.unlink(missing_ok=True)
+        os.link(state_path, link)
+        os.replace(link, final)
+    else:
+        os.replace(state_path, final)
     return result
+
+
+def drop_state(out_dir: Path) -> None:
+    """Remove a ``train_state.pt`` kept by ``train_session(keep_state=True)`` once the job's work
+    is done (only the hard link of the published ``model.pt``)."""
+    state, final = out_dir / STATE_FILE, out_dir / MODEL_FILE
+    if state.is_file() and final.is_file() and os.path.samefile(state, final):
+        state.unlink()
 
 
 def train_source(run: Run, out_dir: Path, **options: Any) -> dict | None:

@@ -58,6 +58,9 @@ def run(argv: list[str]) -> int:
     except OSError:  # the server went away between connect and send
         sock.close()
         plain(argv)
+    if not protocol.recv_accepted(sock):  # no job process was made: nothing ran yet
+        sock.close()
+        plain(argv)
 
     def stop(signum, _frame):  # closing the connection ends the child
         sock.close()
@@ -82,4 +85,4 @@ def stop_server(path: str) -> bool:
         return False
     with sock:
         protocol.send_request(sock, {"argv": ["--launcher-stop"]}, [0, 1, 2])
-        return protocol.recv_exit(sock) == 0
+        return protocol.recv_accepted(sock) and protocol.recv_exit(sock) == 0

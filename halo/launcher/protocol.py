@@ -6,10 +6,13 @@ One request per connection, on a Unix stream socket:
    attached (``SCM_RIGHTS``), then that many bytes of JSON:
    ``{"argv": [...], "cwd": str, "env": {...}, "t0": float}`` (``t0``: the client's process
    start, Unix seconds; the job's start-up is measured from it);
-2. child → client: the exit code as ASCII digits and a newline, then the connection closes.
+2. child → client: ``+`` as soon as it exists (the job is accepted), then the exit code as
+   ASCII digits and a newline; then the connection closes.
 
-A connection that closes before the exit code arrives means the child died (the client exits
-1 and says so); a client that goes away (Snakemake killed the job) makes the child exit too.
+A connection that closes before ``+`` means no job process was made (the server stopped or
+failed first): the client runs the plain process instead. One that closes after ``+`` but
+before the exit code means the child died (the client exits 1 and says so); a client that goes
+away (Snakemake killed the job) makes the child exit too.
 
 Only the server's own user may connect: the socket lives in a folder of mode 0700 and the
 server checks the peer's uid (``SO_PEERCRED``).
@@ -75,13 +78,29 @@ def recv_request(sock: socket.socket) -> tuple[dict, list[int]]:
         if n > MAX_REQUEST or len(fds) != 3:
             raise ConnectionError(f"launcher request: {n} bytes, {len(fds)} descriptors")
         request = json.loads(_recv_exact(sock, n))
-        if not isinstance(request, dict) or not isinstance(request.get("argv"), list):
-            raise ConnectionError("launcher request: no argv")
+        argv = request.get("argv") if isinstance(request, dict) else None
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise ConnectionError("launcher request: no argv of strings")
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
     return request, fds
+
+
+ACCEPTED = b"+"
+
+
+def send_accepted(sock: socket.socket) -> None:
+    sock.sendall(ACCEPTED)
+
+
+def recv_accepted(sock: socket.socket) -> bool:
+    """Whether a job process took the request (False: the connection closed first)."""
+    try:
+        return sock.recv(1) == ACCEPTED
+    except OSError:
+        return False
 
 
 def send_exit(sock: socket.socket, code: int) -> None:

@@ -7,7 +7,8 @@ takes the client's stdin/stdout/stderr, working folder and environment, sets tor
 count from the job's ``OMP_NUM_THREADS`` (torch read the server's at import), runs
 :func:`halo.cli.main` and reports the exit code. A watcher thread in the child ends it when the
 client goes away, as if the job had been killed. The server exits on ``stop``, after
-``idle`` seconds without a request, or when the process ``parent`` (Snakemake) is gone.
+``idle`` seconds without a request or a running job, or when the process ``parent``
+(Snakemake) is gone.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """In the forked child: become the job, run it, report the exit code, exit."""
     code = 1
     try:
+        protocol.send_accepted(conn)  # from here on the job exists: no fallback any more
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -120,13 +122,12 @@ def _run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:
 
 
 def _shutdown_like_python() -> None:
-    """What interpreter exit does before the process ends: wait for non-daemon threads (an
-    MLflow upload, say), then run the atexit handlers."""
+    """What interpreter exit does before the process ends: ``threading._shutdown`` (its exit
+    hooks, e.g. concurrent.futures waking idle pool workers, then joining non-daemon threads such
+    as an MLflow upload), then the atexit handlers."""
     import atexit
 
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    threading._shutdown()
     atexit._run_exitfuncs()
 
 
@@ -160,9 +161,13 @@ def serve(
         if ready is not None:
             ready()
         last = time.monotonic()
+        jobs: set[int] = set()
         while True:
             readable, _, _ = select.select([server], [], [], 1.0)
             if not readable:
+                jobs = {pid for pid in jobs if _alive(pid)}
+                if jobs:  # idle means no request and no job running
+                    last = time.monotonic()
                 gone = parent is not None and not _alive(parent)
                 if gone or time.monotonic() - last > idle or not path.exists():
                     return
@@ -172,19 +177,28 @@ def serve(
             with conn:
                 if _peer_uid(conn) != os.getuid():
                     continue
+                conn.settimeout(30)  # a stalled client cannot hold up the others
                 try:
                     request, fds = protocol.recv_request(conn)
                 except (ConnectionError, ValueError, OSError):
                     continue
+                conn.settimeout(None)
                 if request["argv"] == ["--launcher-stop"]:
                     for fd in fds:
                         os.close(fd)
+                    protocol.send_accepted(conn)
                     protocol.send_exit(conn, 0)
                     return
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError:  # the client sees no "+" and runs the plain process
+                    for fd in fds:
+                        os.close(fd)
+                    continue
                 if pid == 0:
                     server.close()
                     _run_child(conn, request, fds)  # never returns
+                jobs.add(pid)
                 print(f"job {pid}: halo {' '.join(request['argv'])}", flush=True)
                 for fd in fds:
                     os.close(fd)

@@ -122,7 +122,7 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
     Experiment ``record["benchmark"]`` (created if missing). Tags ``halo.*`` (identity, group),
     params (identity fields, plus the flattened keys of an artifact named ``config.yaml``),
     metrics (``miou`` per round as a step metric, ``final_miou``, ``miou13``, ``budget_used``,
-    ``iou/<class>``, ``radius/<class>``, ``pixel_share/<class>``, per-round ``labelled_fraction``,
+    ``iou/<class>``, ``radius/<class>``, per-round ``labelled_fraction``,
     ``pixels_labelled``, ``regions``), artifacts (``record.json`` and ``artifacts``, a directory
     keeping its name). A previous run with the same ``halo.key`` is deleted once this one is
     complete (see the module docstring).

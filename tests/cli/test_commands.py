@@ -221,3 +221,25 @@ def test_eval_out_writes_what_halo_evaluate_writes(tiny_data, r18_checkpoint, tm
     assert main([*argv, "--eval-out", str(out / "eval.json")]) == 0
     assert "is complete" in capsys.readouterr().out
     assert (out / "eval.json").read_bytes() == (tmp_path / "e.json").read_bytes()
+
+
+def test_a_failed_evaluation_keeps_the_trained_model(tiny_data, tmp_path, capsys):
+    """--eval-out failing (here: its path is a folder) keeps model.pt and the final training
+    state; with model.pt deleted (as Snakemake deletes a failed job's outputs) a rerun trains no
+    step again, publishes the same weights and evaluates."""
+    import torch
+
+    base = ["--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}", "--quiet"]
+    out = tmp_path / "source"
+    argv = ["pretrain", *base, "--set", "train.source_steps=2", "--out", str(out)]
+    (tmp_path / "is-a-folder").mkdir()
+    assert main([*argv, "--eval-out", str(tmp_path / "is-a-folder")]) == 1
+    assert (out / "model.pt").is_file() and (out / "train_state.pt").is_file()
+    first = torch.load(out / "model.pt", weights_only=True)["model"]
+    (out / "model.pt").unlink()
+    capsys.readouterr()
+    assert main([*argv, "--eval-out", str(out / "eval.json")]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    again = torch.load(out / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert (out / "eval.json").is_file() and not (out / "train_state.pt").exists()

@@ -98,8 +98,10 @@ def _server_lines(proc, n: int) -> list[str]:
     ],
 )
 def test_exit_codes_and_messages_are_the_plain_ones(server, tmp_path, args, code):
-    sock, _ = server
-    served, plain = halo(args, tmp_path, sock), halo(args, tmp_path)
+    sock, proc = server
+    served = halo(args, tmp_path, sock)
+    assert f"halo {' '.join(args)}" in _server_lines(proc, 1)[0]  # it ran in the server
+    plain = halo(args, tmp_path)
     assert served.returncode == plain.returncode == code
     assert served.stdout == plain.stdout
     assert served.stderr.splitlines()[-1:] == plain.stderr.splitlines()[-1:]
@@ -107,7 +109,7 @@ def test_exit_codes_and_messages_are_the_plain_ones(server, tmp_path, args, code
 
 def test_the_job_sees_the_clients_environment(server, tmp_path):
     """A variable only the client has (the MLflow store) and a path relative to its folder."""
-    sock, _ = server
+    sock, proc = server
     env = {protocol.ENV_VAR: str(sock), "MLFLOW_TRACKING_URI": "sqlite:///store/mlflow.db"}
     (tmp_path / "store").mkdir()
     res = subprocess.run(
@@ -119,14 +121,28 @@ def test_the_job_sees_the_clients_environment(server, tmp_path):
         timeout=300,
     )
     assert res.returncode == 0, res.stderr
+    assert "halo track --init" in _server_lines(proc, 1)[0]  # it ran in the server
     assert "sqlite:///store/mlflow.db" in res.stdout
     assert (tmp_path / "store" / "mlflow.db").is_file()
 
 
 def test_a_killed_client_ends_its_job(server, tmp_path):
     sock, proc = server
+    count = 20000  # minutes of work: it cannot end by itself within the test's wait
     client = subprocess.Popen(
-        [sys.executable, "-m", "halo.launcher", "synth", "--count", "400", "--out", "big"],
+        [
+            sys.executable,
+            "-m",
+            "halo.launcher",
+            "synth",
+            "--style",
+            "gta",
+            "--count",
+            str(count),
+            "--out",
+            "big",
+            "--quiet",
+        ],
         cwd=tmp_path,
         env=_env(**{protocol.ENV_VAR: str(sock)}),
         stdout=subprocess.DEVNULL,
@@ -142,6 +158,7 @@ def test_a_killed_client_ends_its_job(server, tmp_path):
     while job in _children(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert job not in _children(proc.pid), "the job outlived its client"
+    assert len(list((tmp_path / "big").rglob("*.png"))) < 2 * count  # it was cut short
     assert proc.poll() is None, "the server must keep serving"
 
 
@@ -150,6 +167,34 @@ def test_without_a_server_the_plain_process_runs(tmp_path):
     assert res.returncode == 0 and res.stdout.startswith("halo ")
     res = halo(["--version"], tmp_path)  # no HALO_LAUNCHER at all
     assert res.returncode == 0 and res.stdout.startswith("halo ")
+
+
+def test_a_server_that_makes_no_job_means_the_plain_process(tmp_path):
+    """A server that closes the connection before a job exists (stopping, failing to fork):
+    the client runs the command itself instead of failing."""
+    import threading
+
+    sock_path = protocol.socket_path(tmp_path)
+    protocol.private_dir(sock_path.parent)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_path))
+    listener.listen(1)
+
+    def refuse() -> None:
+        conn, _ = listener.accept()
+        _, fds = protocol.recv_request(conn)
+        for fd in fds:
+            os.close(fd)
+        conn.close()  # no "+": no job
+
+    thread = threading.Thread(target=refuse)
+    thread.start()
+    try:
+        res = halo(["--version"], tmp_path, sock_path)
+    finally:
+        thread.join(timeout=60)
+        listener.close()
+    assert res.returncode == 0 and res.stdout.startswith("halo "), res.stderr
 
 
 def test_stop_ends_the_server_and_removes_its_socket(server):

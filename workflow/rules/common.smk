@@ -50,7 +50,9 @@ HALO_CLI = "python -m halo.cli"
 # fork server that has torch and smp imported (started by onstart, one per invocation, its
 # socket named by halo.launcher.protocol and passed in the environment, never in a rule).
 # Without a server (SLURM nodes, --config launcher=False) it runs as `python -m halo.cli`.
-LAUNCHER = bool(config.get("launcher", True))
+# Not with --use-conda or containers: the server runs in Snakemake's interpreter, not the job's.
+_deploy = getattr(getattr(workflow, "deployment_settings", None), "deployment_method", None)
+LAUNCHER = bool(config.get("launcher", True)) and not _deploy
 LAUNCHER_SOCKET = str(socket_path(os.getcwd()))
 if LAUNCHER:
     os.environ[LAUNCHER_ENV] = LAUNCHER_SOCKET
