@@ -38,7 +38,8 @@ except ImportError:  # pragma: no cover
 __all__ = ["ARTIFACT_DIR", "init_store", "key_lock", "tracking_uri"]
 
 ARTIFACT_DIR = "mlartifacts"
-# MLflow 3 opens an experiment on its GenAI overview unless it is marked as model training.
+# MLflow 3's kind of an experiment (model training, not GenAI). Seen with MLflow 3.17: a fresh
+# browser still lands on the GenAI overview; the tag is what MLflow itself sets for training.
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
