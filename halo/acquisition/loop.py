@@ -3,9 +3,12 @@
 The round is a short composition (docs/design.md, "One round"): the model scores the target pool
 batch by batch, the strategy picks this round's regions (:meth:`Strategy.select`, the one
 selection routine), the annotator labels them, and :class:`~halo.acquisition.rounds.RoundWriter`
-writes the masks and maps image by image; ``budget.json`` comes last. The annotator here is the
-simulated oracle: it copies the ground truth inside the labelled pixels
-(:func:`~halo.acquisition.rounds.label_mask`).
+writes the masks and maps image by image; ``budget.json`` comes last. The annotator
+(:mod:`halo.acquisition.annotators`) answers each image's query (the pixels shown for the first
+time): the simulated oracle at once, with the ground truth, and the round's mask is
+:func:`~halo.acquisition.answers.merge_answer` of the previous mask and the answer; a person
+later, so the round writes its queries instead of masks and ``budget.json``
+(:func:`~halo.acquisition.answers.import_answers` completes it with the same merge).
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from halo.acquisition.annotators import Human, Simulated
+from halo.acquisition.answers import merge_answer
 from halo.acquisition.rounds import (
     BUDGET_FILE,
     BudgetReport,
     RoundState,
     RoundWriter,
-    label_mask,
     mask_path,
+    read_mask,
     round_complete,
     write_budget,
 )
@@ -68,6 +73,7 @@ def acquire(
     num_workers: int = 0,
     progress: bool = True,
     on_complete: Callable[[BudgetReport], None] | None = None,
+    annotator: Simulated | Human | None = None,
 ) -> BudgetReport:
     """Run one acquisition round over the target pool and write the round folder.
 
@@ -90,9 +96,13 @@ def acquire(
         progress: show a tqdm progress bar.
         on_complete: called with the report once every mask and map is written, right before
             ``budget.json`` (e.g. to write the job's provenance: nothing of a failed round).
+        annotator: :class:`~halo.acquisition.annotators.Simulated` (the default) or
+            :class:`~halo.acquisition.annotators.Human`, whose round ends with its queries
+            (``queries/manifest.jsonl``) and waits for the answers: no masks, no ``budget.json``.
 
     Returns:
-        The :class:`~halo.acquisition.rounds.BudgetReport` also written to ``budget.json``.
+        The :class:`~halo.acquisition.rounds.BudgetReport` written to ``budget.json`` (by a
+        human round once its answers are imported).
 
     Raises:
         ValueError: bad arguments, duplicate ids, label/logit size mismatch, an image missing
@@ -109,8 +119,11 @@ def acquire(
     seen: set[str] = set()
     totals = {"pixels": 0, "regions": 0, "requested": 0, "new": 0, "cumulative": 0}
     was_training = model.training
+    annotator = Simulated() if annotator is None else annotator
+    sources = {s.id: str(s.image) for s in getattr(dataset, "samples", ())}
     with ExitStack() as stack:
         writer = stack.enter_context(RoundWriter(out_dir))
+        queries = stack.enter_context(annotator.queries) if annotator.deferred else None
         prev = stack.enter_context(RoundState(prev_dir)) if prev_dir is not None else None
         if prev is not None:
             history = list(prev.budget.get("history", []))
@@ -151,13 +164,25 @@ def acquire(
             if prev_labelled is not None:
                 labelled = labelled | prev_labelled
             labels_np = labels.cpu().numpy()
+            images = None
+            if queries is not None:  # the images as the model saw them, for the person
+                pixels = batch["image"].mul(255).round().clamp(0, 255).to(torch.uint8)
+                images = pixels.permute(0, 2, 3, 1).cpu().numpy()
             for j, image_id in enumerate(ids):
-                writer.add(
-                    image_id,
-                    mask=label_mask(labelled[j], labels_np[j]),
-                    blocked=blocked[j],
-                    labelled=labelled[j],
-                )
+                mask = None
+                if queries is not None:
+                    queries.add(
+                        image_id,
+                        source=sources.get(image_id, ""),
+                        image=images[j],
+                        query=new[j],
+                        centres=sel.centres[j].cpu().numpy(),
+                        radius=a,
+                    )
+                else:
+                    prev_mask = None if prev is None else read_mask(mask_path(prev_dir, image_id))
+                    mask = merge_answer(prev_mask, new[j], annotator.answer(new[j], labels_np[j]))
+                writer.add(image_id, mask=mask, blocked=blocked[j], labelled=labelled[j])
             totals["pixels"] += int(labels_np.size)
             totals["regions"] += sum(int(c.shape[0]) for c in sel.centres)
             totals["requested"] += len(ids) * regions_per_image(*shape, round_budget, a)
@@ -193,6 +218,10 @@ def acquire(
     )
     if on_complete is not None:
         on_complete(report)
+    if queries is not None:  # a person answers: the queries are complete, the round waits
+        queries.finish(report.to_dict(), prev_dir)
+        log.debug("acquire %s into %s: queries written, %s", strategy.name, out_dir, report)
+        return report
     write_budget(out_dir, report)  # last: marks the round complete
     log.debug("acquire %s into %s: %s", strategy.name, out_dir, report)
     return report

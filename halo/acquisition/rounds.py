@@ -266,6 +266,15 @@ class BudgetReport:
         """Pixels labelled so far / pixels total."""
         return self.pixels_labelled_cumulative / max(self.pixels_total, 1)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> BudgetReport:
+        """The report of a :meth:`to_dict` (``budget.json``); derived keys are ignored."""
+        names = [f for f in cls.__dataclass_fields__ if f != "history"]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ValueError(f"budget report: missing keys {missing}")
+        return cls(**{n: data[n] for n in names}, history=tuple(data.get("history", ())))
+
     def to_dict(self) -> dict:
         """The JSON content of ``budget.json``."""
         return {
@@ -329,17 +338,19 @@ class RoundWriter:
         return self
 
     def add(
-        self, image_id: str, *, mask: np.ndarray, blocked: np.ndarray, labelled: np.ndarray
+        self, image_id: str, *, mask: np.ndarray | None, blocked: np.ndarray, labelled: np.ndarray
     ) -> None:
         """One image's files.
 
         Args:
             image_id: the image's id (``/`` allowed).
-            mask: uint8 ``[H, W]`` label mask (:func:`label_mask`).
+            mask: uint8 ``[H, W]`` label mask, or ``None`` while a person has not answered
+                (:mod:`halo.acquisition.answers` writes it then).
             blocked: bool ``[H, W]``, pixels no later round may pick as centres.
             labelled: bool ``[H, W]``, pixels shown to the annotator so far.
         """
-        write_png(mask_path(self.round_dir, image_id), mask)
+        if mask is not None:
+            write_png(mask_path(self.round_dir, image_id), mask)
         self._blocked(image_id, blocked)
         self._labelled(image_id, labelled)
 

@@ -147,10 +147,62 @@ def cmd_acquire(args: argparse.Namespace) -> int:
         checkpoint=Path(args.checkpoint),
         prev=Path(args.prev) if args.prev else None,
         out_dir=Path(args.out),
+        annotator=args.annotator,
         **_session_options(args),
     )
-    print(f"round {args.round}: labelled {report}")
+    if args.annotator == "human":
+        print(
+            f"round {args.round}: {report.regions} regions queried in {report.images} images "
+            f"→ {args.out}/queries; label them: halo annotate {args.out}"
+        )
+    else:
+        print(f"round {args.round}: labelled {report}")
     return 0
+
+
+def _labelled(report, round_dir: str) -> None:
+    from halo.acquisition.queries import ANSWERS_REPORT
+
+    counts = read_json(Path(round_dir) / ANSWERS_REPORT, "answers report")
+    print(
+        f"round {report.round} complete: {counts['pixels_answered']} of "
+        f"{counts['pixels_queried']} queried pixels labelled ({counts['pixels_unanswered']} left "
+        f"unlabelled) in {counts['images']} images → {round_dir}/masks"
+    )
+
+
+def cmd_import_labels(args: argparse.Namespace) -> int:
+    """Check a labels folder or CVAT zip against a round's queries, then complete the round."""
+    from halo.acquisition.answers import import_answers, read_answers
+
+    answers = read_answers(args.round_dir, args.source, ids=args.ids)
+    timing.mark("write")
+    _labelled(import_answers(args.round_dir, answers, origin=str(args.source)), args.round_dir)
+    return 0
+
+
+def cmd_complete_round(args: argparse.Namespace) -> int:
+    """Complete a human round from its imported answers (or say it waits for labels)."""
+    from halo.acquisition.answers import complete_round
+
+    _labelled(complete_round(args.round_dir), args.round_dir)
+    return 0
+
+
+def cmd_export_queries(args: argparse.Namespace) -> int:
+    """Write a round's queries as a CVAT 'Segmentation mask 1.1' zip."""
+    from halo.acquisition import cvat
+
+    count = cvat.write_zip(args.round_dir, args.dest)
+    print(f"{count} images with their queries → {args.dest} (CVAT 'Segmentation mask 1.1')")
+    return 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    """Serve the labelling page of a round's queries until it is finished."""
+    from halo.annotate import serve
+
+    return serve(args.round_dir, port=args.port, open_browser=args.open)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

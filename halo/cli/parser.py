@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    def queried_round(p: argparse.ArgumentParser) -> None:
+        p.add_argument("round_dir", metavar="ROUND_DIR", help="a round folder with queries/")
+
     def eval_out(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--eval-out",
@@ -169,7 +172,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--round", type=_positive, required=True, help="round number r (1..rounds)")
     p.add_argument("--prev", default=None, help="the previous round's folder (rounds > 1)")
     p.add_argument("--out", required=True, help="this round's folder")
+    p.add_argument(
+        "--annotator",
+        choices=("simulated", "human"),
+        default="simulated",
+        help="simulated: the ground truth labels the regions now; human: write OUT/queries/ "
+        "(manifest.jsonl, query masks, previews) for a person, and the round waits for "
+        "`halo annotate` or `halo import-labels` (default: simulated)",
+    )
     p.set_defaults(func=commands.cmd_acquire)
+
+    p = sub.add_parser(
+        "annotate",
+        help="label a round's queried regions in the browser",
+        description="Serve a labelling page for ROUND_DIR's queries on http://127.0.0.1:PORT: "
+        "one image at a time, the queried regions magnified, a class palette (number keys), "
+        "unsure, undo and autosave (ROUND_DIR/drafts/, resumable). Finishing imports the labels "
+        "like `halo import-labels` and completes the round; the server then exits.",
+    )
+    queried_round(p)
+    p.add_argument("--port", type=int, default=8321, help="port on 127.0.0.1 (default 8321)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.set_defaults(func=commands.cmd_annotate)
+
+    p = sub.add_parser(
+        "import-labels",
+        help="import a person's labels of a round's queries and complete the round",
+        description="Check FROM against ROUND_DIR's queries, then write ROUND_DIR/answers/, the "
+        "round's masks/ and budget.json (last). FROM is a folder of single-channel PNGs named "
+        "<image id>.png (train ids, 255 = not labelled; --ids label for Cityscapes labelIds) or "
+        "a CVAT 'Segmentation mask 1.1' zip. A label outside the queried regions, an unknown "
+        "class or colour, a size mismatch or a missing image stops the import before anything "
+        "is written; queried pixels left unlabelled are allowed and counted (answers.json).",
+    )
+    queried_round(p)
+    p.add_argument("source", metavar="FROM", help="folder of class-id PNGs, or a CVAT zip")
+    p.add_argument(
+        "--ids",
+        choices=("train", "label"),
+        default="train",
+        help="what a folder's PNG values are: the run's train ids or Cityscapes labelIds",
+    )
+    p.set_defaults(func=commands.cmd_import_labels)
+
+    p = sub.add_parser(
+        "export-queries",
+        help="write a round's queries for an annotation tool (CVAT)",
+        description="Write ROUND_DIR's queries as a CVAT 'Segmentation mask 1.1' zip: the images, "
+        "labelmap.txt with the run's classes plus 'query', and class masks with every queried "
+        "pixel painted 'query'. Repaint them in CVAT, export the task in the same format and "
+        "`halo import-labels ROUND_DIR THAT.zip`.",
+    )
+    queried_round(p)
+    p.add_argument("--format", choices=("cvat",), default="cvat", help="the tool's format")
+    p.add_argument("dest", metavar="OUT.zip", help="the zip to write")
+    p.set_defaults(func=commands.cmd_export_queries)
+
+    p = sub.add_parser(
+        "complete-round",
+        help="complete a human round from its imported labels (the workflow's labels job)",
+        description="Write ROUND_DIR's masks/ and budget.json from ROUND_DIR/answers/ (what "
+        "`halo import-labels` and `halo annotate` write). Without answers it exits 2 with one "
+        "line naming the round and the commands that label it.",
+    )
+    queried_round(p)
+    p.set_defaults(func=commands.cmd_complete_round)
 
     p = sub.add_parser(
         "evaluate",

@@ -367,9 +367,13 @@ def acquire_round(
     out_dir: Path,
     device: str = "auto",
     progress: bool = True,
+    annotator: str = "simulated",
 ) -> BudgetReport:
-    """Score the target pool with ``checkpoint`` and write round ``r``'s folder."""
+    """Score the target pool with ``checkpoint`` and write round ``r``'s folder (with
+    ``annotator="human"``: its queries, and the round waits for the answers)."""
+    from halo.acquisition.annotators import ANNOTATORS, Human
     from halo.acquisition.loop import acquire
+    from halo.acquisition.queries import QueryWriter, class_table, file_sha256
     from halo.acquisition.rounds import PROVENANCE_FILE, read_budget
 
     _check_round(run, r)
@@ -380,15 +384,26 @@ def acquire_round(
         )
     if prev is not None:
         read_budget(prev)  # a missing or broken budget.json fails here, before any work
+    kind = ANNOTATORS.lookup(annotator)
     model, _ = model_from_checkpoint(run, checkpoint, pick_device(device))  # before the pool
     target = dataset(run, "target")
+    if kind is Human:
+        queries = QueryWriter(
+            out_dir,
+            round=r,
+            classes=class_table(run.protocol.classes, run.protocol.palette),
+            checkpoint=file_sha256(checkpoint),
+        )
+        annotator_obj = Human(queries)
+    else:
+        annotator_obj = kind()
 
     def provenance(_report: BudgetReport) -> None:  # written once the round's files are
         write_provenance(
             out_dir,
             run.config,
             "halo acquire",
-            {"round": r, "checkpoint": str(checkpoint)},
+            {"round": r, "checkpoint": str(checkpoint), "annotator": annotator},
             name=PROVENANCE_FILE,  # the round folder's provenance.json is training's
         )
 
@@ -403,6 +418,7 @@ def acquire_round(
         batch_size=run.config.active.batch_size,
         progress=progress,
         on_complete=provenance,
+        annotator=annotator_obj,
     )
 
 

@@ -1,0 +1,277 @@
+"""The answers in: an annotator's labels of a round's queries become the round's masks.
+
+Both annotators end a round here (docs/design.md, "Human in the loop"): the simulated oracle's
+answer is the ground truth inside the queried pixels, a person's comes from the labelling page,
+a folder of class-id PNGs or a CVAT zip (:func:`read_answers`). Either way the round's mask of an
+image is :func:`merge_answer` of the previous round's mask and the answer, so a person who labels
+exactly the ground truth gets the simulated oracle's masks byte for byte.
+
+Files: ``answers/<id>.png`` and ``answers.json`` (layout in :mod:`halo.acquisition.queries`).
+
+:func:`import_answers` checks every answer before it writes anything (a label outside the queried
+pixels, an unknown class, a size mismatch, a missing or unknown image: one line naming the file),
+then writes ``answers/``, and :func:`complete_round` writes the masks and ``budget.json`` last.
+``complete_round`` alone re-completes a round from its ``answers/`` (what the workflow's
+``labels`` job runs). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from halo.acquisition.queries import (
+    ANSWERS_DIR,
+    ANSWERS_REPORT,
+    LabelsError,
+    answer_path,
+    read_manifest,
+    read_pending,
+    read_query,
+)
+from halo.acquisition.rounds import (
+    BUDGET_FILE,
+    UNLABELLED,
+    BudgetReport,
+    mask_path,
+    read_mask,
+    write_budget,
+)
+from halo.io import read_json, write_json, write_png
+
+__all__ = [
+    "ANSWERS_DIR",
+    "ANSWERS_REPORT",
+    "LabelsError",
+    "answer_path",
+    "check_answer",
+    "complete_round",
+    "import_answers",
+    "merge_answer",
+    "read_answers",
+    "waiting_message",
+]
+
+
+def merge_answer(prev_mask: np.ndarray | None, query: np.ndarray, answer: np.ndarray) -> np.ndarray:
+    """A round's mask: the answer inside the queried pixels, the previous round's mask elsewhere.
+
+    Args:
+        prev_mask: uint8 ``[H, W]`` mask of the previous round (255 = not labelled), or ``None``
+            in round 1 (all 255).
+        query: bool ``[H, W]``, this round's queried pixels.
+        answer: uint8 ``[H, W]``, class ids inside the query (255 = no class given).
+
+    Returns:
+        uint8 ``[H, W]``.
+    """
+    base = np.full(query.shape, UNLABELLED, np.uint8) if prev_mask is None else prev_mask
+    return np.where(query, answer, base).astype(np.uint8)
+
+
+def check_answer(answer: np.ndarray, query: np.ndarray, num_classes: int, where: str) -> np.ndarray:
+    """Validate one image's answer against its query; return it as uint8 ``[H, W]``.
+
+    Raises:
+        LabelsError: another size, a class id outside ``[0, num_classes)`` (and not 255), or a
+            class given outside the queried pixels; named by ``where``.
+    """
+    answer = np.asarray(answer)
+    if answer.shape != query.shape:
+        raise LabelsError(
+            f"{where}: labels are {list(answer.shape)}, the queried image is {list(query.shape)}"
+        )
+    unknown = (answer >= num_classes) & (answer != UNLABELLED)
+    if unknown.any():
+        value = int(answer[unknown][0])
+        raise LabelsError(
+            f"{where}: unknown class id {value} (expected 0..{num_classes - 1}, or 255 for "
+            "not labelled)"
+        )
+    outside = (answer != UNLABELLED) & ~query
+    if outside.any():
+        row, col = (int(v[0]) for v in np.nonzero(outside))
+        raise LabelsError(
+            f"{where}: {int(outside.sum())} labelled pixels lie outside the queried regions "
+            f"(first at row {row}, col {col}); only queried pixels may be labelled"
+        )
+    return answer.astype(np.uint8)
+
+
+def read_answers(
+    round_dir: str | os.PathLike, source: str | os.PathLike, *, ids: str = "train"
+) -> dict[str, np.ndarray]:
+    """The answers of a labels source, one uint8 ``[H, W]`` array per queried image (unchecked).
+
+    Args:
+        round_dir: the round whose queries were answered.
+        source: a folder of single-channel class-id PNGs named ``<image id>.png`` (subfolders
+            for ids with ``/``), or a CVAT "Segmentation mask 1.1" zip.
+        ids: ``train`` (the run's train ids, 255 = not labelled) or ``label`` (Cityscapes
+            labelIds, mapped to the run's train ids) for a folder.
+
+    Raises:
+        LabelsError: an unreadable source or file, an image of the queries without labels, a
+            labels file for an image that was not queried (each named).
+    """
+    from halo.acquisition import cvat
+
+    source = Path(source)
+    entries = read_manifest(round_dir)
+    if source.is_file() and source.suffix == ".zip":
+        return cvat.read_zip(source, entries)
+    if not source.is_dir():
+        raise LabelsError(
+            f"labels {source}: expected a folder of class-id PNGs or a CVAT 'Segmentation mask "
+            "1.1' .zip"
+        )
+    if ids not in ("train", "label"):
+        raise LabelsError(f"--ids: expected train or label, got {ids!r}")
+    lut = _label_id_lut(entries) if ids == "label" else None
+    wanted = {e["id"] for e in entries}
+    extra = sorted(
+        p.relative_to(source).with_suffix("").as_posix()
+        for p in source.rglob("*.png")
+        if p.relative_to(source).with_suffix("").as_posix() not in wanted
+    )
+    if extra:
+        raise LabelsError(
+            f"labels {source / (extra[0] + '.png')}: no queried image has the id {extra[0]!r} "
+            f"({len(extra)} such files)"
+        )
+    out = {}
+    for entry in entries:
+        path = source / mask_path("", entry["id"]).relative_to("masks")
+        if not path.is_file():
+            raise LabelsError(f"labels {path}: missing (image {entry['id']!r} was queried)")
+        try:
+            raw = read_mask(path)
+        except ValueError as err:
+            raise LabelsError(str(err)) from None
+        if lut is not None:
+            known = raw < len(lut) - 1
+            if not known.all():
+                raise LabelsError(
+                    f"labels {path}: unknown Cityscapes labelId {int(raw[~known][0])} (expected "
+                    "0..33)"
+                )
+            raw = lut[raw]
+        out[entry["id"]] = raw
+    return out
+
+
+def _label_id_lut(entries: list[dict]) -> np.ndarray:
+    """Cityscapes labelId → the queries' train id, by class name (uint8; 255 unknown)."""
+    from halo.data.labels import CITYSCAPES_CLASSES, id_to_train_id
+
+    to19 = id_to_train_id("cityscapes", "cityscapes19")[:34]
+    names = {c["name"]: c["id"] for c in entries[0]["classes"]} if entries else {}
+    lut = np.full(35, UNLABELLED, np.uint8)  # one past the last labelId: the "unknown" slot
+    for label_id, train19 in enumerate(to19.tolist()):
+        if train19 != UNLABELLED and CITYSCAPES_CLASSES[train19] in names:
+            lut[label_id] = names[CITYSCAPES_CLASSES[train19]]
+    return lut
+
+
+def import_answers(
+    round_dir: str | os.PathLike, answers: Mapping[str, np.ndarray], *, origin: str
+) -> BudgetReport:
+    """Check every answer, write them to ``answers/`` and complete the round.
+
+    Args:
+        round_dir: a round with complete queries.
+        answers: image id → uint8 ``[H, W]`` class ids (255 = not labelled), every queried image.
+        origin: where the answers came from (recorded in ``answers.json``).
+
+    Returns:
+        The round's budget report (``budget.json``).
+
+    Raises:
+        LabelsError: see :func:`check_answer`; an image missing or not queried. Nothing is
+            written then.
+    """
+    round_dir = Path(round_dir)
+    entries = read_manifest(round_dir)
+    ids = {e["id"] for e in entries}
+    unknown = sorted(set(answers) - ids)
+    if unknown:
+        raise LabelsError(f"labels for {unknown[0]!r}: that image was not queried in {round_dir}")
+    checked = {}
+    for entry in entries:
+        if entry["id"] not in answers:
+            raise LabelsError(f"labels: image {entry['id']!r} of {round_dir} has no labels")
+        checked[entry["id"]] = check_answer(
+            answers[entry["id"]],
+            read_query(round_dir, entry),
+            len(entry["classes"]),
+            f"labels for {entry['id']!r} ({origin})",
+        )
+    (round_dir / BUDGET_FILE).unlink(missing_ok=True)  # the round is incomplete from here on
+    for image_id, answer in checked.items():
+        write_png(answer_path(round_dir, image_id), answer)
+    return complete_round(round_dir, origin=origin)
+
+
+def complete_round(round_dir: str | os.PathLike, *, origin: str | None = None) -> BudgetReport:
+    """Write a human round's masks from its ``answers/`` and then ``budget.json``.
+
+    Raises:
+        FileNotFoundError: the round has no queries, or no answers yet (:func:`waiting_message`).
+        LabelsError: an answer file fails :func:`check_answer`.
+    """
+    round_dir = Path(round_dir)
+    entries = read_manifest(round_dir)
+    pending = read_pending(round_dir)
+    missing = [e["id"] for e in entries if not answer_path(round_dir, e["id"]).is_file()]
+    if missing:
+        raise FileNotFoundError(waiting_message(round_dir, len(missing), len(entries)))
+    prev = None if pending.get("prev") is None else Path(pending["prev"])
+    masks, counts = {}, {"queried": 0, "unanswered": 0}
+    for entry in entries:  # every check before the first mask is written
+        query = read_query(round_dir, entry)
+        path = answer_path(round_dir, entry["id"])
+        try:
+            raw = read_mask(path)
+        except ValueError as err:
+            raise LabelsError(str(err)) from None
+        answer = check_answer(raw, query, len(entry["classes"]), str(path))
+        prev_mask = None
+        if prev is not None:
+            prev_mask = read_mask(mask_path(prev, entry["id"]))
+            if prev_mask.shape != query.shape:
+                raise LabelsError(
+                    f"mask {mask_path(prev, entry['id'])} is {list(prev_mask.shape)}, the "
+                    f"queried image is {list(query.shape)}"
+                )
+        masks[entry["id"]] = merge_answer(prev_mask, query, answer)
+        counts["queried"] += int(query.sum())
+        counts["unanswered"] += int((query & (answer == UNLABELLED)).sum())
+    (round_dir / BUDGET_FILE).unlink(missing_ok=True)
+    for image_id, mask in masks.items():
+        write_png(mask_path(round_dir, image_id), mask)
+    report = {
+        "images": len(entries),
+        "pixels_queried": counts["queried"],
+        "pixels_answered": counts["queried"] - counts["unanswered"],
+        "pixels_unanswered": counts["unanswered"],
+    }
+    if origin is None and (round_dir / ANSWERS_REPORT).is_file():  # a re-completion keeps it
+        origin = read_json(round_dir / ANSWERS_REPORT, "answers report").get("origin")
+    if origin is not None:
+        report["origin"] = origin
+    write_json(round_dir / ANSWERS_REPORT, report)
+    budget = BudgetReport.from_dict(pending["budget"])
+    write_budget(round_dir, budget)  # last: the round is complete
+    return budget
+
+
+def waiting_message(round_dir: str | os.PathLike, missing: int, total: int) -> str:
+    """The one line that says a round waits for labels, and what to run next."""
+    return (
+        f"round {round_dir} waits for labels ({missing} of {total} queried images have none): "
+        f"label them in the browser with `halo annotate {round_dir}`, or import labels with "
+        f"`halo import-labels {round_dir} FOLDER_OR_CVAT_ZIP`; then run the same command again"
+    )

@@ -1,0 +1,192 @@
+"""CVAT's "Segmentation mask 1.1" format: the queries out as a zip, the labels back from one.
+
+The zip (CVAT's export and import layout, docs.cvat.ai "Segmentation Mask")::
+
+    labelmap.txt                       "# label:color_rgb:parts:actions", then name:r,g,b::
+    ImageSets/Segmentation/default.txt the image ids, one per line
+    SegmentationClass/<id>.png         one colour per label (RGB), or a label index (1 channel)
+    SegmentationObject/<id>.png        instance masks (written like the class masks; not read)
+    JPEGImages/<id>.png                the images at the pool's size (written on export)
+
+:func:`write_zip` paints every queried pixel in the colour of an extra label ``query`` and the rest
+``background``; an annotator repaints the queried pixels with class colours in CVAT and exports
+the task in the same format. :func:`read_zip` maps colours back to the run's train ids by label
+*name*: ``background`` and ``query`` (a queried pixel left as it was) mean "not labelled"; any
+other name must be one of the queries' classes. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from halo.acquisition.queries import LabelsError, query_path, read_manifest, read_query
+from halo.acquisition.rounds import UNLABELLED
+from halo.io import atomic_open
+
+__all__ = ["QUERY_LABEL", "read_zip", "write_zip"]
+
+QUERY_LABEL = "query"
+BACKGROUND = "background"
+_HEADER = "# label:color_rgb:parts:actions"
+_QUERY_COLOURS = ((255, 0, 255), (0, 255, 255), (255, 255, 0), (1, 2, 3))
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _labelmap(classes: list[dict]) -> tuple[str, tuple[int, int, int]]:
+    used = {tuple(c["color"]) for c in classes}
+    if (0, 0, 0) in used:
+        raise ValueError("export-queries: a class is black, the colour of CVAT's background")
+    query = next(c for c in _QUERY_COLOURS if c not in used)
+    rows = [(BACKGROUND, (0, 0, 0)), *((c["name"], tuple(c["color"])) for c in classes)]
+    rows.append((QUERY_LABEL, query))
+    lines = [_HEADER] + [f"{name}:{r},{g},{b}::" for name, (r, g, b) in rows]
+    return "\n".join(lines) + "\n", query
+
+
+def write_zip(round_dir: str | os.PathLike, out: str | os.PathLike) -> int:
+    """Write a round's queries as a CVAT "Segmentation mask 1.1" zip; returns the image count.
+
+    Raises:
+        FileNotFoundError: the round has no complete queries.
+    """
+    entries = read_manifest(round_dir)
+    if not entries:
+        raise ValueError(f"export-queries: {round_dir} queried no images")
+    text, colour = _labelmap(entries[0]["classes"])
+    with atomic_open(out, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+
+        def put(name: str, data: bytes) -> None:
+            zf.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data, zipfile.ZIP_DEFLATED)
+
+        put("labelmap.txt", text.encode())
+        put("ImageSets/Segmentation/default.txt", "".join(e["id"] + "\n" for e in entries).encode())
+        for entry in entries:
+            query = read_query(round_dir, entry)
+            painted = np.zeros((*query.shape, 3), np.uint8)
+            painted[query] = colour
+            png = _png(painted)
+            put(f"SegmentationClass/{entry['id']}.png", png)
+            put(f"SegmentationObject/{entry['id']}.png", png)
+            put(
+                f"JPEGImages/{entry['id']}.png",
+                query_path(round_dir, entry["id"], "images").read_bytes(),
+            )
+    return len(entries)
+
+
+def _parse_labelmap(text: str, where: str, classes: list[dict]) -> list[tuple[str, tuple, int]]:
+    """``[(name, (r, g, b), train id or 255)]`` in file order."""
+    by_name = {c["name"].strip().lower(): int(c["id"]) for c in classes}
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split(":")
+        try:
+            name = parts[0].strip()
+            rgb = tuple(int(v) for v in parts[1].split(","))
+            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                raise ValueError
+        except (IndexError, ValueError):
+            raise LabelsError(f"{where}:{number}: expected 'name:r,g,b::', got {line!r}") from None
+        key = name.lower()
+        if key in (BACKGROUND, QUERY_LABEL, "ignore", "unlabelled", "unlabeled"):
+            rows.append((name, rgb, UNLABELLED))
+        elif key in by_name:
+            rows.append((name, rgb, by_name[key]))
+        else:
+            raise LabelsError(
+                f"{where}:{number}: label {name!r} is not a class of the queries (classes: "
+                f"{', '.join(c['name'] for c in classes)}; background/query = not labelled)"
+            )
+    colours: dict[tuple, int] = {}
+    for name, rgb, cls in rows:
+        if colours.setdefault(rgb, cls) != cls:
+            raise LabelsError(f"{where}: colour {rgb} is given to two classes (at {name!r})")
+    if not rows:
+        raise LabelsError(f"{where}: no labels")
+    return rows
+
+
+def read_zip(path: str | os.PathLike, entries: list[dict]) -> dict[str, np.ndarray]:
+    """The answers in a CVAT "Segmentation mask 1.1" zip: image id → uint8 ``[H, W]`` train ids.
+
+    Raises:
+        LabelsError: not a zip, no ``labelmap.txt``, an unknown label or colour, a missing or
+            extra class mask, a mask of another size (each naming the zip member).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as err:
+        raise LabelsError(f"labels {path}: not a readable zip ({err})") from None
+    with zf:
+        names = set(zf.namelist())
+        if "labelmap.txt" not in names:
+            raise LabelsError(
+                f"labels {path}: no labelmap.txt (a CVAT 'Segmentation mask 1.1' zip)"
+            )
+        classes = entries[0]["classes"] if entries else []
+        rows = _parse_labelmap(
+            zf.read("labelmap.txt").decode("utf-8", "replace"), f"{path}:labelmap.txt", classes
+        )
+        lut = {r[1]: r[2] for r in rows}
+        wanted = {f"SegmentationClass/{e['id']}.png" for e in entries}
+        extra = sorted(
+            n
+            for n in names
+            if n.startswith("SegmentationClass/") and n.endswith(".png") and n not in wanted
+        )
+        if extra:
+            raise LabelsError(f"labels {path}:{extra[0]}: no queried image has this id")
+        out = {}
+        for entry in entries:
+            member = f"SegmentationClass/{entry['id']}.png"
+            where = f"{path}:{member}"
+            if member not in names:
+                raise LabelsError(f"labels {where}: missing (image {entry['id']!r} was queried)")
+            try:
+                with Image.open(io.BytesIO(zf.read(member))) as img:
+                    if [img.height, img.width] != list(entry["size"]):
+                        raise LabelsError(
+                            f"labels {where}: {[img.height, img.width]}, the queried image is "
+                            f"{entry['size']}"
+                        )
+                    if img.mode in ("L", "I", "I;16"):
+                        index = np.asarray(img, dtype=np.int64)
+                        if index.max(initial=0) >= len(rows):
+                            raise LabelsError(
+                                f"labels {where}: label index {int(index.max())} but labelmap.txt "
+                                f"has {len(rows)} labels"
+                            )
+                        out[entry["id"]] = np.array([r[2] for r in rows], np.uint8)[index]
+                        continue
+                    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            except (OSError, UnidentifiedImageError, SyntaxError) as err:
+                raise LabelsError(f"labels {where}: not a readable PNG ({err})") from None
+            wide = rgb.astype(np.int64)
+            packed = (wide[..., 0] << 16) | (wide[..., 1] << 8) | wide[..., 2]
+            values, inverse = np.unique(packed, return_inverse=True)
+            mapped = []
+            for v in values.tolist():
+                colour = (v >> 16, (v >> 8) & 255, v & 255)
+                if colour not in lut:
+                    raise LabelsError(f"labels {where}: colour {colour} is not in labelmap.txt")
+                mapped.append(lut[colour])
+            out[entry["id"]] = np.asarray(mapped, np.uint8)[inverse.reshape(packed.shape)]
+    return out

@@ -1,0 +1,299 @@
+"""The human annotator's half of a round folder: the queries out (docs/design.md, "Human in the loop").
+
+With ``annotator: human`` the acquisition job does not label anything: it writes the round's maps
+(:class:`~halo.acquisition.rounds.RoundWriter`, as the simulated oracle does) and, instead of the
+masks, the *queries* a person answers. This module is the only one that knows their files::
+
+    <round_dir>/queries/manifest.jsonl    one JSON object per image (below), written LAST: its
+                                          presence marks the queries complete
+    <round_dir>/queries/masks/<id>.png    uint8 [H, W]: 1 = label here (this round's new pixels)
+    <round_dir>/queries/images/<id>.png   uint8 [H, W, 3]: the image as the model saw it (the
+                                          pool's size, which is the size of every mask)
+    <round_dir>/queries/previews/<id>.png the image with the queried pixels tinted
+    <round_dir>/queries/pending.json      the round's budget report (written into budget.json
+                                          once the answers are in) and the previous round folder
+    <round_dir>/answers/<id>.png          uint8 [H, W]: the imported class ids inside the
+                                          queries, 255 elsewhere and where no class was given
+    <round_dir>/answers.json              what the import counted: images, queried, answered
+                                          and unanswered pixels, where the answers came from
+    <round_dir>/drafts/<id>.json          the labelling page's autosave (:mod:`halo.annotate`)
+
+A manifest line::
+
+    {"id": "aachen/aachen_000000", "image": "<the dataset's image file>",
+     "file": "queries/images/aachen/aachen_000000.png", "query": "queries/masks/...png",
+     "preview": "queries/previews/...png", "size": [H, W], "round": 1,
+     "regions": [{"centre": [row, col], "radius": a, "pixels": n}], "query_pixels": N,
+     "query_sha256": "...", "classes": [{"id": 0, "name": "road", "color": [128, 64, 128]}],
+     "checkpoint": "sha256:..."}
+
+``regions`` are this round's region centres (the ``(2a+1)²`` windows around them, clipped at
+the border); ``pixels`` counts a window's pixels that no earlier round showed, which are the
+pixels of the query mask. The answers come back through :mod:`halo.acquisition.answers`. Nothing
+here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from halo.acquisition.rounds import mask_path, read_mask
+from halo.io import atomic_open, read_json, write_json, write_png
+
+__all__ = [
+    "ANSWERS_DIR",
+    "ANSWERS_REPORT",
+    "DRAFTS_DIR",
+    "MANIFEST_FILE",
+    "PENDING_FILE",
+    "QUERIES_DIR",
+    "LabelsError",
+    "QueryWriter",
+    "answer_path",
+    "class_table",
+    "draft_path",
+    "file_sha256",
+    "queries_complete",
+    "query_path",
+    "read_manifest",
+    "read_pending",
+    "read_query",
+]
+
+QUERIES_DIR = "queries"
+ANSWERS_DIR = "answers"
+ANSWERS_REPORT = "answers.json"
+DRAFTS_DIR = "drafts"
+MANIFEST_FILE = f"{QUERIES_DIR}/manifest.jsonl"
+PENDING_FILE = f"{QUERIES_DIR}/pending.json"
+
+
+class LabelsError(ValueError):
+    """Labels that cannot be imported; the message names the file and the expectation."""
+
+
+_TINT = np.array([255, 0, 255], dtype=np.float32)  # previews: queried pixels tinted magenta
+
+
+def _under(round_dir: str | os.PathLike, folder: str, image_id: str) -> Path:
+    """``<round_dir>/queries/<folder>/<image_id>.png`` (the id checked like a mask's)."""
+    rel = mask_path("", image_id).relative_to("masks")
+    return Path(round_dir) / QUERIES_DIR / folder / rel
+
+
+def answer_path(round_dir: str | os.PathLike, image_id: str) -> Path:
+    """``<round_dir>/answers/<image_id>.png``."""
+    return Path(round_dir) / ANSWERS_DIR / mask_path("", image_id).relative_to("masks")
+
+
+def draft_path(round_dir: str | os.PathLike, image_id: str) -> Path:
+    """``<round_dir>/drafts/<image_id>.json``: the labelling page's autosave of one image."""
+    return (
+        Path(round_dir)
+        / DRAFTS_DIR
+        / mask_path("", image_id).relative_to("masks").with_suffix(".json")
+    )
+
+
+def query_path(round_dir: str | os.PathLike, image_id: str, kind: str = "masks") -> Path:
+    """The path of one image's query file: ``kind`` is ``masks``, ``images`` or ``previews``."""
+    if kind not in ("masks", "images", "previews"):
+        raise ValueError(f"query_path: kind must be masks, images or previews, got {kind!r}")
+    return _under(round_dir, kind, image_id)
+
+
+def class_table(names: Sequence[str], palette: np.ndarray) -> list[dict]:
+    """The class list of the queries: ``[{"id", "name", "color": [r, g, b]}]`` in train-id order.
+
+    Args:
+        names: class names, train-id order.
+        palette: uint8 ``[C, 3]``, one colour per class.
+    """
+    palette = np.asarray(palette)
+    if palette.shape != (len(names), 3):
+        raise ValueError(f"class_table: {len(names)} names but a palette of {palette.shape}")
+    return [
+        {"id": i, "name": str(n), "color": [int(c) for c in palette[i]]}
+        for i, n in enumerate(names)
+    ]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """``sha256:<hex>`` of a file's bytes (streamed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def queries_complete(round_dir: str | os.PathLike) -> bool:
+    """Whether ``round_dir`` holds complete queries (its manifest was written)."""
+    return (Path(round_dir) / MANIFEST_FILE).is_file()
+
+
+class QueryWriter:
+    """Writes a round's queries image by image (use as a context manager); :meth:`finish` last.
+
+    Entering removes the queries and imported answers of an earlier acquisition of this round
+    (void once the round is acquired again), so an interrupted job leaves incomplete queries,
+    never stale ones. The page's drafts stay: each records the ``query_sha256`` it was made for.
+
+    Args:
+        round_dir: the round folder.
+        round: 1-based round index.
+        classes: :func:`class_table` of the run's protocol.
+        checkpoint: fingerprint of the model that picked the regions (:func:`file_sha256`).
+    """
+
+    def __init__(
+        self, round_dir: str | os.PathLike, *, round: int, classes: list[dict], checkpoint: str
+    ) -> None:
+        self.round_dir = Path(round_dir)
+        self.round, self.classes, self.checkpoint = int(round), classes, checkpoint
+        self.lines: list[str] = []
+
+    def __enter__(self) -> QueryWriter:
+        for name in (MANIFEST_FILE, PENDING_FILE, ANSWERS_REPORT):
+            (self.round_dir / name).unlink(missing_ok=True)
+        for kind in ("masks", "images", "previews"):
+            shutil.rmtree(self.round_dir / QUERIES_DIR / kind, ignore_errors=True)
+        shutil.rmtree(self.round_dir / ANSWERS_DIR, ignore_errors=True)  # answers of old queries
+        return self
+
+    def add(
+        self,
+        image_id: str,
+        *,
+        source: str,
+        image: np.ndarray,
+        query: np.ndarray,
+        centres: np.ndarray,
+        radius: int,
+    ) -> None:
+        """One image's query files and manifest line.
+
+        Args:
+            image_id: the image's id.
+            source: the dataset's image file (recorded in the manifest).
+            image: uint8 ``[H, W, 3]``, the image at the pool's size.
+            query: bool ``[H, W]``, this round's new pixels.
+            centres: int ``[n, 2]`` region centres (row, col) of this round.
+            radius: the active radius ``a`` of the regions.
+        """
+        query = np.asarray(query, dtype=bool)
+        height, width = query.shape
+        if image.shape != (height, width, 3) or image.dtype != np.uint8:
+            raise ValueError(
+                f"queries {image_id!r}: image {image.dtype} {list(image.shape)} does not match "
+                f"the query {[height, width]}"
+            )
+        qmask = query.astype(np.uint8)
+        paths = {
+            k: query_path(self.round_dir, image_id, k) for k in ("masks", "images", "previews")
+        }
+        write_png(paths["masks"], qmask)
+        write_png(paths["images"], image)
+        tinted = image.astype(np.float32)
+        tinted[query] = 0.4 * tinted[query] + 0.6 * _TINT
+        write_png(paths["previews"], tinted.round().astype(np.uint8))
+        regions = []
+        for r, c in np.asarray(centres, dtype=np.int64).reshape(-1, 2).tolist():
+            window = query[max(r - radius, 0) : r + radius + 1, max(c - radius, 0) : c + radius + 1]
+            regions.append({"centre": [r, c], "radius": int(radius), "pixels": int(window.sum())})
+        entry = {
+            "id": image_id,
+            "image": str(source),
+            **{
+                k: p.relative_to(self.round_dir).as_posix()
+                for k, p in (
+                    ("file", paths["images"]),
+                    ("query", paths["masks"]),
+                    ("preview", paths["previews"]),
+                )
+            },
+            "size": [int(height), int(width)],
+            "round": self.round,
+            "regions": regions,
+            "query_pixels": int(query.sum()),
+            "query_sha256": hashlib.sha256(np.packbits(query).tobytes()).hexdigest(),
+            "classes": self.classes,
+            "checkpoint": self.checkpoint,
+        }
+        self.lines.append(json.dumps(entry, separators=(",", ":")))
+
+    def finish(self, pending: dict, prev_dir: str | os.PathLike | None) -> Path:
+        """Write ``pending.json`` and then the manifest (last: the queries are complete)."""
+        write_json(
+            self.round_dir / PENDING_FILE,
+            {"budget": pending, "prev": None if prev_dir is None else str(prev_dir)},
+        )
+        path = self.round_dir / MANIFEST_FILE
+        with atomic_open(path, "w") as fh:
+            fh.write("".join(line + "\n" for line in self.lines))
+        return path
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+_ENTRY_KEYS = {"id": str, "size": list, "round": int, "regions": list, "classes": list}
+
+
+def read_manifest(round_dir: str | os.PathLike) -> list[dict]:
+    """The manifest of a round's complete queries, one dict per image, in pool order.
+
+    Raises:
+        FileNotFoundError: the round has no complete queries (named, with the command to run).
+        ValueError: a line is not a JSON object with the expected keys (file and line named).
+    """
+    path = Path(round_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: {round_dir} has no queries (acquire it with "
+            "`halo acquire ... --annotator human`)"
+        )
+    entries, seen = [], set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not a JSON object ({err.msg})") from None
+        bad = [k for k, t in _ENTRY_KEYS.items() if not isinstance(entry.get(k), t)]
+        if not isinstance(entry, dict) or bad:
+            raise ValueError(f"{path}:{number}: expected a query entry, missing or bad {bad}")
+        if entry["id"] in seen:
+            raise ValueError(f"{path}:{number}: image {entry['id']!r} appears twice")
+        mask_path(round_dir, entry["id"])  # a bad id (absolute, '..') fails here
+        seen.add(entry["id"])
+        entries.append(entry)
+    return entries
+
+
+def read_pending(round_dir: str | os.PathLike) -> dict:
+    """``{"budget": <budget report without answers>, "prev": <previous round folder or None>}``."""
+    pending = read_json(Path(round_dir) / PENDING_FILE, "pending round report")
+    if not isinstance(pending, dict) or not isinstance(pending.get("budget"), dict):
+        raise ValueError(
+            f"{Path(round_dir) / PENDING_FILE}: expected {{'budget': {{...}}, 'prev'}}"
+        )
+    return pending
+
+
+def read_query(round_dir: str | os.PathLike, entry: dict) -> np.ndarray:
+    """bool ``[H, W]``: the query mask of one manifest entry (its size checked)."""
+    path = query_path(round_dir, entry["id"])
+    query = read_mask(path)
+    if list(query.shape) != list(entry["size"]) or query.max(initial=0) > 1:
+        raise ValueError(
+            f"query mask {path}: expected 0/1 values of size {entry['size']}, got "
+            f"{list(query.shape)} with max {int(query.max(initial=0))}"
+        )
+    return query.astype(bool)
