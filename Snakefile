@@ -9,6 +9,8 @@
 # workflow/schemas/config.schema.yaml); the local profile profiles/default/ is loaded
 # automatically, the SLURM one with --workflow-profile profiles/slurm.
 
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.19")
@@ -46,6 +48,8 @@ onsuccess:
 onerror:
     if LAUNCHER:
         shell("python -m halo.launcher --stop {LAUNCHER_SOCKET:q}")
+    if waiting_message():  # annotator: human -- the rounds that wait for a person's labels
+        print(waiting_message(), file=sys.stderr)
 
 
 rule all:

@@ -27,6 +27,7 @@ from halo.acquisition.queries import (
     ANSWERS_DIR,
     ANSWERS_REPORT,
     LabelsError,
+    LazyAnswers,
     answer_path,
     read_manifest,
     read_pending,
@@ -103,8 +104,9 @@ def check_answer(answer: np.ndarray, query: np.ndarray, num_classes: int, where:
 
 def read_answers(
     round_dir: str | os.PathLike, source: str | os.PathLike, *, ids: str = "train"
-) -> dict[str, np.ndarray]:
-    """The answers of a labels source, one uint8 ``[H, W]`` array per queried image (unchecked).
+) -> LazyAnswers:
+    """The answers of a labels source, one uint8 ``[H, W]`` array per queried image (unchecked;
+    read image by image when looked up).
 
     Args:
         round_dir: the round whose queries were answered.
@@ -142,14 +144,16 @@ def read_answers(
             f"labels {source / (extra[0] + '.png')}: no queried image has the id {extra[0]!r} "
             f"({len(extra)} such files)"
         )
-    out = {}
-    for entry in entries:
+    for entry in entries:  # every file present before any is decoded
         path = source / mask_path("", entry["id"]).relative_to("masks")
         if not path.is_file():
             raise LabelsError(f"labels {path}: missing (image {entry['id']!r} was queried)")
+
+    def load(image_id: str) -> np.ndarray:
+        path = source / mask_path("", image_id).relative_to("masks")
         try:
             raw = read_mask(path)
-        except ValueError as err:
+        except (ValueError, FileNotFoundError) as err:
             raise LabelsError(str(err)) from None
         if lut is not None:
             known = raw < len(lut) - 1
@@ -159,8 +163,9 @@ def read_answers(
                     "0..33)"
                 )
             raw = lut[raw]
-        out[entry["id"]] = raw
-    return out
+        return raw
+
+    return LazyAnswers([e["id"] for e in entries], load)
 
 
 def _label_id_lut(entries: list[dict]) -> np.ndarray:
@@ -181,9 +186,13 @@ def import_answers(
 ) -> BudgetReport:
     """Check every answer, write them to ``answers/`` and complete the round.
 
+    Every answer is read and checked once before the first file is written, and read again to
+    write it (one image in memory at a time with a :class:`LazyAnswers`).
+
     Args:
         round_dir: a round with complete queries.
-        answers: image id → uint8 ``[H, W]`` class ids (255 = not labelled), every queried image.
+        answers: image id → uint8 ``[H, W]`` class ids (255 = not labelled), every queried image
+            (a dict, or a :class:`LazyAnswers` of :func:`read_answers`).
         origin: where the answers came from (recorded in ``answers.json``).
 
     Returns:
@@ -199,19 +208,20 @@ def import_answers(
     unknown = sorted(set(answers) - ids)
     if unknown:
         raise LabelsError(f"labels for {unknown[0]!r}: that image was not queried in {round_dir}")
-    checked = {}
-    for entry in entries:
-        if entry["id"] not in answers:
-            raise LabelsError(f"labels: image {entry['id']!r} of {round_dir} has no labels")
-        checked[entry["id"]] = check_answer(
-            answers[entry["id"]],
-            read_query(round_dir, entry),
-            len(entry["classes"]),
-            f"labels for {entry['id']!r} ({origin})",
-        )
+    missing = [e["id"] for e in entries if e["id"] not in answers]
+    if missing:
+        raise LabelsError(f"labels: image {missing[0]!r} of {round_dir} has no labels")
+
+    def checked(entry: dict) -> np.ndarray:
+        where = f"labels for {entry['id']!r} ({origin})"
+        query = read_query(round_dir, entry)
+        return check_answer(answers[entry["id"]], query, len(entry["classes"]), where)
+
+    for entry in entries:  # every answer checked (one at a time) before anything is written
+        checked(entry)
     (round_dir / BUDGET_FILE).unlink(missing_ok=True)  # the round is incomplete from here on
-    for image_id, answer in checked.items():
-        write_png(answer_path(round_dir, image_id), answer)
+    for entry in entries:
+        write_png(answer_path(round_dir, entry["id"]), checked(entry))
     return complete_round(round_dir, origin=origin)
 
 
@@ -229,8 +239,9 @@ def complete_round(round_dir: str | os.PathLike, *, origin: str | None = None) -
     if missing:
         raise FileNotFoundError(waiting_message(round_dir, len(missing), len(entries)))
     prev = None if pending.get("prev") is None else Path(pending["prev"])
-    masks, counts = {}, {"queried": 0, "unanswered": 0}
-    for entry in entries:  # every check before the first mask is written
+
+    def merged(entry: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(query, the round's mask) of one image, its answer and previous mask checked."""
         query = read_query(round_dir, entry)
         path = answer_path(round_dir, entry["id"])
         try:
@@ -246,12 +257,16 @@ def complete_round(round_dir: str | os.PathLike, *, origin: str | None = None) -
                     f"mask {mask_path(prev, entry['id'])} is {list(prev_mask.shape)}, the "
                     f"queried image is {list(query.shape)}"
                 )
-        masks[entry["id"]] = merge_answer(prev_mask, query, answer)
+        return query, merge_answer(prev_mask, query, answer)
+
+    counts = {"queried": 0, "unanswered": 0}
+    for entry in entries:  # every check before the first mask is written (one image at a time)
+        query, mask = merged(entry)
         counts["queried"] += int(query.sum())
-        counts["unanswered"] += int((query & (answer == UNLABELLED)).sum())
+        counts["unanswered"] += int((query & (mask == UNLABELLED)).sum())
     (round_dir / BUDGET_FILE).unlink(missing_ok=True)
-    for image_id, mask in masks.items():
-        write_png(mask_path(round_dir, image_id), mask)
+    for entry in entries:
+        write_png(mask_path(round_dir, entry["id"]), merged(entry)[1])
     report = {
         "images": len(entries),
         "pixels_queried": counts["queried"],

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from halo.acquisition.queries import LabelsError, query_path, read_manifest, read_query
+from halo.acquisition.queries import (
+    LabelsError,
+    LazyAnswers,
+    query_path,
+    read_manifest,
+    read_query,
+)
 from halo.acquisition.rounds import UNLABELLED
 from halo.io import atomic_open
 
@@ -121,8 +127,9 @@ def _parse_labelmap(text: str, where: str, classes: list[dict]) -> list[tuple[st
     return rows
 
 
-def read_zip(path: str | os.PathLike, entries: list[dict]) -> dict[str, np.ndarray]:
-    """The answers in a CVAT "Segmentation mask 1.1" zip: image id → uint8 ``[H, W]`` train ids.
+def read_zip(path: str | os.PathLike, entries: list[dict]) -> LazyAnswers:
+    """The answers in a CVAT "Segmentation mask 1.1" zip: image id → uint8 ``[H, W]`` train ids
+    (each mask decoded when looked up).
 
     Raises:
         LabelsError: not a zip, no ``labelmap.txt``, an unknown label or colour, a missing or
@@ -154,39 +161,45 @@ def read_zip(path: str | os.PathLike, entries: list[dict]) -> dict[str, np.ndarr
         )
         if extra:
             raise LabelsError(f"labels {path}:{extra[0]}: no queried image has this id")
-        out = {}
-        for entry in entries:
+        for entry in entries:  # every mask present before any is decoded
             member = f"SegmentationClass/{entry['id']}.png"
-            where = f"{path}:{member}"
             if member not in names:
-                raise LabelsError(f"labels {where}: missing (image {entry['id']!r} was queried)")
-            try:
-                with Image.open(io.BytesIO(zf.read(member))) as img:
-                    if [img.height, img.width] != list(entry["size"]):
+                raise LabelsError(
+                    f"labels {path}:{member}: missing (image {entry['id']!r} was queried)"
+                )
+    sizes = {e["id"]: list(e["size"]) for e in entries}
+    to_id = np.array([r[2] for r in rows], np.uint8)
+
+    def load(image_id: str) -> np.ndarray:
+        member = f"SegmentationClass/{image_id}.png"
+        where = f"{path}:{member}"
+        try:
+            with zipfile.ZipFile(path) as zf, Image.open(io.BytesIO(zf.read(member))) as img:
+                if [img.height, img.width] != sizes[image_id]:
+                    raise LabelsError(
+                        f"labels {where}: {[img.height, img.width]}, the queried image is "
+                        f"{sizes[image_id]}"
+                    )
+                if img.mode in ("L", "I", "I;16"):  # one channel: an index into labelmap.txt
+                    index = np.asarray(img, dtype=np.int64)
+                    if index.max(initial=0) >= len(rows):
                         raise LabelsError(
-                            f"labels {where}: {[img.height, img.width]}, the queried image is "
-                            f"{entry['size']}"
+                            f"labels {where}: label index {int(index.max())} but labelmap.txt "
+                            f"has {len(rows)} labels"
                         )
-                    if img.mode in ("L", "I", "I;16"):
-                        index = np.asarray(img, dtype=np.int64)
-                        if index.max(initial=0) >= len(rows):
-                            raise LabelsError(
-                                f"labels {where}: label index {int(index.max())} but labelmap.txt "
-                                f"has {len(rows)} labels"
-                            )
-                        out[entry["id"]] = np.array([r[2] for r in rows], np.uint8)[index]
-                        continue
-                    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-            except (OSError, UnidentifiedImageError, SyntaxError) as err:
-                raise LabelsError(f"labels {where}: not a readable PNG ({err})") from None
-            wide = rgb.astype(np.int64)
-            packed = (wide[..., 0] << 16) | (wide[..., 1] << 8) | wide[..., 2]
-            values, inverse = np.unique(packed, return_inverse=True)
-            mapped = []
-            for v in values.tolist():
-                colour = (v >> 16, (v >> 8) & 255, v & 255)
-                if colour not in lut:
-                    raise LabelsError(f"labels {where}: colour {colour} is not in labelmap.txt")
-                mapped.append(lut[colour])
-            out[entry["id"]] = np.asarray(mapped, np.uint8)[inverse.reshape(packed.shape)]
-    return out
+                    return to_id[index]
+                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except (OSError, UnidentifiedImageError, SyntaxError, zipfile.BadZipFile) as err:
+            raise LabelsError(f"labels {where}: not a readable PNG ({err})") from None
+        wide = rgb.astype(np.int64)
+        packed = (wide[..., 0] << 16) | (wide[..., 1] << 8) | wide[..., 2]
+        values, inverse = np.unique(packed, return_inverse=True)
+        mapped = []
+        for v in values.tolist():  # the distinct colours of one mask, not its pixels
+            colour = (v >> 16, (v >> 8) & 255, v & 255)
+            if colour not in lut:
+                raise LabelsError(f"labels {where}: colour {colour} is not in labelmap.txt")
+            mapped.append(lut[colour])
+        return np.asarray(mapped, np.uint8)[inverse.reshape(packed.shape)]
+
+    return LazyAnswers([e["id"] for e in entries], load)

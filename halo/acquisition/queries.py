@@ -39,12 +39,12 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from halo.acquisition.rounds import mask_path, read_mask
+from halo.acquisition.rounds import BUDGET_FILE, mask_path, read_mask
 from halo.io import atomic_open, read_json, write_json, write_png
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "PENDING_FILE",
     "QUERIES_DIR",
     "LabelsError",
+    "LazyAnswers",
     "QueryWriter",
     "answer_path",
     "class_table",
@@ -65,6 +66,7 @@ __all__ = [
     "read_manifest",
     "read_pending",
     "read_query",
+    "waiting_rounds",
 ]
 
 QUERIES_DIR = "queries"
@@ -77,6 +79,31 @@ PENDING_FILE = f"{QUERIES_DIR}/pending.json"
 
 class LabelsError(ValueError):
     """Labels that cannot be imported; the message names the file and the expectation."""
+
+
+class LazyAnswers(Mapping):
+    """Image id → answer (uint8 ``[H, W]``), each read only when looked up, so an import holds one
+    image's labels at a time whatever the pool's size.
+
+    Args:
+        ids: the image ids, in order.
+        load: reads one image's answer (raises :class:`LabelsError` naming the file).
+    """
+
+    def __init__(self, ids: Sequence[str], load: Callable[[str], np.ndarray]) -> None:
+        self._ids, self._load = list(ids), load
+        self._known = set(self._ids)
+
+    def __getitem__(self, image_id: str) -> np.ndarray:
+        if image_id not in self._known:
+            raise KeyError(image_id)
+        return self._load(image_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 _TINT = np.array([255, 0, 255], dtype=np.float32)  # previews: queried pixels tinted magenta
@@ -132,6 +159,16 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return f"sha256:{digest.hexdigest()}"
+
+
+def waiting_rounds(root: str | os.PathLike) -> list[Path]:
+    """Round folders below ``root`` whose queries are complete but not answered (no
+    ``budget.json``), sorted."""
+    return sorted(
+        p.parent.parent
+        for p in Path(root).rglob(Path(MANIFEST_FILE).name)
+        if p.parent.name == QUERIES_DIR and not (p.parent.parent / BUDGET_FILE).is_file()
+    )
 
 
 def queries_complete(round_dir: str | os.PathLike) -> bool:

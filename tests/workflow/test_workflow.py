@@ -348,6 +348,51 @@ def test_a_moved_project_plans_nothing(project, built, tmp_path):
     assert "Nothing to be done" in out, out[-3000:]
 
 
+def _round_results(folder: Path) -> dict[str, bytes]:
+    """Every evaluation, budget report and mask of the runs, and the report's metrics."""
+    files = [folder / f"results/{BENCH}/metrics.json"]
+    for pattern in ("eval.json", "budget.json", "masks/**/*.png"):
+        files += folder.glob(f"runs/{BENCH}/**/{pattern}")
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(files)}
+
+
+def test_a_person_in_the_loop_gets_the_simulated_results(project, built, tmp_path):
+    """annotator: human on the tiny grid: the workflow stops after round 1's acquisition with the
+    line that names the round and the commands; a scripted annotator answers each waiting round
+    with the ground truth through `halo import-labels`, and the rerun finishes with the simulated
+    oracle's results byte for byte (every eval.json, budget.json and mask, and metrics.json)."""
+    from halo.acquisition.queries import waiting_rounds
+    from tests.acquisition import scripted
+
+    human = copy_project(tmp_path / "human")
+    grid = "configs/test/human.yaml"
+    cmd = ["snakemake", f"results/{BENCH}/", "--cores", "2", "--configfile", grid]
+    first = run(cmd, human, check=False)
+    assert first.returncode != 0
+    waiting = waiting_rounds(human / "runs")
+    assert waiting and all(r.name == "round1" for r in waiting)
+    assert not list(human.glob(f"runs/{BENCH}/*/*/*/seed0/round*/budget.json"))
+    assert "waits for labels" in first.stderr  # the job's line
+    for folder in waiting:  # ... and onerror's list of every waiting round
+        assert f"halo annotate {folder.relative_to(human)}" in first.stderr
+    assert "MissingInputException" not in first.stderr
+    truth = scripted.ground_truth(human / "data/synth", (32, 64))
+    imported = 0
+    for _ in range(6):
+        for folder in waiting_rounds(human / "runs"):
+            labels = tmp_path / "labels" / folder.relative_to(human)
+            scripted.answer(folder, truth, labels)
+            run(["halo", "import-labels", str(folder.relative_to(human)), str(labels)], human)
+            imported += 1
+        if run(cmd, human, check=False).returncode == 0:
+            break
+    assert imported == 4  # two runs of two rounds
+    assert not waiting_rounds(human / "runs")
+    assert _round_results(human) == _round_results(project)
+    dry = run([*cmd, "-n"], human)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
 def test_a_snakemake_only_run_is_recorded_for_dvc_with_dvc_commit(project, built):
     """After `snakemake` alone DVC has no lock and calls everything changed; `dvc commit -f`
     records what Snakemake made (README, "Set-up") without running anything."""

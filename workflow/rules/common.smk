@@ -11,6 +11,7 @@ from functools import cache
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from halo.acquisition.queries import MANIFEST_FILE, waiting_rounds
 from halo.acquisition.rounds import BLOCKED_FILE, BUDGET_FILE, LABELLED_FILE, MASKS_DIR
 from halo.config import BENCHMARKS, ConfigError, check_data, load_run
 from halo.devices import visible_gpus
@@ -71,6 +72,30 @@ if unknown:
     raise WorkflowError(
         f"config benchmarks: unknown {', '.join(unknown)}; valid: {', '.join(BENCHMARKS)}"
     )
+
+
+
+def _one_of(names):
+    """A wildcard regex matching exactly `names` (nothing when empty)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+# Who labels each benchmark's regions: rule acquire (the simulated oracle, the round completes in
+# the job) or acquire_queries + labels (a person: the round waits for `halo import-labels`).
+HUMAN = [b for b, spec in config["benchmarks"].items() if spec.get("annotator") == "human"]
+SIMULATED_BENCH = _one_of(b for b in config["benchmarks"] if b not in HUMAN)
+HUMAN_BENCH = _one_of(HUMAN)
+
+
+def waiting_message():
+    """Rounds whose queries wait for labels, and what to run next (printed by onerror)."""
+    rounds = waiting_rounds(RUNS_ROOT)
+    if not rounds:
+        return ""
+    lines = [f"{len(rounds)} round(s) wait for labels. Label each in the browser or import labels:"]
+    lines += [f"    halo annotate {r}    # or: halo import-labels {r} FOLDER_OR_CVAT_ZIP" for r in rounds]
+    lines.append("then run the same snakemake command again.")
+    return "\n".join(lines)
 
 
 # --- the grid -------------------------------------------------------------------------------

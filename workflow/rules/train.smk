@@ -53,6 +53,8 @@ rule supervised:
 
 
 rule acquire:
+    wildcard_constraints:
+        bench=SIMULATED_BENCH,
     input:
         model=get_previous_model,
         prev=get_previous_round,
@@ -76,6 +78,63 @@ rule acquire:
     shell:
         "{params.halo} acquire {params.args} --checkpoint {input.model} --round {wildcards.round} "
         "{params.prev} --out $(dirname {output.budget}) > {log} 2>&1"
+
+
+# A person labels the regions (annotator: human): the acquisition writes the round's queries,
+# and the round's masks and budget.json come from the labels the person imports (`halo annotate`
+# or `halo import-labels`, which write answers/, the masks and budget.json). Rule labels then has
+# nothing to do; without labels it stops the workflow with one line naming the round and the
+# commands to run (and onerror lists every waiting round). It reruns `halo complete-round`, which
+# rebuilds the masks from answers/, whenever the queries change.
+rule acquire_queries:
+    wildcard_constraints:
+        bench=HUMAN_BENCH,
+    input:
+        model=get_previous_model,
+        prev=get_previous_round,
+        cfg=get_run_config,
+    output:
+        manifest=f"{ROUND_DIR}/{MANIFEST_FILE}",
+        blocked=f"{ROUND_DIR}/{BLOCKED_FILE}",
+        labelled=f"{ROUND_DIR}/{LABELLED_FILE}",
+    log:
+        "logs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/acquire.log",
+    params:
+        halo=HALO,
+        args=lambda w: run_args(round_run(w)),
+        prev=lambda w, input: f"--prev $(dirname {input.prev[0]})" if input.prev else "",
+    threads: THREADS
+    resources:
+        gpu=GPU_UNIT,
+    conda:
+        ENV
+    shell:
+        "{params.halo} acquire {params.args} --checkpoint {input.model} --round {wildcards.round} "
+        "{params.prev} --annotator human --out $(dirname {output.blocked}) > {log} 2>&1"
+
+
+rule labels:
+    wildcard_constraints:
+        bench=HUMAN_BENCH,
+    input:
+        manifest=f"{ROUND_DIR}/{MANIFEST_FILE}",
+    output:
+        budget=f"{ROUND_DIR}/{BUDGET_FILE}",
+        masks=directory(f"{ROUND_DIR}/{MASKS_DIR}"),
+    log:
+        "logs/{bench}/{backbone}/{method}/{budget}/seed{seed}/round{round}/labels.log",
+    params:
+        halo=HALO_CLI,
+    conda:
+        ENV
+    shell:
+        # the one line that says what to run next goes to the terminal too
+        "{params.halo} complete-round $(dirname {output.budget}) > {log} 2>&1 "
+        "|| {{ cat {log} >&2; exit 2; }}"
+
+
+localrules:
+    labels,
 
 
 rule train_round:

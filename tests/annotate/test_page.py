@@ -1,0 +1,197 @@
+"""The labelling page in a real browser (headless Chromium through selenium): regions labelled
+with the palette and the number keys, one pixel clicked in the magnified view, undo, a reload
+mid-way that loses nothing, and the finish whose imported masks are exactly what was set."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from halo.acquisition.queries import draft_path, read_manifest
+from halo.acquisition.rounds import BUDGET_FILE, mask_path, read_mask
+from halo.annotate import serve
+from tests.annotate.conftest import free_port, region_masks
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+TIMEOUT = 15  # seconds any one wait may take
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium with the system's chromedriver (selenium never downloads a driver)."""
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1400,1000")
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def served(round_dir):
+    """``serve`` of the round in a thread: yields (url, the thread's result)."""
+    port, result = free_port(), {}
+    thread = threading.Thread(
+        target=lambda: result.update(code=serve(round_dir, port=port)), daemon=True
+    )
+    thread.start()
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "api/manifest", timeout=5).close()
+            break
+        except OSError:
+            threading.Event().wait(0.05)
+    yield url, result, thread
+    thread.join(timeout=TIMEOUT)
+
+
+def _wait(driver, condition, what: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, TIMEOUT).until(lambda d: condition(d), message=what)
+
+
+def _settled(driver) -> None:
+    """Until the page is idle: loaded, no image loading, every change saved."""
+
+    def idle(d) -> bool:
+        body = d.find_element("tag name", "body")
+        state = d.find_element("id", "status").get_attribute("data-state")
+        if state == "error":
+            raise AssertionError(d.find_element("id", "status").text)
+        ready = body.get_attribute("data-ready") == "true"
+        return ready and body.get_attribute("data-busy") == "false" and state == "saved"
+
+    _wait(driver, idle, "the page to settle")
+
+
+def _position(driver) -> tuple[int, int]:
+    body = driver.find_element("tag name", "body")
+    return int(body.get_attribute("data-image")), int(body.get_attribute("data-region"))
+
+
+def _left(driver) -> int:
+    return int(driver.find_element("id", "progress").get_attribute("data-left"))
+
+
+def test_label_reload_and_finish_in_a_browser(browser, served, round_dir):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    url, result, thread = served
+    entries = read_manifest(round_dir)
+    regions = region_masks(round_dir)
+    expected = {e["id"]: np.full(e["size"], 255, np.uint8) for e in entries}
+
+    def label(value: int) -> None:  # what a class key or button does to the current region
+        image, region = _position(browser)
+        mask = regions[entries[image]["id"]][region] & (expected[entries[image]["id"]] == 255)
+        expected[entries[image]["id"]][mask] = value
+
+    def key(*keys: str) -> None:
+        chain = ActionChains(browser)
+        if keys[0] == Keys.SHIFT:
+            chain.key_down(Keys.SHIFT).send_keys(keys[1]).key_up(Keys.SHIFT)
+        else:
+            chain.send_keys(*keys)
+        chain.perform()
+
+    browser.get(url)
+    _settled(browser)
+    assert _position(browser) == (0, 0) and _left(browser) == 7
+    assert browser.find_element(By.ID, "progress").text == "7 regions left (2 images)"
+    palette = browser.find_elements(By.CSS_SELECTOR, "#palette button")
+    assert len(palette) == 20 and palette[-1].get_attribute("data-class") == "255"
+
+    label(0)  # image a, region 1: the palette button "road"
+    browser.find_element(By.CSS_SELECTOR, '#palette button[data-class="0"]').click()
+    _settled(browser)
+    assert _position(browser) == (0, 1) and _left(browser) == 6
+    label(1)  # region 2: key 2 = sidewalk
+    key("2")
+    _settled(browser)
+    assert _position(browser) == (0, 2)
+    key("3")  # region 3: building; image a is done: on to image b
+    _settled(browser)
+    assert _position(browser) == (1, 0) and _left(browser) == 4
+    browser.find_element(By.ID, "undo").click()  # back to image a, region 3: unlabelled again
+    _settled(browser)
+    assert _position(browser) == (0, 2) and _left(browser) == 5
+    label(9)  # key 0 = the 10th class (terrain); image a is done: on to image b
+    key("0")
+    _settled(browser)
+    assert _position(browser) == (1, 0) and _left(browser) == 4
+
+    progress = browser.find_element(By.ID, "progress").text
+    draft = draft_path(round_dir, "city/img_a").read_text()
+    assert json.loads(draft)["labels"].count(None) == 0
+    browser.refresh()  # a reload mid-way loses nothing, and comes back to the same place
+    _settled(browser)
+    assert browser.find_element(By.ID, "progress").text == progress == "4 regions left (1 image)"
+    assert _position(browser) == (1, 0)
+    assert draft_path(round_dir, "city/img_a").read_text() == draft
+    assert not draft_path(round_dir, "img_b").exists()
+
+    # image b, region 1: its centre pixel clicked with the brush "car", the rest: key 9
+    Select(browser.find_element(By.ID, "brush")).select_by_value("13")
+    zoom = browser.find_element(By.ID, "canvas-zoom")
+    r0, c0, scale = (int(zoom.get_attribute(f"data-{k}")) for k in ("r0", "c0", "scale"))
+    row, col = entries[1]["regions"][0]["centre"]
+    x = (col - c0 + 0.5) * scale - zoom.size["width"] / 2
+    y = (row - r0 + 0.5) * scale - zoom.size["height"] / 2
+    ActionChains(browser).move_to_element_with_offset(zoom, int(x), int(y)).click().perform()
+    _settled(browser)
+    expected["img_b"][row, col] = 13
+    assert _position(browser) == (1, 0)  # a single pixel does not move on
+    assert json.loads(draft_path(round_dir, "img_b").read_text())["labels"].count(13) == 1
+    label(8)
+    key("9")
+    _settled(browser)
+    label(255)  # region 2 (clipped at the border): unsure
+    key("u")
+    _settled(browser)
+    label(11)  # region 3: Shift+2 = the 12th class (person)
+    key(Keys.SHIFT, "2")
+    _settled(browser)
+    assert _position(browser) == (1, 3) and _left(browser) == 1  # region 4 stays unlabelled
+
+    browser.find_element(By.ID, "finish").click()
+    alert = _wait(browser, lambda d: d.switch_to.alert, "the confirmation")
+    assert "1 region still has unlabelled pixels" in alert.text
+    alert.accept()
+    _wait(
+        browser,
+        lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "finished",
+        "the import",
+    )
+    summary = browser.find_element(By.ID, "summary").text
+    thread.join(timeout=TIMEOUT)
+    assert not thread.is_alive() and result == {"code": 0}  # the server stopped by itself
+    answered = sum(int((a != 255).sum()) for a in expected.values())
+    assert f"{answered} of 52 queried pixels labelled" in summary
+    for image_id, answer in expected.items():
+        assert np.array_equal(read_mask(mask_path(round_dir, image_id)), answer), image_id
+    assert (round_dir / BUDGET_FILE).is_file()
+    assert (expected["img_b"] == 13).sum() == 1 and (expected["img_b"] == 11).sum() == 8
+
+
+def test_the_page_needs_nothing_from_the_network():
+    static = Path(__file__).parents[2] / "halo" / "annotate" / "static"
+    for path in static.iterdir():
+        text = path.read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
