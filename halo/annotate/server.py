@@ -246,7 +246,7 @@ def create_app(
     @app.get("/api/images/<int:index>/image.png")
     def image_png(index: int):
         path = query_path(state.round_dir, state.entry(index)["id"], "images")
-        return send_file(path, mimetype="image/png", max_age=0)
+        return send_file(path.resolve(), mimetype="image/png", max_age=0)
 
     @app.put("/api/images/<int:index>/draft")
     def save_draft(index: int):

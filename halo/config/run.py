@@ -10,6 +10,7 @@ every grid cell at parse time.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from halo.acquisition.methods import METHODS, MethodPreset
-from halo.config.benchmarks import Benchmark, get_benchmark
+from halo.config.benchmarks import Benchmark, DatasetSpec, get_benchmark
 from halo.config.errors import ConfigError
 from halo.config.schema import Config, to_dict
 from halo.data.labels import ClassProtocol, get_protocol
@@ -140,6 +141,7 @@ def resolve(cfg: Config) -> Run:
             check_input_size(cfg.backbone, *size)
         except ValueError as err:
             raise ConfigError(f"{what} {list(size)} (benchmark {bench.name}): {err}") from None
+    bench = _with_folders(bench, cfg)
     a = cfg.active
     return Run(
         config=cfg,
@@ -156,6 +158,21 @@ def resolve(cfg: Config) -> Run:
     )
 
 
+def _with_folders(bench: Benchmark, cfg: Config) -> Benchmark:
+    """The benchmark with its target pool and/or validation set replaced by folder datasets
+    (``target_data``, ``val_data``: a folder under ``data_root``, or an absolute path;
+    :mod:`halo.data.folder`)."""
+    changes = {
+        which: DatasetSpec("folder", path, "all")
+        for which, path in (("target", cfg.target_data), ("val", cfg.val_data))
+        if path is not None
+    }
+    for which, spec in changes.items():
+        if not spec.folder.strip():
+            raise ConfigError(f"{which}_data: expected a folder dataset's path, got ''")
+    return dataclasses.replace(bench, **changes) if changes else bench
+
+
 def check_data(run: Run) -> None:
     """Fail at once, naming every missing folder and where to get the data, if the benchmark's
     datasets are not under the data root in their official layouts."""
@@ -168,13 +185,22 @@ def check_data(run: Run) -> None:
         gone = [p for p in gone if p not in missing]
         if gone:
             missing += gone
-            how.append(LAYOUTS[spec.dataset][1])
+            how.append(None if bench.synthetic and spec.dataset != "folder" else spec.dataset)
+    if not missing:
+        for spec in (bench.target, bench.val):  # a folder dataset's classes.yaml, at once
+            if spec.dataset == "folder":
+                from halo.data.folder import label_table
+
+                try:
+                    label_table(root / spec.folder, run.protocol)
+                except ValueError as err:
+                    raise ConfigError(f"{spec.folder}: {err}") from None
     if missing:
-        hint = (
-            f"Write it with `halo synth --out {root}`"
-            if bench.synthetic
-            else "Get " + "; ".join(dict.fromkeys(how)) + f", and put or symlink it under {root}"
-        )
+        real = [LAYOUTS[d][1] for d in dict.fromkeys(how) if d is not None]
+        hint = f"Write it with `halo synth --out {root}`" if None in how else ""
+        if real:
+            hint += ("; g" if hint else "G") + "et " + "; ".join(real)
+            hint += f", and put or symlink it under {root}"
         raise ConfigError(
             f"benchmark {bench.name}: data missing under data_root {root}: "
             + ", ".join(str(p) for p in missing)

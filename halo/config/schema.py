@@ -78,6 +78,8 @@ class Config:
 
     benchmark: str = "synth-gta2cs"
     data_root: str | None = None
+    target_data: str | None = None
+    val_data: str | None = None
     source_size: tuple[int, int] | None = None
     target_size: tuple[int, int] | None = None
     backbone: str = "deeplabv3plus-r18"

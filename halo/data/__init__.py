@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING
 
-from halo.data import acdc, cityscapes, gta5, synthia
+from halo.data import acdc, cityscapes, folder, gta5, synthia
 from halo.data.layout import DataError
 from halo.registry import Registry
 
@@ -37,7 +37,13 @@ __all__ = [
 #: Dataset name → its module (``LAYOUT`` and ``samples``), in the benchmark's order.
 DATASETS: Registry[ModuleType] = Registry(
     "dataset",
-    [("gta5", gta5), ("cityscapes", cityscapes), ("synthia", synthia), ("acdc", acdc)],
+    [
+        ("gta5", gta5),
+        ("cityscapes", cityscapes),
+        ("synthia", synthia),
+        ("acdc", acdc),
+        ("folder", folder),
+    ],
     ordered=True,
 )
 
@@ -74,7 +80,8 @@ def build_dataset(
     """Build dataset ``name`` from ``root`` in its official layout.
 
     Args:
-        name: ``gta5``, ``cityscapes``, ``synthia`` or ``acdc``.
+        name: ``gta5``, ``cityscapes``, ``synthia``, ``acdc`` or ``folder`` (your own images,
+            :mod:`~halo.data.folder`).
         root: the dataset's top folder (e.g. ``data/cityscapes`` holding ``leftImg8bit/``).
         split: split name (``train``, ``val``, ``test``; ``all`` for GTAV/SYNTHIA).
         size: optional (height, width) to resize to.
@@ -91,13 +98,18 @@ def build_dataset(
         raise DataError(f"{name}: data root {root} does not exist (expected a folder)")
     samples = module.samples(root, split, **options)
     from halo.data.dataset import SegmentationDataset
+    from halo.data.labels import get_protocol
 
     layout = module.LAYOUT
+    table = None  # a folder dataset's label ids come from its classes.yaml
+    if hasattr(module, "label_table"):
+        table = module.label_table(root, get_protocol(protocol))
     return SegmentationDataset(
         layout.name,
         samples,
         label_reader=layout.read_label,
         raw_ids=layout.name,
+        table=table,
         where=str(layout.image_folder(root, split)),
         size=size,
         protocol=protocol,

@@ -44,6 +44,7 @@ class SegmentationDataset(Dataset):
         protocol: str = "cityscapes19",
         size: tuple[int, int] | None = None,
         where: str = "",
+        table: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         if not samples:
             raise DataError(f"{name}: no images found{' under ' + where if where else ''}")
@@ -56,8 +57,11 @@ class SegmentationDataset(Dataset):
         self.size = size
         self.protocol = label_tables.get_protocol(protocol)
         self._label_reader = label_reader
-        self._lut = label_tables.id_to_train_id(raw_ids, protocol)
-        self._known = label_tables.known_ids(raw_ids)
+        if table is None:  # the official datasets' label tables
+            self._lut = label_tables.id_to_train_id(raw_ids, protocol)
+            self._known = label_tables.known_ids(raw_ids)
+        else:  # (lut, known) of a folder dataset's classes.yaml
+            self._lut, self._known = table
 
     @property
     def ids(self) -> list[str]:

@@ -245,3 +245,18 @@ def test_the_command_exits_2_without_queries_and_1_on_a_busy_port(round_dir, tmp
         assert main(["annotate", str(round_dir), "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_round_named_relative_to_the_working_directory_serves_its_images(
+    round_dir, monkeypatch
+):
+    """`halo annotate runs/.../round1`: files are found from the working directory, not from the
+    package's folder (Flask's root)."""
+    from halo.acquisition.queries import query_path
+
+    monkeypatch.chdir(round_dir.parent)
+    client = _client(Path(round_dir.name))
+    for index, entry in enumerate(read_manifest(round_dir)):
+        response = client.get(f"/api/images/{index}/image.png")
+        assert response.status_code == 200
+        assert response.data == query_path(round_dir, entry["id"], "images").read_bytes()

@@ -351,8 +351,8 @@ def test_a_moved_project_plans_nothing(project, built, tmp_path):
 def _round_results(folder: Path) -> dict[str, bytes]:
     """Every evaluation, budget report and mask of the runs, and the report's metrics."""
     files = [folder / f"results/{BENCH}/metrics.json"]
-    for pattern in ("eval.json", "budget.json", "masks/**/*.png"):
-        files += folder.glob(f"runs/{BENCH}/**/{pattern}")
+    for pattern in ("eval.json", "budget.json", "round*/masks/**/*.png"):
+        files += folder.glob(f"runs/{BENCH}/**/{pattern}")  # (not the queries' masks)
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(files)}
 
 
