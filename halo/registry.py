@@ -21,6 +21,7 @@ BACKBONES      ``halo.models.presets``               encoder + decoder presets
 HEADS          ``halo.models.presets`` (lazy)        head classes of ``halo.models.heads``
 METHODS        ``halo.acquisition.methods``          method presets (model, radii)
 STRATEGIES     ``halo.acquisition.strategies``       strategy classes (the scores)
+ANNOTATORS     ``halo.acquisition.annotators``       who labels a round (simulated, human)
 ============== ===================================== =========================================
 """
 

@@ -247,9 +247,7 @@ def test_the_command_exits_2_without_queries_and_1_on_a_busy_port(round_dir, tmp
     assert f"cannot listen on 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_round_named_relative_to_the_working_directory_serves_its_images(
-    round_dir, monkeypatch
-):
+def test_a_round_named_relative_to_the_working_directory_serves_its_images(round_dir, monkeypatch):
     """`halo annotate runs/.../round1`: files are found from the working directory, not from the
     package's folder (Flask's root)."""
     from halo.acquisition.queries import query_path
