@@ -157,6 +157,8 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{what} {path} is not valid JSON: {err}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path} is not valid JSON: not UTF-8 text") from None

@@ -36,6 +36,12 @@ class Simulated:
 
         ``label`` is the int ground truth ``[H, W]`` in ``[0, 255]`` (255 = ignore).
         """
+        label = np.asarray(label)
+        if label.size and (int(label.min()) < 0 or int(label.max()) > UNLABELLED):
+            raise ValueError(
+                f"simulated annotator: label values must be in [0, 255], got "
+                f"[{label.min()}, {label.max()}]"
+            )
         return np.where(query, label, UNLABELLED).astype(np.uint8)
 
 

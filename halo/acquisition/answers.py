@@ -18,6 +18,7 @@ then writes ``answers/``, and :func:`complete_round` writes the masks and ``budg
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import numpy as np
 from halo.acquisition.queries import (
     ANSWERS_DIR,
     ANSWERS_REPORT,
+    PENDING_FILE,
     LabelsError,
     LazyAnswers,
     answer_path,
@@ -156,13 +158,13 @@ def read_answers(
         except (ValueError, FileNotFoundError) as err:
             raise LabelsError(str(err)) from None
         if lut is not None:
-            known = raw < len(lut) - 1
+            known = (raw < len(lut) - 1) | (raw == UNLABELLED)
             if not known.all():
                 raise LabelsError(
                     f"labels {path}: unknown Cityscapes labelId {int(raw[~known][0])} (expected "
-                    "0..33)"
+                    "0..33, or 255 for not labelled)"
                 )
-            raw = lut[raw]
+            raw = lut[np.minimum(raw, len(lut) - 1)]  # 255 -> the last slot: not labelled
         return raw
 
     return LazyAnswers([e["id"] for e in entries], load)
@@ -203,7 +205,7 @@ def import_answers(
             written then.
     """
     round_dir = Path(round_dir)
-    entries = read_manifest(round_dir)
+    entries, _budget, prev = _round_plan(round_dir)
     ids = {e["id"] for e in entries}
     unknown = sorted(set(answers) - ids)
     if unknown:
@@ -215,14 +217,46 @@ def import_answers(
     def checked(entry: dict) -> np.ndarray:
         where = f"labels for {entry['id']!r} ({origin})"
         query = read_query(round_dir, entry)
-        return check_answer(answers[entry["id"]], query, len(entry["classes"]), where)
+        answer = check_answer(answers[entry["id"]], query, len(entry["classes"]), where)
+        _prev_mask(prev, entry["id"], query.shape)  # the previous round's mask is usable too
+        return answer
 
     for entry in entries:  # every answer checked (one at a time) before anything is written
         checked(entry)
     (round_dir / BUDGET_FILE).unlink(missing_ok=True)  # the round is incomplete from here on
+    shutil.rmtree(round_dir / ANSWERS_DIR, ignore_errors=True)  # no mix of old and new answers
     for entry in entries:
         write_png(answer_path(round_dir, entry["id"]), checked(entry))
     return complete_round(round_dir, origin=origin)
+
+
+def _round_plan(round_dir: Path) -> tuple[list[dict], BudgetReport, Path | None]:
+    """A waiting round's queries, the budget report it will publish and the previous round's
+    folder (``pending.json`` stores it relative to the round folder), all checked."""
+    entries = read_manifest(round_dir)
+    pending = read_pending(round_dir)
+    try:
+        budget = BudgetReport.from_dict(pending["budget"])
+    except (TypeError, ValueError) as err:
+        raise LabelsError(f"{round_dir / PENDING_FILE}: not a budget report ({err})") from None
+    prev = pending.get("prev")
+    if prev is not None and not isinstance(prev, str):
+        raise LabelsError(f"{round_dir / PENDING_FILE}: 'prev' must be a folder name")
+    return entries, budget, None if prev is None else round_dir / prev
+
+
+def _prev_mask(prev: Path | None, image_id: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The previous round's mask of an image (``None`` in round 1), of the query's size."""
+    if prev is None:
+        return None
+    path = mask_path(prev, image_id)
+    try:
+        mask = read_mask(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise LabelsError(f"previous round: {err}") from None
+    if mask.shape != tuple(shape):
+        raise LabelsError(f"mask {path} is {list(mask.shape)}, the queried image is {list(shape)}")
+    return mask
 
 
 def complete_round(round_dir: str | os.PathLike, *, origin: str | None = None) -> BudgetReport:
@@ -230,15 +264,14 @@ def complete_round(round_dir: str | os.PathLike, *, origin: str | None = None) -
 
     Raises:
         FileNotFoundError: the round has no queries, or no answers yet (:func:`waiting_message`).
-        LabelsError: an answer file fails :func:`check_answer`.
+        LabelsError: an answer file fails :func:`check_answer`; the pending report or a
+            previous mask is unusable (checked before any mask is written).
     """
     round_dir = Path(round_dir)
-    entries = read_manifest(round_dir)
-    pending = read_pending(round_dir)
+    entries, budget, prev = _round_plan(round_dir)
     missing = [e["id"] for e in entries if not answer_path(round_dir, e["id"]).is_file()]
     if missing:
         raise FileNotFoundError(waiting_message(round_dir, len(missing), len(entries)))
-    prev = None if pending.get("prev") is None else Path(pending["prev"])
 
     def merged(entry: dict) -> tuple[np.ndarray, np.ndarray]:
         """(query, the round's mask) of one image, its answer and previous mask checked."""
@@ -249,24 +282,13 @@ def complete_round(round_dir: str | os.PathLike, *, origin: str | None = None) -
         except ValueError as err:
             raise LabelsError(str(err)) from None
         answer = check_answer(raw, query, len(entry["classes"]), str(path))
-        prev_mask = None
-        if prev is not None:
-            prev_mask = read_mask(mask_path(prev, entry["id"]))
-            if prev_mask.shape != query.shape:
-                raise LabelsError(
-                    f"mask {mask_path(prev, entry['id'])} is {list(prev_mask.shape)}, the "
-                    f"queried image is {list(query.shape)}"
-                )
-        return query, merge_answer(prev_mask, query, answer)
+        return query, merge_answer(_prev_mask(prev, entry["id"], query.shape), query, answer)
 
     counts = {"queried": 0, "unanswered": 0}
     for entry in entries:  # every check before the first mask is written (one image at a time)
         query, mask = merged(entry)
         counts["queried"] += int(query.sum())
         counts["unanswered"] += int((query & (mask == UNLABELLED)).sum())
-    (round_dir / BUDGET_FILE).unlink(missing_ok=True)
-    for entry in entries:
-        write_png(mask_path(round_dir, entry["id"]), merged(entry)[1])
     report = {
         "images": len(entries),
         "pixels_queried": counts["queried"],
@@ -274,11 +296,14 @@ def complete_round(round_dir: str | os.PathLike, *, origin: str | None = None) -
         "pixels_unanswered": counts["unanswered"],
     }
     if origin is None and (round_dir / ANSWERS_REPORT).is_file():  # a re-completion keeps it
-        origin = read_json(round_dir / ANSWERS_REPORT, "answers report").get("origin")
+        before = read_json(round_dir / ANSWERS_REPORT, "answers report")
+        origin = before.get("origin") if isinstance(before, dict) else None
     if origin is not None:
         report["origin"] = origin
+    (round_dir / BUDGET_FILE).unlink(missing_ok=True)
+    for entry in entries:
+        write_png(mask_path(round_dir, entry["id"]), merged(entry)[1])
     write_json(round_dir / ANSWERS_REPORT, report)
-    budget = BudgetReport.from_dict(pending["budget"])
     write_budget(round_dir, budget)  # last: the round is complete
     return budget
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -127,46 +128,58 @@ def _parse_labelmap(text: str, where: str, classes: list[dict]) -> list[tuple[st
     return rows
 
 
+_ZIP_ERRORS = (OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError)
+
+
 def read_zip(path: str | os.PathLike, entries: list[dict]) -> LazyAnswers:
     """The answers in a CVAT "Segmentation mask 1.1" zip: image id → uint8 ``[H, W]`` train ids
-    (each mask decoded when looked up).
+    (each mask decoded when looked up; the zip stays open while the answers are read).
+
+    Member names written on Windows (``\\``) are read as ``/``. A single-channel mask is read as
+    label indices into ``labelmap.txt`` when its values fit, else as grey colours (an optimiser
+    may store an all-grey RGB mask as one channel).
 
     Raises:
-        LabelsError: not a zip, no ``labelmap.txt``, an unknown label or colour, a missing or
-            extra class mask, a mask of another size (each naming the zip member).
+        LabelsError: not a zip, a corrupt or encrypted member, no ``labelmap.txt``, an unknown
+            label or colour, a missing or extra class mask, a mask of another size (each naming
+            the zip member).
     """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
         zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as err:
+        members = {n.replace("\\", "/"): n for n in zf.namelist()}
+    except _ZIP_ERRORS as err:
         raise LabelsError(f"labels {path}: not a readable zip ({err})") from None
-    with zf:
-        names = set(zf.namelist())
-        if "labelmap.txt" not in names:
+
+    def read(name: str) -> bytes:
+        try:
+            return zf.read(members[name])
+        except _ZIP_ERRORS as err:
+            raise LabelsError(f"labels {path}:{name}: unreadable zip member ({err})") from None
+
+    if "labelmap.txt" not in members:
+        raise LabelsError(f"labels {path}: no labelmap.txt (a CVAT 'Segmentation mask 1.1' zip)")
+    classes = entries[0]["classes"] if entries else []
+    rows = _parse_labelmap(
+        read("labelmap.txt").decode("utf-8", "replace"), f"{path}:labelmap.txt", classes
+    )
+    lut = {r[1]: r[2] for r in rows}
+    wanted = {f"SegmentationClass/{e['id']}.png" for e in entries}
+    extra = sorted(
+        n
+        for n in members
+        if n.startswith("SegmentationClass/") and n.endswith(".png") and n not in wanted
+    )
+    if extra:
+        raise LabelsError(f"labels {path}:{extra[0]}: no queried image has this id")
+    for entry in entries:  # every mask present before any is decoded
+        member = f"SegmentationClass/{entry['id']}.png"
+        if member not in members:
             raise LabelsError(
-                f"labels {path}: no labelmap.txt (a CVAT 'Segmentation mask 1.1' zip)"
+                f"labels {path}:{member}: missing (image {entry['id']!r} was queried)"
             )
-        classes = entries[0]["classes"] if entries else []
-        rows = _parse_labelmap(
-            zf.read("labelmap.txt").decode("utf-8", "replace"), f"{path}:labelmap.txt", classes
-        )
-        lut = {r[1]: r[2] for r in rows}
-        wanted = {f"SegmentationClass/{e['id']}.png" for e in entries}
-        extra = sorted(
-            n
-            for n in names
-            if n.startswith("SegmentationClass/") and n.endswith(".png") and n not in wanted
-        )
-        if extra:
-            raise LabelsError(f"labels {path}:{extra[0]}: no queried image has this id")
-        for entry in entries:  # every mask present before any is decoded
-            member = f"SegmentationClass/{entry['id']}.png"
-            if member not in names:
-                raise LabelsError(
-                    f"labels {path}:{member}: missing (image {entry['id']!r} was queried)"
-                )
     sizes = {e["id"]: list(e["size"]) for e in entries}
     to_id = np.array([r[2] for r in rows], np.uint8)
 
@@ -174,22 +187,25 @@ def read_zip(path: str | os.PathLike, entries: list[dict]) -> LazyAnswers:
         member = f"SegmentationClass/{image_id}.png"
         where = f"{path}:{member}"
         try:
-            with zipfile.ZipFile(path) as zf, Image.open(io.BytesIO(zf.read(member))) as img:
+            with Image.open(io.BytesIO(read(member))) as img:
                 if [img.height, img.width] != sizes[image_id]:
                     raise LabelsError(
                         f"labels {where}: {[img.height, img.width]}, the queried image is "
                         f"{sizes[image_id]}"
                     )
-                if img.mode in ("L", "I", "I;16"):  # one channel: an index into labelmap.txt
+                if img.mode in ("L", "I", "I;16"):  # one channel
                     index = np.asarray(img, dtype=np.int64)
-                    if index.max(initial=0) >= len(rows):
+                    if index.max(initial=0) < len(rows):  # label indices into labelmap.txt
+                        return to_id[index]
+                    if index.max(initial=0) > 255:
                         raise LabelsError(
                             f"labels {where}: label index {int(index.max())} but labelmap.txt "
                             f"has {len(rows)} labels"
                         )
-                    return to_id[index]
-                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (OSError, UnidentifiedImageError, SyntaxError, zipfile.BadZipFile) as err:
+                    rgb = np.repeat(index.astype(np.uint8)[..., None], 3, axis=2)  # grey colours
+                else:
+                    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as err:
             raise LabelsError(f"labels {where}: not a readable PNG ({err})") from None
         wide = rgb.astype(np.int64)
         packed = (wide[..., 0] << 16) | (wide[..., 1] << 8) | wide[..., 2]

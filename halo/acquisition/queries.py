@@ -99,6 +99,9 @@ class LazyAnswers(Mapping):
             raise KeyError(image_id)
         return self._load(image_id)
 
+    def __contains__(self, image_id: object) -> bool:  # without reading the image
+        return image_id in self._known
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._ids)
 
@@ -268,10 +271,10 @@ class QueryWriter:
 
     def finish(self, pending: dict, prev_dir: str | os.PathLike | None) -> Path:
         """Write ``pending.json`` and then the manifest (last: the queries are complete)."""
-        write_json(
-            self.round_dir / PENDING_FILE,
-            {"budget": pending, "prev": None if prev_dir is None else str(prev_dir)},
-        )
+        prev = None  # relative to this round: the pair moves together, any working directory
+        if prev_dir is not None:
+            prev = os.path.relpath(Path(prev_dir).resolve(), self.round_dir.resolve())
+        write_json(self.round_dir / PENDING_FILE, {"budget": pending, "prev": prev})
         path = self.round_dir / MANIFEST_FILE
         with atomic_open(path, "w") as fh:
             fh.write("".join(line + "\n" for line in self.lines))
@@ -298,13 +301,19 @@ def read_manifest(round_dir: str | os.PathLike) -> list[dict]:
             "`halo acquire ... --annotator human`)"
         )
     entries, seen = [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text (a queries manifest is JSON lines)") from None
+    for number, line in enumerate(text.splitlines(), 1):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{number}: not a JSON object ({err.msg})") from None
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(entry).__name__}")
         bad = [k for k, t in _ENTRY_KEYS.items() if not isinstance(entry.get(k), t)]
-        if not isinstance(entry, dict) or bad:
+        if bad:
             raise ValueError(f"{path}:{number}: expected a query entry, missing or bad {bad}")
         if entry["id"] in seen:
             raise ValueError(f"{path}:{number}: image {entry['id']!r} appears twice")

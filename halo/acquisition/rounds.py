@@ -126,7 +126,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
                     f"mask {path}: expected a single-channel 8-bit PNG, got mode {img.mode}"
                 )
             return np.asarray(img, dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as err:
         raise ValueError(f"mask {path}: not a readable PNG ({err})") from None
 
 

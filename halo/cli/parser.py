@@ -21,6 +21,16 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
+    return port
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -191,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         "like `halo import-labels` and completes the round; the server then exits.",
     )
     queried_round(p)
-    p.add_argument("--port", type=int, default=8321, help="port on 127.0.0.1 (default 8321)")
+    p.add_argument("--port", type=_port, default=8321, help="port on 127.0.0.1 (default 8321)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     p.set_defaults(func=commands.cmd_annotate)
 

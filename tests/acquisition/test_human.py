@@ -358,3 +358,79 @@ def test_merge_over_rounds_is_the_cumulative_label_mask(height, width, seed):
         mask = merge_answer(mask, new, answer)
         shown |= new
         assert np.array_equal(mask, label_mask(shown, label))
+
+
+# --- review fixes: paths, broken files, zips from other systems --------------------------------
+
+
+def test_rounds_are_found_from_any_working_directory(rounds, tmp_path, monkeypatch):
+    """pending.json names the previous round relative to the round: acquire with relative paths
+    in one folder, import from another."""
+    work = tmp_path / "work"
+    shutil.copytree(rounds["base"] / "hum1", work / "r1")
+    scripted.answer(work / "r1", rounds["truth"], tmp_path / "labels1")
+    assert main(["import-labels", str(work / "r1"), str(tmp_path / "labels1")]) == 0
+    monkeypatch.chdir(work)
+    _acquire(rounds["root"], rounds["ckpt"], 2, "r2", "r1", "--annotator", "human")
+    monkeypatch.chdir(tmp_path)
+    scripted.answer(work / "r2", rounds["truth"], tmp_path / "labels2")
+    assert main(["import-labels", "work/r2", str(tmp_path / "labels2")]) == 0
+    _same_round(work / "r2", rounds["base"] / "sim2")
+
+
+def test_a_reimport_replaces_every_answer(rounds, tmp_path):
+    hum = _waiting(rounds, tmp_path)
+    answers = scripted.answer(hum, rounds["truth"], tmp_path / "labels")
+    assert main(["import-labels", str(hum), str(tmp_path / "labels")]) == 0
+    for image_id in answers:  # the second person leaves everything unlabelled
+        write_png(tmp_path / "labels" / f"{image_id}.png", np.full(SIZE, 255, np.uint8))
+    assert main(["import-labels", str(hum), str(tmp_path / "labels")]) == 0
+    assert all((read_mask(p) == 255).all() for p in (hum / "masks").rglob("*.png"))
+    assert json.loads((hum / "answers.json").read_text())["pixels_answered"] == 0
+
+
+def test_a_zip_written_on_windows_imports(rounds, tmp_path):
+    hum = _waiting(rounds, tmp_path)
+    export = tmp_path / "queries.zip"
+    assert main(["export-queries", str(hum), str(export)]) == 0
+    painted, windows = tmp_path / "painted.zip", tmp_path / "windows.zip"
+    _paint_cvat(export, painted, rounds["truth"])
+    with zipfile.ZipFile(painted) as zin, zipfile.ZipFile(windows, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name.replace("/", "\\"), zin.read(name))
+    assert main(["import-labels", str(hum), str(windows)]) == 0
+    _same_round(hum, rounds["base"] / "sim1")
+
+
+def test_refused_corrupt_zip_member(rounds, tmp_path, capsys):
+    hum, src = _cvat_case(rounds, tmp_path, None)
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as zf:
+        info = zf.getinfo(f"SegmentationClass/{_first(hum)['id']}.png")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for k in range(start + 2, start + min(info.compress_size, 40)):
+        data[k] ^= 0xFF  # the member's compressed bytes
+    broken = tmp_path / "corrupt.zip"
+    broken.write_bytes(bytes(data))
+    _refused(hum, ["import-labels", str(hum), str(broken)], "SegmentationClass/", capsys)
+
+
+@pytest.mark.parametrize(
+    ("line", "expect"),
+    [("[1, 2]", "expected a JSON object, got list"), ("not json", "not a JSON object")],
+    ids=["list", "text"],
+)
+def test_refused_broken_manifest(rounds, tmp_path, capsys, line, expect):
+    hum = _waiting(rounds, tmp_path)
+    manifest = hum / "queries" / "manifest.jsonl"
+    manifest.write_text(line + "\n" + manifest.read_text())
+    src = _folder(rounds, _waiting(rounds, tmp_path / "other"), tmp_path / "labels")
+    _refused(hum, ["import-labels", str(hum), str(src)], expect, capsys)
+
+
+def test_label_ids_255_is_not_labelled(rounds, tmp_path):
+    hum = _waiting(rounds, tmp_path)
+    for entry in read_manifest(hum):
+        write_png(tmp_path / "ids" / f"{entry['id']}.png", np.full(SIZE, 255, np.uint8))
+    assert main(["import-labels", str(hum), str(tmp_path / "ids"), "--ids", "label"]) == 0
+    assert json.loads((hum / "answers.json").read_text())["pixels_answered"] == 0

@@ -258,3 +258,13 @@ def test_a_round_named_relative_to_the_working_directory_serves_its_images(round
         response = client.get(f"/api/images/{index}/image.png")
         assert response.status_code == 200
         assert response.data == query_path(round_dir, entry["id"], "images").read_bytes()
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_out_of_range_is_a_usage_error(round_dir, port, capsys):
+    from halo.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["annotate", str(round_dir), "--port", port])
+    assert exit_.value.code == 2
+    assert "expected a port number 0..65535" in capsys.readouterr().err

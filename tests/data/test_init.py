@@ -27,11 +27,17 @@ EXPECTED_LAYOUTS = {
         ("rgb_anon", "gt"),
         "ACDC: rgb_anon_trainvaltest.zip + gt_trainval.zip from acdc.vision.ee.ethz.ch",
     ),
+    "folder": (
+        ("images",),
+        "your own images: <root>/images/, optional <root>/labels/ and <root>/classes.yaml "
+        "(README, 'Label your own data')",
+    ),
 }
+OFFICIAL = ["gta5", "cityscapes", "synthia", "acdc"]  # the real layouts; then your own folder
 
 
 def test_registry_holds_each_dataset_module_in_order():
-    assert list(DATASETS) == ["gta5", "cityscapes", "synthia", "acdc"]
+    assert list(DATASETS) == [*OFFICIAL, "folder"]
     for name, module in DATASETS.items():
         assert module.LAYOUT.name == name and callable(module.samples)
     with pytest.raises(ValueError, match="unknown dataset 'kitti'; valid: gta5, cityscapes"):
@@ -80,7 +86,10 @@ def test_layouts_import_without_torch():
         "import halo.data, halo.data.layout, halo.data.readers, halo.data.synthetic\n"
         "from halo.data import acdc, cityscapes, gta5, synthia, DATASETS, LAYOUTS\n"
         "halo.data.missing_folders('cityscapes', 'data/x', 'train')\n"
-        "[m.LAYOUT.paths('r', 'train', '/'.join(m.LAYOUT.id_fields)) for m in DATASETS.values()]\n"
+        f"[DATASETS[n].LAYOUT.paths('r', 'train', '/'.join(DATASETS[n].LAYOUT.id_fields)) "
+        f"for n in {OFFICIAL!r}]\n"
+        "halo.data.missing_folders('folder', 'data/x', 'all')\n"
+        "from halo.data import folder\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'torch')\n"
         "assert not loaded, loaded\n"
     )

@@ -89,7 +89,8 @@ HUMAN_BENCH = _one_of(HUMAN)
 
 def waiting_message():
     """Rounds whose queries wait for labels, and what to run next (printed by onerror)."""
-    rounds = waiting_rounds(RUNS_ROOT)
+    grid = {run for bench in HUMAN for run in active_runs(bench)}  # this config's runs only
+    rounds = [r for r in waiting_rounds(RUNS_ROOT) if str(r.parent) in grid]
     if not rounds:
         return ""
     lines = [f"{len(rounds)} round(s) wait for labels. Label each in the browser or import labels:"]
