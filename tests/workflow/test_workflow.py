@@ -449,6 +449,19 @@ def test_dry_run_every_shipped_benchmark(tmp_path):
     assert "report" in out
 
 
+def test_the_shipped_human_grid_plans_queries_and_labels(tmp_path):
+    """configs/human.yaml (README, "Label your own data"): each of its 5 rounds is an
+    acquisition that writes queries and a labels job; it shares the default study's source
+    model."""
+    project = copy_project(tmp_path / "p")
+    res = run(["snakemake", "-n", "--cores", "2", "--configfile", "configs/human.yaml"], project)
+    out = res.stdout + res.stderr
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.MULTILINE))
+    assert jobs["acquire_queries"] == "5" and jobs["labels"] == "5", jobs
+    assert "acquire" not in jobs and jobs["pretrain"] == "1"
+    assert "runs/synth-gta2cs/deeplabv3plus-r18/halo/0.5/seed0/round5/queries/manifest.jsonl" in out
+
+
 def test_study_grid_with_extra_cells_plans(tmp_path):
     """configs/study.yaml: 5 methods x 3 budgets x 3 seeds plus 2 ablations at 5 % x 3 seeds,
     one source model per model variant, one supervised bound; a cell in both grids counts once."""
