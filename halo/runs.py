@@ -34,6 +34,8 @@ Record (all mIoU / IoU values in percent, ``None`` where undefined)::
         {"round": 1, "miou": 30.1, "pixels_labelled_cumulative": 324,
          "fraction_cumulative": 0.026, "regions": 36}, ...],
       "steps": 600,                         # training steps of the final checkpoint
+      "start_miou": 10.2 | None,            # active runs: the source-only model's mIoU (round 0)
+      "started": ..., "finished": ...,      # Unix seconds: the run's jobs (job_span)
     }
 """
 
@@ -136,6 +138,7 @@ def run_record(
     budgets: Sequence[dict] = (),
     budget: float | None = None,
     span: tuple[float, float] | None = None,
+    start: dict | None = None,
 ) -> dict[str, Any]:
     """Combine a run's evaluation metrics (and budget reports) into its record.
 
@@ -148,6 +151,8 @@ def run_record(
             ``metrics``.
         budget: total budget fraction of an active run.
         span: (first job's start, last job's end) in Unix seconds (:func:`job_span`), if known.
+        start: an active run's starting point, the source-only model's ``halo evaluate``
+            metrics (its mIoU is the record's ``start_miou``: round 0).
 
     Returns:
         The record described in the module docstring.
@@ -201,6 +206,7 @@ def run_record(
         "budget_used": rounds[-1]["fraction_cumulative"] if rounds else None,
         "rounds": rounds,
         "steps": final.get("step"),
+        "start_miou": start["miou"] if kind == "active" and start is not None else None,
         "started": None if span is None else span[0],
         "finished": None if span is None else span[1],
     }

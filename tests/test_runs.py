@@ -54,6 +54,17 @@ def test_active_record_has_rounds_and_final_metrics():
     assert [r["round"] for r in rec["rounds"]] == [1, 2]
     assert rec["budget_used"] == 0.05 and rec["per_class_iou"]["car"] is None
     assert rec["kind"] == "active" and rec["method"] == "halo" and rec["seed"] == 1
+    assert rec["start_miou"] is None  # no source-only metrics given
+    started = run_record(
+        **ID,
+        method="halo",
+        kind="active",
+        budget=0.05,
+        metrics=[_metrics(30, 10), _metrics(40, 20)],
+        budgets=[_budget(1, 25), _budget(2, 50)],
+        start=_metrics(12, 5),
+    )
+    assert started["start_miou"] == 12 and started["rounds"] == rec["rounds"]
 
 
 @pytest.mark.parametrize("kind", ["source", "supervised"])
@@ -61,6 +72,12 @@ def test_fixed_records_have_no_rounds(kind):
     rec = run_record(**ID, method=kind, kind=kind, metrics=[_metrics(20, 7)])
     assert rec["rounds"] == [] and rec["budget"] is None and rec["budget_used"] is None
     assert rec["miou"] == 20 and rec["steps"] == 7
+    assert (
+        run_record(**ID, method=kind, kind=kind, metrics=[_metrics(20, 7)], start=_metrics(1, 1))[
+            "start_miou"
+        ]
+        is None
+    )
 
 
 def test_bad_input_is_a_clear_error():

@@ -255,6 +255,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         budgets=[read_json(p, "budget report") for p in args.budgets or []],
         budget=cfg.active.budget if active else None,
         span=job_span([Path(p).parent for p in args.eval]),
+        start=read_json(args.start_eval, "metrics") if active and args.start_eval else None,
     )
     write_json(Path(args.out), record)
     print(f"{record['kind']} run {record['method']}: mIoU {record['miou']:.2f} → {args.out}")

@@ -291,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--eval", nargs="+", required=True, help="halo evaluate metrics JSON files")
     p.add_argument("--budgets", nargs="+", default=None, help="budget.json of each round (active)")
+    p.add_argument(
+        "--start-eval",
+        default=None,
+        metavar="FILE",
+        help="the source-only model's metrics JSON (active): the run's round 0",
+    )
     p.add_argument("--out", required=True, help="run record path (metrics.json)")
     p.set_defaults(func=commands.cmd_summarize)
 

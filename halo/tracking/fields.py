@@ -97,14 +97,61 @@ def flatten(data: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[s
     return out
 
 
-def _config_params(path: Path) -> dict[str, str]:
+#: Per protocol, the config keys (or key prefixes) that belong to another protocol: a run's
+#: params show its own fields only (a source-only model has no budget, a supervised bound no
+#: method; ``method`` of a shared model is just the first grid method that uses it).
+_OTHER_FIELDS = {
+    "source": (
+        "method",
+        "active.",
+        "train.round_steps",
+        "train.supervised_steps",
+        "train.negative_learning",
+    ),
+    "supervised": (
+        "method",
+        "active.",
+        "train.source_steps",
+        "train.round_steps",
+        "train.negative_learning",
+    ),
+    "active": ("train.source_steps", "train.supervised_steps"),
+}
+
+
+def _resolved(path: Path) -> dict[str, Any]:
+    """The values a run config resolves to (``halo.config``: the model options after the
+    method's preset, the radii, the image sizes), or nothing if the file is not a halo config."""
+    from halo.config import ConfigError, load_run
+
+    try:
+        run = load_run(path, [])
+    except (ConfigError, ValueError, OSError):
+        return {}
+    return {
+        **{f"model.{k}": v for k, v in run.model_options.items()},
+        "model.key": run.model_key,
+        "active.active_radius": run.active_radius,
+        "active.mask_radius": run.mask_radius,
+        "source_size": list(run.source_size),
+        "target_size": list(run.target_size),
+    }
+
+
+def _config_params(path: Path, kind: str | None = None) -> dict[str, str]:
+    """A run's ``config.yaml`` as params: flattened, with the resolved values in place of the
+    file's ``null`` defaults, and only the fields of the run's protocol ``kind``."""
     import yaml
 
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    flat = {**flatten(data), **_resolved(path)}
+    other = _OTHER_FIELDS.get(kind or "", ())
     params = {}
-    for k, v in flatten(data).items():
+    for k, v in flat.items():
+        if any(k == o or (o.endswith(".") and k.startswith(o)) for o in other):
+            continue
         key = "/".join(_safe(part) for part in str(k).split("/"))[:_MAX_KEY]
         params[key] = _param_value(v)
     return params
@@ -139,6 +186,11 @@ def _record_metrics(record: Mapping[str, Any], timestamp: int):
 
     rounds = record.get("rounds") or []
     if record["kind"] == "active" and rounds:
+        if _is_number(record.get("start_miou")):  # round 0: the source-only model, no labels
+            add("miou", record["start_miou"], 0)
+            add("labelled_fraction", 0.0, 0)
+            add("pixels_labelled", 0, 0)
+            add("regions", 0, 0)
         for r in rounds:
             add("miou", r.get("miou"), r["round"])
             add("labelled_fraction", r.get("fraction_cumulative"), r["round"])

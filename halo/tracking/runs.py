@@ -138,7 +138,7 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
         params["steps"] = _param_value(record["steps"])
     config = next((p for p in files if p.name == "config.yaml" and p.is_file()), None)
     if config is not None:
-        for k, v in _config_params(config).items():
+        for k, v in _config_params(config, record["kind"]).items():
             if k in params and params[k] != v:
                 k = f"config.{k}"
             params.setdefault(k, v)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from halo import tracking
@@ -235,3 +236,48 @@ def test_a_run_spans_the_jobs_that_made_it(uri):
     record = {**active_record(), "started": 1_700_000_000.25, "finished": 1_700_000_333.5}
     run = MlflowClient(tracking_uri=uri).get_run(tracking.log_run(record, uri=uri))
     assert (run.info.start_time, run.info.end_time) == (1_700_000_000_250, 1_700_000_333_500)
+
+
+def test_params_are_the_resolved_values_of_the_runs_own_protocol(uri, tmp_path):
+    """A run's params: the model options after the method's preset (not the file's nulls), the
+    resolved radii, and only its protocol's fields (no budget on a source-only model, no method
+    on a supervised bound)."""
+    from halo.config.load import load_config
+    from halo.config.schema import to_dict
+
+    config = tmp_path / "config.yaml"
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "test" / "tiny.yaml")
+    config.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    client = MlflowClient(tracking_uri=uri)
+    runs = {
+        kind: client.get_run(tracking.log_run(record, artifacts=[config], uri=uri)).data.params
+        for kind, record in (
+            ("source", other_record("source")),
+            ("supervised", other_record("supervised")),
+            ("active", active_record()),
+        )
+    }
+    for params in runs.values():
+        assert (params["model.head"], params["model.hfr"]) == ("hyperbolic", "True")
+        assert params["model.key"] == "hyperbolic-hfr"
+    assert runs["active"]["active.active_radius"] == "1"
+    assert (
+        runs["active"]["active.budget"] == "0.05" and "train.supervised_steps" not in runs["active"]
+    )
+    for kind in ("source", "supervised"):
+        assert not any(k.startswith("active.") for k in runs[kind]), kind
+        assert "config.method" not in runs[kind] and runs[kind]["method"] == kind
+    assert "train.source_steps" in runs["source"] and "train.round_steps" not in runs["source"]
+    assert "train.supervised_steps" in runs["supervised"]
+
+
+def test_round_zero_is_the_source_model(uri):
+    record = dict(active_record(), start_miou=12.5)
+    run_id = tracking.log_run(record, uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "miou"))
+    assert history == [(0, 12.5), (1, 30.0), (2, 35.0), (3, 41.5)]
+    fraction = sorted(
+        (m.step, m.value) for m in client.get_metric_history(run_id, "labelled_fraction")
+    )
+    assert fraction[0] == (0, 0.0) and len(fraction) == 4

@@ -316,6 +316,11 @@ def test_every_run_has_its_evaluation_from_the_training_job(project, built):
         metrics = json.loads((model.parent / "eval.json").read_text())
         assert metrics["checkpoint"] == str(model.relative_to(project))
         assert ("budget" in metrics) == (model.parent.name.startswith("round"))
+    source = json.loads(
+        (project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/eval.json").read_text()
+    )
+    for record in project.glob(f"runs/{BENCH}/*/*/*/seed0/metrics.json"):  # active runs
+        assert json.loads(record.read_text())["start_miou"] == source["miou"]  # round 0
 
 
 def test_the_snakemake_report_holds_the_results(project, built):

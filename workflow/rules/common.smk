@@ -288,12 +288,14 @@ def get_previous_round(w):
 def get_summary_inputs(w):
     d = run_parts(w.run)
     if d["kind"] != "active":
-        return {"eval": [f"{RUNS_ROOT}/{w.run}/{EVAL_FILE}"], "budgets": []}
+        return {"eval": [f"{RUNS_ROOT}/{w.run}/{EVAL_FILE}"], "budgets": [], "start": []}
     rounds = range(1, rounds_of(d["bench"], d["backbone"], d["method"], d["budget"], d["seed"]) + 1)
     folders = [round_dir(f"{RUNS_ROOT}/{w.run}", r) for r in rounds]
+    variant = variant_of(d["bench"], d["backbone"], d["method"])
     return {
         "eval": [f"{f}/{EVAL_FILE}" for f in folders],
         "budgets": [f"{f}/{BUDGET_FILE}" for f in folders],
+        "start": [f"{fixed_run(d['bench'], d['backbone'], 'source', variant)}/{EVAL_FILE}"],
     }
 
 

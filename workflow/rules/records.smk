@@ -15,11 +15,12 @@ rule summarize:
         args=lambda w: run_args(w.run),
         kind=lambda w: run_parts(w.run)["kind"],
         budgets=lambda w, input: f"--budgets {' '.join(input.budgets)}" if input.budgets else "",
+        start=lambda w, input: f"--start-eval {input.start[0]}" if input.start else "",
     conda:
         ENV
     shell:
         "{params.halo} summarize {params.args} --kind {params.kind} --eval {input.eval} {params.budgets} "
-        "--out {output} > {log} 2>&1"
+        "{params.start} --out {output} > {log} 2>&1"
 
 
 rule track:
