@@ -53,6 +53,7 @@ class SegmentationDataset(Dataset):
                 raise ValueError(f"size must be (height, width) with positive ints, got {size}")
             size = (int(size[0]), int(size[1]))
         self.name = name
+        self.where = where
         self.samples = list(samples)
         self.size = size
         self.protocol = label_tables.get_protocol(protocol)
@@ -117,6 +118,17 @@ class SegmentationDataset(Dataset):
             "image": image_to_tensor(image),
             "label": torch.from_numpy(label.astype(np.int64)),
             "id": self.samples[index].id,
+        }
+
+    def describe(self) -> dict:
+        """What a run trained or was scored on: ``{"name", "where", "images", "labelled",
+        "fingerprint"}`` (:meth:`fingerprint`: the files' paths, sizes and times, none opened)."""
+        return {
+            "name": self.name,
+            "where": self.where,
+            "images": len(self.samples),
+            "labelled": sum(s.label is not None for s in self.samples),
+            "fingerprint": self.fingerprint(),
         }
 
     def fingerprint(self) -> str:

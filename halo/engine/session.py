@@ -253,7 +253,12 @@ def train_session(
         return None
     # what made the model, written once it exists (a failed run leaves no provenance behind);
     # model.pt last: it marks the run complete
-    write_provenance(out_dir, run.config, command, {"protocol": protocol})
+    datasets = {  # the data the model saw (MLflow's dataset inputs, halo.tracking)
+        which: getattr(ds, "dataset", ds).describe()  # a round's MaskedTarget wraps the pool
+        for which, ds in (("source", source), ("target", target))
+        if ds is not None and hasattr(getattr(ds, "dataset", ds), "describe")
+    }
+    write_provenance(out_dir, run.config, command, {"protocol": protocol, "datasets": datasets})
     keys = ("step", "loss", "seconds", "history", "curve")
     write_json(out_dir / TRAIN_LOG, {k: result[k] for k in keys})
     if keep_state:

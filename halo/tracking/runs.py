@@ -100,6 +100,34 @@ def _git_tags(files: Sequence[Path]) -> dict[str, str]:
     return {}
 
 
+def _dataset_inputs(files: Sequence[Path]) -> list:
+    """MLflow dataset inputs from an attached provenance JSON's ``datasets`` (what the training
+    job saw): one per dataset, its digest the files' fingerprint, context ``source``/``target``."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    from halo.io import read_json
+    from halo.provenance import PROVENANCE_FILE
+
+    inputs = []
+    for f in files:
+        if f.name != PROVENANCE_FILE or not f.is_file():
+            continue
+        datasets = read_json(f, "provenance").get("datasets") or {}
+        for which, d in datasets.items() if isinstance(datasets, dict) else ():
+            if not isinstance(d, dict) or not d.get("fingerprint"):
+                continue
+            dataset = Dataset(
+                name=f"{d.get('name')} ({which})",
+                digest=str(d["fingerprint"])[:36],
+                source_type="local",
+                source=json.dumps({"uri": str(d.get("where", ""))}),
+                profile=json.dumps({"images": d.get("images"), "labelled": d.get("labelled")}),
+            )
+            inputs.append(DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, which)]))
+    return inputs
+
+
 def _check_files(paths: Sequence[Path]) -> list[Path]:
     out = [Path(p) for p in paths]
     missing = [str(p) for p in out if not p.exists()]
@@ -153,6 +181,9 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
         now = get_current_time_millis()
         metrics = _record_metrics(record, now) + _curve_metrics(files, now)
         _log_batched(client, run_id, metrics, [Param(k, v) for k, v in params.items()])
+        inputs = _dataset_inputs(files)
+        if inputs:
+            client.log_inputs(run_id, datasets=inputs)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "record.json"
             path.write_text(json.dumps(record, indent=2, default=str) + "\n")

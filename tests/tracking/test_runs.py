@@ -281,3 +281,25 @@ def test_round_zero_is_the_source_model(uri):
         (m.step, m.value) for m in client.get_metric_history(run_id, "labelled_fraction")
     )
     assert fraction[0] == (0, 0.0) and len(fraction) == 4
+
+
+def test_the_datasets_a_model_saw_are_dataset_inputs(uri, tmp_path):
+    provenance = tmp_path / "provenance.json"
+    datasets = {
+        which: {
+            "name": name,
+            "where": f"data/synth/{name}",
+            "images": 4,
+            "labelled": 4 if which == "source" else 0,
+            "fingerprint": digest * 64,
+        }
+        for which, name, digest in (("source", "gta5", "a"), ("target", "cityscapes", "b"))
+    }
+    provenance.write_text(json.dumps({"git_revision": None, "datasets": datasets}))
+    run_id = tracking.log_run(active_record(), artifacts=[provenance], uri=uri)
+    inputs = MlflowClient(tracking_uri=uri).get_run(run_id).inputs.dataset_inputs
+    seen = {{t.key: t.value for t in i.tags}["mlflow.data.context"]: i.dataset for i in inputs}
+    assert set(seen) == {"source", "target"}
+    assert seen["source"].name == "gta5 (source)" and seen["source"].digest == "a" * 36
+    assert json.loads(seen["target"].source) == {"uri": "data/synth/cityscapes"}
+    assert json.loads(seen["target"].profile) == {"images": 4, "labelled": 0}

@@ -217,6 +217,15 @@ def test_mlflow_has_every_run_once(project, built):
         )
         curve = client.get_metric_history(r["run_id"], "train/loss")
         assert sorted(m.step for m in curve) == list(range(steps)), r["name"]
+        # the data it saw, as dataset inputs; active runs start at step 0 (the source model)
+        inputs = client.get_run(r["run_id"]).inputs.dataset_inputs
+        contexts = sorted({t.key: t.value for t in i.tags}["mlflow.data.context"] for i in inputs)
+        expected = {"source": ["source"], "supervised": ["target"]}
+        assert contexts == expected.get(r["tags"]["halo.kind"], ["source", "target"]), r["name"]
+        assert all(len(i.dataset.digest) == 36 for i in inputs)
+        if r["tags"]["halo.kind"] == "active":
+            miou = client.get_metric_history(r["run_id"], "miou")
+            assert sorted(m.step for m in miou) == [0, 1, 2], r["name"]
 
 
 def _free_port() -> int:
