@@ -29,7 +29,10 @@ Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``)::
                               training logs are given); miou_table.md then lists those runs
     acquisition/<id>.png      image | radius | entropy | score | selected  (paper Figure 4; when
                                                                           panels are given)
-    metrics.json              mIoU and budget used per run (what ``dvc metrics show`` lists)
+    budget_curve.csv          the budget curve's data: series, budget (%), mean mIoU, seeds
+    rounds.csv                mIoU after each round per active series, round 0 = source-only
+                              (both for DVC's data-driven plots, dvc.yaml)
+    metrics.json              method → budget → mean and per-seed mIoU (``dvc metrics show``)
     summary.json              what :func:`build_report` returns
 
 Conventions (units, budgets, row labels, standard deviations): :mod:`halo.report.records`.
@@ -49,6 +52,7 @@ from halo.report.figures import budget_curve, write_acquisition_figures, write_r
 from halo.report.layout import (
     ACQUIRED_CSV,
     ACQUISITION_DIR,
+    BUDGET_CSV,
     BUDGET_CURVE_FILE,
     METRICS_FILE,
     MIOU_CSV,
@@ -57,6 +61,7 @@ from halo.report.layout import (
     RADIUS_CORR_CSV,
     RADIUS_CSV,
     RADIUS_PNG,
+    ROUNDS_CSV,
     STABILITY_CSV,
     SUMMARY_FILE,
 )
@@ -73,6 +78,7 @@ from halo.report.records import (
     check_records,
     miou_long,
     miou_table,
+    plot_tables,
     run_metrics,
 )
 from halo.report.tables import (
@@ -112,6 +118,7 @@ __all__ = [
     "miou_table",
     "pearson_r",
     "per_class_table",
+    "plot_tables",
     "radius_correlations",
     "radius_vs_frequency",
     "run_metrics",
@@ -187,6 +194,9 @@ def build_report(
         written.append(out_dir / RADIUS_CORR_CSV)
     if panels:
         written += write_acquisition_figures(panels, out_dir)
+    for name, table in zip((BUDGET_CSV, ROUNDS_CSV), plot_tables(records), strict=True):
+        write_text(out_dir / name, table.to_csv(index=False, lineterminator="\n"))
+        written.append(out_dir / name)
     write_json(out_dir / METRICS_FILE, run_metrics(records))
     written.append(out_dir / METRICS_FILE)
     files = [p.relative_to(out_dir).as_posix() for p in written]

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ACQUIRED_CSV",
     "ACQUISITION_DIR",
+    "BUDGET_CSV",
     "BUDGET_CURVE_FILE",
     "METRICS_FILE",
     "MIOU_CSV",
@@ -13,6 +14,7 @@ __all__ = [
     "RADIUS_CORR_CSV",
     "RADIUS_CSV",
     "RADIUS_PNG",
+    "ROUNDS_CSV",
     "STABILITY_CSV",
     "SUMMARY_FILE",
 ]
@@ -22,6 +24,8 @@ MIOU_MD = "miou_table.md"
 PER_CLASS_CSV = "per_class.csv"
 ACQUIRED_CSV = "acquired_classes.csv"
 BUDGET_CURVE_FILE = "budget_curve.png"
+BUDGET_CSV = "budget_curve.csv"  # the data of DVC's plots (dvc.yaml)
+ROUNDS_CSV = "rounds.csv"
 RADIUS_CSV = "radius_vs_frequency.csv"
 RADIUS_PNG = "radius_vs_frequency.png"
 RADIUS_CORR_CSV = "radius_correlations.csv"

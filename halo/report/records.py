@@ -29,6 +29,7 @@ __all__ = [
     "check_records",
     "miou_long",
     "miou_table",
+    "plot_tables",
     "run_metrics",
 ]
 
@@ -283,25 +284,75 @@ def best_methods(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, di
 # metrics of every run
 
 
+def _series(frame: pd.DataFrame) -> pd.Series:
+    """A group's name in the compact metrics and the plots: its label (``halo``,
+    ``source-only``, ``supervised``, `` [variant]`` where needed), `` · <backbone>`` when the
+    benchmark has runs of several backbones."""
+    if frame["backbone"].nunique() > 1:
+        return frame["label"] + " · " + frame["backbone"]
+    return frame["label"]
+
+
 def run_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Final mIoU (and labelled fraction) of every run, nested for ``dvc metrics show``.
+    """Final mIoU of every run, compact for ``dvc metrics show`` (method → budget → mean, seeds).
 
     Returns:
-        ``{backbone: {run label: {seed<s>: {"miou": %, "budget_used": fraction}}}}`` where the run
-        label is ``<method> <budget %>`` for active runs and ``source-only [<variant>]`` or
-        ``supervised [<variant>]`` otherwise.
+        ``{series: {budget: {"mean": %, "seed<s>": %, ...}}}``: ``series`` as in the tables
+        (:func:`_series`), ``budget`` the column names of the wide table (``0%`` source-only,
+        ``5%``, ``100%`` supervised), ``mean`` over the seeds with a defined mIoU (``None``
+        without one, like an undefined seed).
     """
     check_records(records)
+    frame = _sort(_runs_frame(records))
+    frame["series"] = _series(frame)
     out: dict[str, Any] = {}
-    for rec in records:
-        if rec["kind"] == "active":
-            label = f"{rec['method']} {budget_label(rec['budget'])}"
-        else:
-            label = (
-                f"{'source-only' if rec['kind'] == 'source' else 'supervised'} [{rec['variant']}]"
-            )
-        entry = {"miou": _json_float(rec["miou"])}
-        if rec.get("budget_used") is not None:
-            entry["budget_used"] = rec["budget_used"]
-        out.setdefault(rec["backbone"], {}).setdefault(label, {})[f"seed{rec['seed']}"] = entry
+    for (series, budget), group in frame.groupby(["series", "budget"], sort=False):
+        group = group.sort_values("seed", kind="stable")
+        seeds = {
+            f"seed{s}": _json_float(m) for s, m in zip(group["seed"], group["miou"], strict=True)
+        }
+        mean = group["miou"].mean()
+        out.setdefault(str(series), {})[budget_label(budget)] = {
+            "mean": _json_float(mean) if pd.notna(mean) else None,
+            **seeds,
+        }
     return out
+
+
+def plot_tables(records: Sequence[Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The data of DVC's plots (``dvc.yaml``; template ``by_series``: one line per series).
+
+    Returns:
+        ``(budget, rounds)``. ``budget``: ``series, budget, miou, seeds``, the mean final mIoU
+        (percent) per budget in percent of the target pixels (source-only at 0, supervised at
+        100). ``rounds``: ``series, round, miou, seeds`` for the active runs (series
+        ``<method> <budget>``), the mean mIoU after each round; round 0 is the source-only model
+        the runs start from (records with ``start_miou``).
+    """
+    check_records(records)
+    frame = _sort(_runs_frame(records))
+    frame["series"] = _series(frame)
+    budget = (
+        frame.groupby(["series", "budget"], sort=False)["miou"]
+        .agg(miou="mean", seeds="count")
+        .reset_index()
+    )
+    budget["budget"] = (budget["budget"] * 100).round(10)
+    runs = _runs_frame(records).assign(series=_series(_runs_frame(records)))
+    rows = []
+    for rec, series in zip(records, runs["series"], strict=True):
+        if rec["kind"] != "active":
+            continue
+        name = f"{series} {budget_label(rec['budget'])}"
+        if rec.get("start_miou") is not None:
+            rows.append((name, 0, _float(rec["start_miou"])))
+        rows += [(name, int(r["round"]), _float(r["miou"])) for r in rec.get("rounds") or []]
+    rounds = pd.DataFrame(rows, columns=["series", "round", "miou"])
+    rounds = (
+        rounds.groupby(["series", "round"], sort=False)["miou"]
+        .agg(miou="mean", seeds="count")
+        .reset_index()
+        .sort_values(["series", "round"], kind="stable")
+        .reset_index(drop=True)
+    )
+    return budget, rounds

@@ -24,6 +24,8 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
         "radius_vs_frequency.csv",
         "radius_vs_frequency.png",
         "radius_correlations.csv",
+        "budget_curve.csv",
+        "rounds.csv",
         "metrics.json",
         "summary.json",
     ]
@@ -68,4 +70,4 @@ def test_report_imports_no_torch(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "9"
+    assert done.stdout.strip() == "11"

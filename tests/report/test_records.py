@@ -66,16 +66,56 @@ def test_single_variant_rows_are_not_suffixed_and_seed_count_is_named(tmp_path: 
     assert "over 3 seeds;" in (tmp_path / "miou_table.md").read_text()
 
 
-def test_run_metrics_lists_every_run() -> None:
+def test_run_metrics_is_method_budget_mean_and_seeds() -> None:
     metrics = report.run_metrics(study())
-    runs = metrics[R18]
-    assert runs["halo 1%"]["seed2"]["miou"] == 44.0
-    assert runs["halo 1%"]["seed0"]["budget_used"] == pytest.approx(0.01)
-    assert runs["ripu 2.2%"]["seed1"]["miou"] == 54.0
-    assert runs["source-only [hyperbolic-hfr]"]["seed1"] == {"miou": 22.0}
-    assert runs["source-only [euclidean-d512]"]["seed0"] == {"miou": 18.0}
-    assert runs["supervised [hyperbolic-hfr]"]["seed0"] == {"miou": 65.4}
-    assert sum(len(seeds) for seeds in runs.values()) == len(study())
+    assert list(metrics) == [
+        "source-only [euclidean-d512]",
+        "source-only [hyperbolic-hfr]",
+        "halo",
+        "ripu",
+        "supervised",
+    ]
+    assert metrics["halo"]["1%"]["seed2"] == 44.0
+    assert metrics["ripu"]["2.2%"]["seed1"] == 54.0
+    halo = metrics["halo"]["1%"]
+    seeds = [v for k, v in halo.items() if k.startswith("seed")]
+    assert halo["mean"] == pytest.approx(sum(seeds) / len(seeds))
+    assert metrics["source-only [hyperbolic-hfr]"]["0%"]["seed1"] == 22.0
+    assert metrics["source-only [euclidean-d512]"]["0%"] == {"mean": 18.0, "seed0": 18.0}
+    assert metrics["supervised"]["100%"] == {"mean": 65.4, "seed0": 65.4}
+    assert sum(
+        len([k for k in cell if k.startswith("seed")])
+        for budgets in metrics.values()
+        for cell in budgets.values()
+    ) == len(study())
+    undefined = [dict(r, miou=None) if r["method"] == "ripu" else r for r in study()]
+    assert report.run_metrics(undefined)["ripu"]["1%"]["mean"] is None
+
+
+def test_run_metrics_name_the_backbone_when_there_are_several() -> None:
+    recs = [
+        *study(),
+        record("halo", "active", "hyperbolic-hfr", 0, 40.0, budget=0.01, backbone="r101"),
+    ]
+    metrics = report.run_metrics(recs)
+    assert metrics["halo · r101"]["1%"] == {"mean": 40.0, "seed0": 40.0}
+    assert f"halo · {R18}" in metrics
+
+
+def test_plot_tables_hold_the_budget_curve_and_the_rounds() -> None:
+    recs = [dict(r, start_miou=10.0) if r["kind"] == "active" else r for r in study()]
+    budget, rounds = report.plot_tables(recs)
+    assert list(budget.columns) == ["series", "budget", "miou", "seeds"]
+    halo = budget[budget["series"] == "halo"].set_index("budget")
+    assert list(halo.index) == [1.0, 2.2]
+    assert halo.loc[1.0, "miou"] == pytest.approx(report.run_metrics(recs)["halo"]["1%"]["mean"])
+    assert budget[budget["series"] == "supervised"]["budget"].tolist() == [100.0]
+    assert list(rounds.columns) == ["series", "round", "miou", "seeds"]
+    first = rounds[rounds["series"] == "halo 1%"]
+    assert first["round"].tolist() == [0, 1] and first["miou"].iloc[0] == 10.0
+    assert set(rounds["series"]) == {"halo 1%", "halo 2.2%", "ripu 1%", "ripu 2.2%"}
+    _, no_start = report.plot_tables(study())
+    assert 0 not in no_start["round"].tolist()
 
 
 def test_bad_records_are_rejected(tmp_path: Path) -> None:

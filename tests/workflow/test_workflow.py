@@ -70,6 +70,7 @@ def project(tmp_path_factory) -> Path:
     (dest / "params.yaml").write_text(yaml.safe_dump(params))
     run(["git", "init", "-q"], dest)
     run(["dvc", "init", "-q"], dest)
+    shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # the plot templates
     run(["git", "add", "-A"], dest)
     run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project"],
@@ -348,8 +349,21 @@ def test_rerun_has_nothing_to_do(project, built):
     assert "Nothing to be done" in dry.stdout + dry.stderr
     status = run(["dvc", "status"], project)
     assert "up to date" in status.stdout.lower(), status.stdout
-    shown = run(["dvc", "metrics", "show", "--json"], project).stdout
-    assert "miou" in shown
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    (entry,) = shown.values()  # the workspace
+    metrics = entry["data"][f"results/{BENCH}/metrics.json"]["data"]
+    assert set(metrics) == {"source-only", "supervised", "random", "halo"}  # compact
+    assert set(metrics["halo"]["5%"]) == {"mean", "seed0"}
+    # data-driven plots: the budget curve and the rounds from the report's CSV files
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)["data"]
+    for name, x in (("budget_curve.csv", "budget"), ("rounds.csv", "round")):
+        (plot,) = plots[f"results/{BENCH}/{name}"]
+        values = plot["content"]["data"]["values"]
+        assert plot["content"]["encoding"]["x"]["field"] == x
+        assert plot["content"]["encoding"]["color"]["field"] == "series"
+        assert {v["series"] for v in values} >= {"halo" if x == "budget" else "halo 5%"}
+    rounds = [v for v in plots[f"results/{BENCH}/rounds.csv"][0]["content"]["data"]["values"]]
+    assert sorted({int(v["round"]) for v in rounds}) == [0, 1, 2]
 
 
 def test_a_moved_project_plans_nothing(project, built, tmp_path):
