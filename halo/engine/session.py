@@ -258,7 +258,8 @@ def train_session(
         for which, ds in (("source", source), ("target", target))
         if ds is not None and hasattr(getattr(ds, "dataset", ds), "describe")
     }
-    write_provenance(out_dir, run.config, command, {"protocol": protocol, "datasets": datasets})
+    extra = {"protocol": protocol, "device": str(dev), "datasets": datasets}
+    write_provenance(out_dir, run.config, command, extra)
     keys = ("step", "loss", "seconds", "history", "curve")
     write_json(out_dir / TRAIN_LOG, {k: result[k] for k in keys})
     if keep_state:

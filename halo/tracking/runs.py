@@ -83,20 +83,27 @@ def _curve_metrics(files: Sequence[Path], timestamp: int) -> list:
     return out
 
 
-def _git_tags(files: Sequence[Path]) -> dict[str, str]:
-    """``mlflow.source.git.commit`` (and ``halo.git.dirty``) from an attached provenance JSON."""
+def _provenance(files: Sequence[Path]) -> dict:
+    """The attached provenance JSON of the training job (``{}`` without one)."""
     from halo.io import read_json
     from halo.provenance import PROVENANCE_FILE
 
     for f in files:
         if f.name == PROVENANCE_FILE and f.is_file():
-            revision = read_json(f, "provenance").get("git_revision")
-            if isinstance(revision, str) and revision:
-                commit = revision.removesuffix("-dirty")
-                return {
-                    "mlflow.source.git.commit": commit,
-                    "halo.git.dirty": str(revision != commit).lower(),
-                }
+            data = read_json(f, "provenance")
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _git_tags(files: Sequence[Path]) -> dict[str, str]:
+    """``mlflow.source.git.commit`` (and ``halo.git.dirty``) from an attached provenance JSON."""
+    revision = _provenance(files).get("git_revision")
+    if isinstance(revision, str) and revision:
+        commit = revision.removesuffix("-dirty")
+        return {
+            "mlflow.source.git.commit": commit,
+            "halo.git.dirty": str(revision != commit).lower(),
+        }
     return {}
 
 
@@ -106,25 +113,19 @@ def _dataset_inputs(files: Sequence[Path]) -> list:
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    from halo.io import read_json
-    from halo.provenance import PROVENANCE_FILE
-
     inputs = []
-    for f in files:
-        if f.name != PROVENANCE_FILE or not f.is_file():
+    datasets = _provenance(files).get("datasets") or {}
+    for which, d in datasets.items() if isinstance(datasets, dict) else ():
+        if not isinstance(d, dict) or not d.get("fingerprint"):
             continue
-        datasets = read_json(f, "provenance").get("datasets") or {}
-        for which, d in datasets.items() if isinstance(datasets, dict) else ():
-            if not isinstance(d, dict) or not d.get("fingerprint"):
-                continue
-            dataset = Dataset(
-                name=f"{d.get('name')} ({which})",
-                digest=str(d["fingerprint"])[:36],
-                source_type="local",
-                source=json.dumps({"uri": str(d.get("where", ""))}),
-                profile=json.dumps({"images": d.get("images"), "labelled": d.get("labelled")}),
-            )
-            inputs.append(DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, which)]))
+        dataset = Dataset(
+            name=f"{d.get('name')} ({which})",
+            digest=str(d["fingerprint"])[:36],
+            source_type="local",
+            source=json.dumps({"uri": str(d.get("where", ""))}),
+            profile=json.dumps({"images": d.get("images"), "labelled": d.get("labelled")}),
+        )
+        inputs.append(DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, which)]))
     return inputs
 
 
@@ -170,6 +171,12 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
             if k in params and params[k] != v:
                 k = f"config.{k}"
             params.setdefault(k, v)
+
+    device = _provenance(files).get("device")
+    if isinstance(device, str):  # what the job ran on; mixed precision runs on CUDA only
+        params["device"] = device
+        if "train.amp" in params and not device.startswith("cuda"):
+            params["train.amp"] = "False"
 
     from mlflow.entities import Param
     from mlflow.utils.time import get_current_time_millis

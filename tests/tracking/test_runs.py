@@ -303,3 +303,18 @@ def test_the_datasets_a_model_saw_are_dataset_inputs(uri, tmp_path):
     assert seen["source"].name == "gta5 (source)" and seen["source"].digest == "a" * 36
     assert json.loads(seen["target"].source) == {"uri": "data/synth/cityscapes"}
     assert json.loads(seen["target"].profile) == {"images": 4, "labelled": 0}
+
+
+def test_mixed_precision_is_shown_as_it_ran(uri, tmp_path):
+    """train.amp=true in the config, but autocast runs on CUDA only: a CPU run shows False."""
+    config = tmp_path / "config.yaml"
+    config.write_text("train:\n  amp: true\n")
+    client = MlflowClient(tracking_uri=uri)
+    for device, shown in (("cpu", "False"), ("cuda:0", "True")):
+        provenance = tmp_path / device / "provenance.json"
+        provenance.parent.mkdir()
+        provenance.write_text(json.dumps({"device": device}))
+        record = active_record(seed=0 if device == "cpu" else 1)
+        run_id = tracking.log_run(record, artifacts=[config, provenance], uri=uri)
+        params = client.get_run(run_id).data.params
+        assert (params["train.amp"], params["device"]) == (shown, device)

@@ -137,6 +137,8 @@ def test_report_files(project, built):
         "radius_correlations.csv",
         "acquired_classes.csv",
         "training_stability.csv",
+        "budget_curve.csv",
+        "rounds.csv",
         "metrics.json",
         "summary.json",
     ):
@@ -147,9 +149,10 @@ def test_report_files(project, built):
     table = (out / "miou_table.md").read_text()
     for row in ("source-only", "supervised", "random", "halo"):
         assert row in table
-    metrics = json.loads((out / "metrics.json").read_text())["deeplabv3plus-r18"]
-    assert {"random 5%", "halo 5%"} <= set(metrics)
-    assert all(0 <= seeds["seed0"]["miou"] <= 100 for seeds in metrics.values())
+    metrics = json.loads((out / "metrics.json").read_text())  # method -> budget -> seeds
+    assert {"random", "halo"} <= set(metrics) and set(metrics["halo"]) == {"5%"}
+    cells = [cell for budgets in metrics.values() for cell in budgets.values()]
+    assert all(0 <= cell["seed0"] <= 100 and cell["mean"] == cell["seed0"] for cell in cells)
 
 
 def test_runs_and_masks(project, built):
