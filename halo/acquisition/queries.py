@@ -66,6 +66,7 @@ __all__ = [
     "read_manifest",
     "read_pending",
     "read_query",
+    "region_windows",
     "waiting_rounds",
 ]
 
@@ -153,6 +154,34 @@ def class_table(names: Sequence[str], palette: np.ndarray) -> list[dict]:
         {"id": i, "name": str(n), "color": [int(c) for c in palette[i]]}
         for i, n in enumerate(names)
     ]
+
+
+def region_windows(
+    centres: np.ndarray, radii: int | np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of each region's ``(2a+1)²`` window, clipped at the border (loop-free).
+
+    Args:
+        centres: int ``[n, 2]`` region centres (row, col).
+        radii: the active radius ``a``, one for all or int ``[n]``.
+        shape: the image's ``(H, W)``.
+
+    Returns:
+        ``(rows, cols, inside)``, each ``[n, k, k]`` with ``k = 2·max(a) + 1``: the cell
+        coordinates (clipped into the image, so they index any ``[H, W]`` map) and whether the
+        cell is in the region's window and in the image.
+    """
+    centres = np.asarray(centres, dtype=np.int64).reshape(-1, 2)
+    radii = np.broadcast_to(np.asarray(radii, dtype=np.int64), (len(centres),))
+    top = int(radii.max(initial=0))
+    offsets = np.arange(-top, top + 1)
+    rows = centres[:, 0, None, None] + offsets[None, :, None]
+    cols = centres[:, 1, None, None] + offsets[None, None, :]
+    reach = radii[:, None, None]
+    inside = (np.abs(offsets)[None, :, None] <= reach) & (np.abs(offsets)[None, None, :] <= reach)
+    inside = inside & (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
+    rows, cols, inside = np.broadcast_arrays(rows, cols, inside)
+    return np.clip(rows, 0, shape[0] - 1), np.clip(cols, 0, shape[1] - 1), inside
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -244,10 +273,13 @@ class QueryWriter:
         tinted = image.astype(np.float32)
         tinted[query] = 0.4 * tinted[query] + 0.6 * _TINT
         write_png(paths["previews"], tinted.round().astype(np.uint8))
-        regions = []
-        for r, c in np.asarray(centres, dtype=np.int64).reshape(-1, 2).tolist():
-            window = query[max(r - radius, 0) : r + radius + 1, max(c - radius, 0) : c + radius + 1]
-            regions.append({"centre": [r, c], "radius": int(radius), "pixels": int(window.sum())})
+        centres = np.asarray(centres, dtype=np.int64).reshape(-1, 2)
+        rows, cols, inside = region_windows(centres, radius, query.shape)
+        counts = (query[rows, cols] & inside).sum(axis=(1, 2))  # each window's new pixels
+        regions = [
+            {"centre": centre, "radius": int(radius), "pixels": n}
+            for centre, n in zip(centres.tolist(), counts.tolist(), strict=True)
+        ]
         entry = {
             "id": image_id,
             "image": str(source),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from halo.acquisition.queries import LabelsError, draft_path, read_query
+from halo.acquisition.queries import LabelsError, draft_path, read_query, region_windows
 from halo.acquisition.rounds import UNLABELLED
 from halo.io import read_json, write_text
 
@@ -84,12 +84,13 @@ def image_query(round_dir: str | os.PathLike, entry: dict) -> ImageQuery:
     position = np.full(height * width, -1, np.int64)
     position[pixels] = np.arange(pixels.size)
     position = position.reshape(height, width)
-    members = []
-    for region in entry["regions"]:
-        (row, col), a = region["centre"], int(region["radius"])
-        window = position[max(row - a, 0) : row + a + 1, max(col - a, 0) : col + a + 1]
-        members.append(np.sort(window[window >= 0]))
-    return ImageQuery(entry=entry, pixels=pixels, members=tuple(members))
+    centres = np.array([r["centre"] for r in entry["regions"]], dtype=np.int64).reshape(-1, 2)
+    radii = np.array([int(r["radius"]) for r in entry["regions"]], dtype=np.int64)
+    rows, cols, inside = region_windows(centres, radii, (height, width))
+    cells = np.where(inside, position[rows, cols], -1).reshape(len(centres), -1)
+    cells.sort(axis=1)  # the positions ascend; -1 (no queried pixel there) first
+    members = tuple(row[row >= 0] for row in cells)  # ragged: one array per region
+    return ImageQuery(entry=entry, pixels=pixels, members=members)
 
 
 def check_labels(labels: object, entry: dict, where: str) -> np.ndarray:
