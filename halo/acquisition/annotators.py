@@ -5,13 +5,14 @@ An annotator gets each image's *query* (bool ``[H, W]``: the pixels this round s
 time) inside the one acquisition round of :func:`halo.acquisition.loop.acquire`, and either
 answers at once or defers:
 
-- ``simulated``: the oracle of the benchmarks; its answer is the ground truth inside the query
-  (:meth:`Simulated.answer`), and the round completes in the acquisition job;
+- ``simulated``: the oracle of the benchmarks; its answer is the ground truth inside the pixels
+  shown so far (:meth:`Simulated.answer`), and the round completes in the acquisition job;
 - ``human``: writes the queries (:class:`~halo.acquisition.queries.QueryWriter`) and defers; the
   round completes when the answers are imported (:mod:`halo.acquisition.answers`).
 
-Either way the round's masks are :func:`~halo.acquisition.answers.merge_answer` of the previous
-masks and the answers. Nothing here imports torch.
+Either way the masks come from :func:`~halo.acquisition.answers.merge_answer`: the oracle's
+answer covers every pixel shown so far, a person's this round's new pixels, merged into the
+previous round's masks. Nothing here imports torch.
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ batch by batch, the strategy picks this round's regions (:meth:`Strategy.select`
 selection routine), the annotator labels them, and :class:`~halo.acquisition.rounds.RoundWriter`
 writes the masks and maps image by image; ``budget.json`` comes last. The annotator
 (:mod:`halo.acquisition.annotators`) answers each image's query (the pixels shown for the first
-time): the simulated oracle at once, with the ground truth, and the round's mask is
-:func:`~halo.acquisition.answers.merge_answer` of the previous mask and the answer; a person
-later, so the round writes its queries instead of masks and ``budget.json``
-(:func:`~halo.acquisition.answers.import_answers` completes it with the same merge).
+time) through :func:`~halo.acquisition.answers.merge_answer`: the simulated oracle at once,
+with the ground truth of every pixel shown so far (the same answers as in earlier rounds, so no
+previous mask is read); a person later, so the round writes its queries instead of masks and
+``budget.json`` (:func:`~halo.acquisition.answers.import_answers` merges the answers into the
+previous round's masks).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from halo.acquisition.rounds import (
     RoundState,
     RoundWriter,
     mask_path,
-    read_mask,
     round_complete,
     write_budget,
 )
@@ -179,9 +179,10 @@ def acquire(
                         centres=sel.centres[j].cpu().numpy(),
                         radius=a,
                     )
-                else:
-                    prev_mask = None if prev is None else read_mask(mask_path(prev_dir, image_id))
-                    mask = merge_answer(prev_mask, new[j], annotator.answer(new[j], labels_np[j]))
+                else:  # the oracle answers every pixel shown so far: its earlier answers are
+                    # the same ground truth, so no previous mask is read (no I/O per image)
+                    shown = labelled[j]
+                    mask = merge_answer(None, shown, annotator.answer(shown, labels_np[j]))
                 writer.add(image_id, mask=mask, blocked=blocked[j], labelled=labelled[j])
             totals["pixels"] += int(labels_np.size)
             totals["regions"] += sum(int(c.shape[0]) for c in sel.centres)
