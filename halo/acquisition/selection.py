@@ -15,20 +15,25 @@ higher rank lies within distance ``m``. Hence:
 
 - greedy's first ``n`` centres depend only on the pixels ranked above the ``n``-th centre, so the
   rank order is walked in growing *prefixes* (all unblocked pixels above a per-image bound, found
-  from a strided sample of the map: one compare + ``nonzero`` over the map per prefix); a prefix
+  from a strided sample of the map: one compare and listing over the map per prefix; when the
+  sample shows the bound sits in a run of ties, the prefix is cut exactly by flat index); a prefix
   continues where the last one stopped, and the walk ends once ``n`` centres are kept;
 - within a prefix, candidates are taken in rank-ordered segments; a candidate within ``m`` of an
   already kept centre is dropped by one lookup in a "taken" map; among the rest, "kept" is a
   boolean recurrence over the conflict graph (pairs within distance ``m``, oriented from higher to
   lower rank): a candidate is kept once every higher neighbour is dropped, dropped once one is
   kept. :func:`_greedy_chunk` evaluates it frontier by frontier, touching each candidate and each
-  pair a constant number of times.
+  pair a constant number of times;
+- a run of equal scores (flat sky, saturated entropy, a constant map) is walked in rank order,
+  which is row-major order there: row by row, each row's points dropped by the rows above (one
+  lookup in "taken") and the rest a 1-D greedy by pointer doubling (:func:`_greedy_ties`), so a
+  run costs a handful of array calls per row where the recurrence would need one step per centre.
 
-The number of frontier steps is the longest decision chain: a handful on noisy or smooth maps,
-up to about ``W / (m+1)`` per row band on monotone ramps and constant maps (still exact, slower).
-The map-sized work (bound, prefix mask) runs on the score's device; the candidate-sized work
-(sorting, graph, recurrence) runs on the host in numpy, whose per-call overhead is a fraction of
-torch's on the small arrays involved. ``bench/selection.py`` times it against the plain loop.
+The number of frontier steps is the longest decision chain: a handful on noisy or smooth maps.
+Everything runs on the host in numpy (a CUDA map is copied over once): its compares and listings
+over a map are several times faster than torch's on CPU, and the candidate-sized work (sorting by
+one int64 key, the graph, the recurrence) is many small calls where numpy's overhead is the
+lower. ``bench/selection.py`` times it against the plain loop.
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ from torch import Tensor
 __all__ = ["Selection", "check_budget", "paint_windows", "regions_per_image", "select_regions"]
 
 _SAMPLE_STRIDE = 16  # threshold estimate reads every 16th pixel of the map
-_FIRST_PREFIX = 2.0  # first prefix: about 2 candidates per requested region (noisy maps need ~1.2)
+_SLACK = 1024  # a sampled bound is redone exactly once it lists over 4 x target + _SLACK pixels
+_FIRST_PREFIX = 1.4  # first prefix: candidates per requested region (noise at 1 %: ~1.15 needed)
 _SEGMENT = 2048  # candidates per segment of the greedy pass
+_TIE_RUN = 256  # a run of at least this many equal scores is walked row by row (_greedy_ties)
 _ID = np.int16  # candidate ids within a segment (< _SEGMENT) ...
 _SENTINEL = np.iinfo(_ID).max  # ... and the id of 'no candidate here'
 
@@ -147,85 +154,127 @@ def paint_windows(
     return out.view(b_count, hp, wp)[:, radius : radius + h, radius : radius + w].contiguous()
 
 
-def _in_prefix(work: Tensor, v: Tensor, i: Tensor) -> Tensor:
-    """Bool ``[B, N]``: pixels inside the rank prefix ``{s > v or (s == v and p <= i)}``.
+def _kth_largest(values: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """``[R]``: the ``ks[r]``-th largest entry (1-based) of each row of ``values`` ``[R, L]``."""
+    part = np.partition(-values, np.unique(ks - 1), axis=1)
+    return -part[np.arange(values.shape[0]), ks - 1]
 
-    Every such set is a prefix of the rank order (score desc, flat index asc); ``v = +inf,
-    i = -1`` is the empty prefix and ``v = -inf, i = N-1`` the whole map.
+
+def _first_true(
+    mask: np.ndarray, nth: np.ndarray, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first ``nth[r]`` True entries of ``mask[r]``: their positions and the last.
+
+    Counts per block of ``block`` entries first, so the running count is over ``N / block``
+    blocks, and only the columns up to the last row's cut are listed.
+
+    Args:
+        mask: ``[R, N]`` bool; every row has at least ``nth[r]`` True entries.
+        nth: ``[R]`` int64.
+
+    Returns:
+        ``(cut, pos)``: ``[R]`` int64 index of the ``nth[r]``-th True entry (-1 where
+        ``nth[r] <= 0``) and ``[P]`` int64 positions ``r * N + index`` of the first ``nth[r]``
+        True entries of every row, ascending.
     """
-    n = work.shape[1]
-    if bool((i >= n - 1).all()):
-        return work >= v[:, None]
-    idx = torch.arange(n, device=work.device)
-    return (work > v[:, None]) | ((work == v[:, None]) & (idx <= i[:, None]))
+    r_count, n = mask.shape
+    pad = -n % block
+    padded = np.pad(mask, ((0, 0), (0, pad))) if pad else mask
+    blocks = padded.reshape(r_count, -1, block)
+    before = np.count_nonzero(blocks, axis=2).cumsum(axis=1)  # True entries up to each block
+    k = np.minimum((before < nth[:, None]).sum(axis=1), blocks.shape[1] - 1)  # block of the nth
+    rows = np.arange(r_count)
+    rest = nth - np.where(k > 0, before[rows, np.maximum(k - 1, 0)], 0)
+    inner = blocks[rows, k].cumsum(axis=1)  # [R, block]
+    cut = np.where(nth > 0, k * block + (inner < rest[:, None]).sum(axis=1), -1)
+    span = int(cut.max()) + 1
+    if span <= 0:
+        return cut, np.zeros(0, dtype=np.int64)
+    first = mask[:, :span] & (np.arange(span)[None, :] <= cut[:, None])
+    pos = np.flatnonzero(first)
+    return cut, pos // span * n + pos % span
 
 
 def _next_prefix(
-    work: Tensor, unblocked: Tensor | None, target: Tensor, avail: Tensor, done: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
+    work: np.ndarray,
+    unblocked: np.ndarray | None,
+    target: np.ndarray,
+    avail: np.ndarray,
+    done: np.ndarray,
+    tie_target: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bound a rank prefix of about ``target[b]`` unblocked pixels per image and list its pixels.
 
     The bound is the ``k``-th largest value of a strided sample of the map (one cheap pass over
-    the map: compare and ``nonzero``). Where that misses (ties make the set far too large, or it is
-    not larger than the prefix already processed) the bound is made exact with ``topk``: then the
-    prefix holds exactly ``target[b]`` pixels, ties cut by flat index.
+    the map: compare and list). Where that misses (ties make the set far too large, or it is not
+    larger than the prefix already processed) the bound is made exact: the pixels above a value,
+    and ties at it cut by flat index. A prefix that ends in ties takes up to ``tie_target[b]``
+    pixels (ties are walked row by row, cheaply).
 
     Args:
-        work: ``[B, N]`` float scores.
+        work: ``[B, N]`` float32 or float64 scores.
         unblocked: ``[B, N]`` bool, or None when nothing is blocked.
         target: ``[B]`` int64 wanted sizes, ``done[b] < target[b] <= avail[b]``.
         avail: ``[B]`` int64 unblocked pixels per image (``target == avail``: the whole map).
         done: ``[B]`` int64 size of the prefix already processed.
+        tie_target: ``[B]`` int64 size wanted when the prefix ends in a run of ties.
 
     Returns:
-        ``(v, i, cand)``: the bound (``[B]`` work dtype, ``[B]`` int64) and the prefix pixels
-        ``[T, 2]`` int64 ``(image, flat index)`` sorted by image then flat index.
+        ``(v, i, cand)``: the bound (``[B]`` work dtype, ``[B]`` int64: the prefix is
+        ``{s > v or (s == v and p <= i)}``) and its pixels as ``b * N + p`` (any order).
     """
     b_count, n = work.shape
-    device = work.device
     whole = target >= avail
     sample = work[:, ::_SAMPLE_STRIDE]
     # blocked pixels sit in the sample too: scale k up by the blocked share
-    ks = torch.ceil(target * (n / avail.clamp(min=1)) * 1.125 / _SAMPLE_STRIDE).long() + 2
-    ks = ks.clamp(1, sample.shape[1])
-    v = sample.topk(int(ks.max()), dim=1).values.gather(1, (ks - 1)[:, None]).squeeze(1)
-    v = torch.where(whole, torch.full_like(v, -torch.inf), v)
-    i = torch.full((b_count,), n - 1, dtype=torch.int64, device=device)
-    mask = work >= v[:, None]
-    if unblocked is not None:
-        mask &= unblocked
-    cand = mask.nonzero()
-    counts = torch.bincount(cand[:, 0], minlength=b_count)
-    exact = ~whole & ((counts > 4 * target + 1024) | (counts <= done))
-    if bool(exact.any()):
-        rows = exact.nonzero().squeeze(1)
-        w, t = work[rows], target[rows]
-        ub = None if unblocked is None else unblocked[rows]
-        thr = v[rows]
-        above = w > thr[:, None]
-        if ub is not None:
-            above &= ub
-        # ties at the sampled value complete the prefix, unless the sample was off: then topk
-        missed = (above.sum(dim=1) >= t) | (counts[rows] < t)
-        if bool(missed.any()):
-            sub = missed.nonzero().squeeze(1)
-            ws = w[sub] if ub is None else w[sub].masked_fill(~ub[sub], -torch.inf)
-            kth = ws.topk(int(t[sub].max()), dim=1).values.gather(1, (t[sub] - 1)[:, None])
-            thr[sub] = kth.squeeze(1)
-            above = w > thr[:, None]
-            if ub is not None:
-                above &= ub
-        eq = w == thr[:, None]
-        if ub is not None:
-            eq &= ub
-        short = t - above.sum(dim=1)  # ties to take, lowest flat index first
-        cut = torch.where(short > 0, (eq.cumsum(dim=1) < short[:, None]).sum(dim=1), -1)
-        v[rows], i[rows] = thr, cut
-        mask = _in_prefix(work, v, i)
+    ks = np.ceil(target * (n / np.maximum(avail, 1)) * 1.125 / _SAMPLE_STRIDE).astype(np.int64)
+    ks = np.clip(ks + 2, 1, sample.shape[1])
+    v = np.where(whole, -np.inf, _kth_largest(sample, ks)).astype(work.dtype)
+    i = np.full(b_count, n - 1, dtype=np.int64)
+    # ties at v in the sample foretell a prefix far too large: then no whole-map listing first
+    at_v = np.count_nonzero(sample == v[:, None], axis=1)
+    tied = ~whole & (at_v * _SAMPLE_STRIDE > 8 * target + 2 * _SLACK)
+    cand = None
+    exact = tied
+    if not tied.all():
+        mask = work >= v[:, None]
         if unblocked is not None:
             mask &= unblocked
-        cand = mask.nonzero()
-    return v, i, cand
+        mask[tied] = False
+        cand = np.flatnonzero(mask)
+        counts = np.bincount(cand // n, minlength=b_count)
+        exact = tied | (~whole & ((counts > 4 * target + _SLACK) | (counts <= done)))
+    if not exact.any():
+        return v, i, cand
+    rows = np.flatnonzero(exact)
+    every = rows.size == b_count  # index (a copy of the map) only when needed
+    w, t = (work, target) if every else (work[rows], target[rows])
+    ub = None if unblocked is None else (unblocked if every else unblocked[rows])
+    thr = v[rows]
+
+    def split(thr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        above, eq = w > thr[:, None], w == thr[:, None]
+        if ub is not None:
+            above &= ub
+            eq &= ub
+        return above, eq, np.count_nonzero(above, axis=1), np.count_nonzero(eq, axis=1)
+
+    above, eq, n_above, n_eq = split(thr)
+    # ties at the sampled value complete the prefix, unless the sample was off: then the exact
+    # t-th largest unblocked value
+    missed = (n_above >= t) | (n_above + n_eq < t)
+    for j in np.flatnonzero(missed).tolist():  # per image whose sample missed
+        row = w[j] if ub is None else np.where(ub[j], w[j], -np.inf)
+        thr[j] = _kth_largest(row[None, :], t[j : j + 1])[0]
+    if missed.any():
+        above, eq, n_above, n_eq = split(thr)
+    # now n_above < t <= n_above + n_eq: take ties by flat index, up to the tie target
+    short = np.minimum(np.maximum(t, tie_target[rows]) - n_above, n_eq)
+    cut, ties = _first_true(eq, short)
+    v[rows], i[rows] = thr, cut
+    listed = np.concatenate([np.flatnonzero(above), ties])
+    listed = rows[listed // n] * n + listed % n
+    return v, i, listed if cand is None else np.concatenate([cand[~exact[cand // n]], listed])
 
 
 def _greedy_chunk(keys: np.ndarray, idmap: np.ndarray, off: np.ndarray) -> np.ndarray:
@@ -252,74 +301,211 @@ def _greedy_chunk(keys: np.ndarray, idmap: np.ndarray, off: np.ndarray) -> np.nd
         raise ValueError(f"_greedy_chunk: at most {_SENTINEL - 1} candidates per call, got {t}")
     ids = np.arange(t, dtype=_ID)
     idmap[keys] = ids
-    nb = idmap[keys[:, None] + off[None, :]]  # [T, K] neighbour ids, _SENTINEL where none
+    nb = np.take(idmap, keys[:, None] + off[None, :])  # [T, K] neighbour ids, or _SENTINEL
     idmap[keys] = _SENTINEL
     higher = nb < ids[:, None]
     # pending[j]: higher neighbours not yet dropped; lower[j]: lower neighbours, t = none (a dummy
     # slot that counts as decided, so no masking is needed in the loop)
-    pending = np.zeros(t + 1, dtype=np.int32)
-    pending[:t] = higher.sum(axis=1)
+    pending = np.zeros(t + 1, dtype=np.int64)
+    pending[:t] = np.count_nonzero(higher, axis=1)
     lower = np.where(higher, t, np.minimum(nb, t))
     del nb, higher
     decided = np.zeros(t + 1, dtype=bool)
     decided[t] = True
     kept = np.zeros(t, dtype=bool)
     frontier = np.flatnonzero(pending[:t] == 0)
-    while frontier.size:
+    while frontier.size:  # O(t) array calls per step (t <= _SEGMENT): no sorting
         kept[frontier] = True
         decided[frontier] = True
-        hit = lower[frontier].ravel()
-        hit = hit[~decided[hit]]
-        if hit.size == 0:
+        drop = np.zeros(t + 1, dtype=bool)
+        drop[lower[frontier].ravel()] = True
+        drop &= ~decided
+        dropped = np.flatnonzero(drop)
+        if dropped.size == 0:
             break
-        dropped = np.unique(hit)
         decided[dropped] = True
-        freed = lower[dropped].ravel()
-        freed = freed[~decided[freed]]
-        freed, times = np.unique(freed, return_counts=True)
-        pending[freed] -= times.astype(np.int32)
-        frontier = freed[pending[freed] == 0]
+        pending -= np.bincount(lower[dropped].ravel(), minlength=t + 1)
+        frontier = np.flatnonzero((pending == 0) & ~decided)
     return kept
+
+
+def _orbit(cols: np.ndarray, gap: int) -> np.ndarray:
+    """1-D greedy on sorted points: keep the first, then each next one more than ``gap`` further.
+
+    Pointer doubling: ``nxt[j]`` is the first point at column ``>= cols[j] + gap + 1``; the kept
+    points are the orbit of point 0 under ``nxt``, found in ``log2(kept) + 1`` steps.
+
+    Args:
+        cols: ``[L]`` int64 columns, strictly ascending, ``L >= 1``.
+        gap: the blocking distance ``m``.
+
+    Returns:
+        ``[k]`` int64 indices into ``cols`` of the kept points, ascending.
+    """
+    size = cols.size
+    jump = np.empty(size + 1, dtype=np.int64)
+    jump[:size] = np.searchsorted(cols, cols + gap + 1, side="left")
+    jump[size] = size  # 'none': a fixed point
+    path = np.zeros(1, dtype=np.int64)
+    while True:  # path: the first 2^k orbit points; jump = nxt^(2^k)
+        more = jump[path]
+        more = more[more < size]
+        if more.size == 0:
+            return path
+        path = np.concatenate([path, more])
+        jump = jump[jump]
+
+
+def _greedy_ties(
+    flat: np.ndarray,
+    keys: np.ndarray,
+    need: int,
+    taken: np.ndarray,
+    off_all: np.ndarray,
+    width: int,
+    gap: int,
+) -> np.ndarray:
+    """Exact greedy over one image's run of equal scores (rank order = row-major order).
+
+    Row by row: a row's points within ``m`` of a centre kept so far are dropped by a lookup in
+    ``taken``; the rest is a 1-D greedy (:func:`_orbit`). Each row is a handful of array calls,
+    where the frontier recurrence would need one step per centre along the row.
+
+    Args:
+        flat, keys: ``[T]`` flat pixel index (ascending) and padded key of the run's points.
+        need: centres still wanted in this image; the walk stops once they are kept.
+        taken: ``[B * Hp * Wp]`` bool, pixels within ``m`` of a kept centre (updated in place).
+        off_all: padded offsets of the ``(2m+1)²`` window with its centre.
+        width: the map's width ``W``; gap: ``m``.
+
+    Returns:
+        ``[k]`` int64 flat indices of the kept centres, ascending (may exceed ``need``).
+    """
+    rows = flat // width
+    bounds = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1], True])
+    kept = []
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):  # per row
+        r_keys = keys[lo:hi]
+        live = np.flatnonzero(~taken[r_keys])
+        if live.size == 0:
+            continue
+        cols = flat[lo:hi][live] % width
+        pick = live[_orbit(cols, gap)]
+        taken[(r_keys[pick][:, None] + off_all[None, :]).ravel()] = True
+        kept.append(flat[lo:hi][pick])
+        need -= pick.size
+        if need <= 0:
+            break
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
+def _pieces(img: np.ndarray, values: np.ndarray) -> list[tuple[int, int, bool]]:
+    """Split rank-sorted candidates into ``(start, end, tied)`` pieces, in order.
+
+    Runs of at least ``_TIE_RUN`` equal scores in one image are tied pieces (walked row by row);
+    the stretches between them are the other pieces.
+    """
+    size = img.size
+    same = (img[1:] == img[:-1]) & (values[1:] == values[:-1])
+    starts = np.flatnonzero(np.r_[True, ~same])
+    lengths = np.diff(np.r_[starts, size])
+    long = lengths >= _TIE_RUN
+    pieces: list[tuple[int, int, bool]] = []
+    pos = 0
+    for start, length in zip(starts[long].tolist(), lengths[long].tolist(), strict=True):
+        if start > pos:
+            pieces.append((pos, start, False))
+        pieces.append((start, start + length, True))
+        pos = start + length
+    if size > pos:
+        pieces.append((pos, size, False))
+    return pieces
+
+
+def _rank_order(img: np.ndarray, flat: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The permutation sorting candidates by image, then score (desc), then flat index.
+
+    Scores of at most 32 bits are made into one unique int64 key (order-preserving bits of the
+    score above the flat index), so an unstable sort does it; wider scores go through
+    ``np.lexsort``.
+
+    Args:
+        img, flat: ``[T]`` int64 image and flat pixel index (``flat < 2**31``).
+        values: ``[T]`` scores (any float dtype, no NaN).
+
+    Returns:
+        ``[T]`` int64 permutation.
+    """
+    if values.dtype.itemsize > 4:
+        return np.lexsort((flat, -values, img))
+    bits = (values.astype(np.float32) + np.float32(0.0)).view(np.int32)  # + 0: -0.0 becomes 0.0
+    order_bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # signed ints in the floats' order
+    key = ((~order_bits).astype(np.int64) << 32) | flat  # descending score, then flat index
+    order = np.argsort(key)
+    if img.size and (img != img[0]).any():
+        order = order[np.argsort(img[order], kind="stable")]
+    return order
 
 
 def _greedy_segments(
     img: np.ndarray,
     flat: np.ndarray,
     keys: np.ndarray,
+    values: np.ndarray,
     need: np.ndarray,
     taken: np.ndarray,
     idmap: np.ndarray,
     off: np.ndarray,
     off_all: np.ndarray,
+    width: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy over rank-sorted candidates in consecutive segments, updating ``taken``.
+    """Greedy over rank-sorted candidates in consecutive pieces, updating ``taken``.
 
     Each segment first drops the candidates within ``m`` of a centre kept so far (one lookup in
     ``taken``), so only the rest enter :func:`_greedy_chunk`; on smooth maps most candidates go
-    that cheap way. An image stops once it has ``need[b]`` new centres.
+    that cheap way. Long runs of equal scores go through :func:`_greedy_ties` instead. An image
+    stops once it has ``need[b]`` new centres.
 
     Args:
-        img, flat, keys: ``[T]`` image index, flat pixel index and padded key of the candidates,
-            sorted by image then rank.
+        img, flat, keys, values: ``[T]`` image index, flat pixel index, padded key and score of
+            the candidates, sorted by image then rank.
         need: ``[B]`` int64 centres still wanted per image (decremented in place).
         taken: ``[B * Hp * Wp]`` bool, pixels within ``m`` of a kept centre (updated in place).
         idmap: scratch for :func:`_greedy_chunk`.
         off, off_all: padded offsets of the ``(2m+1)²`` window without / with its centre.
+        width: the map's width ``W``.
 
     Returns:
         ``(img, flat)`` of the kept centres, sorted by image then rank.
     """
     out_img, out_flat = [], []
-    for start in range(0, img.size, _SEGMENT):
-        s_img, s_flat, s_keys = (x[start : start + _SEGMENT] for x in (img, flat, keys))
-        live = ~taken[s_keys] & (need[s_img] > 0)
-        s_img, s_flat, s_keys = s_img[live], s_flat[live], s_keys[live]
-        kept = _greedy_chunk(s_keys, idmap, off)
-        s_img, s_flat, s_keys = s_img[kept], s_flat[kept], s_keys[kept]
-        taken[(s_keys[:, None] + off_all[None, :]).ravel()] = True
-        need -= np.bincount(s_img, minlength=need.size)
-        out_img.append(s_img)
-        out_flat.append(s_flat)
+    m = math.isqrt(off_all.size) // 2
+    for start, end, tied in _pieces(img, values):
+        if tied:
+            b = int(img[start])
+            if need[b] <= 0:
+                continue
+            s_flat = _greedy_ties(
+                flat[start:end], keys[start:end], int(need[b]), taken, off_all, width, m
+            )
+            s_img = np.full(s_flat.size, b, dtype=np.int64)
+            need[b] -= s_flat.size
+            out_img.append(s_img)
+            out_flat.append(s_flat)
+            continue
+        lo = start
+        while lo < end:  # consecutive segments of the stretch
+            hi = min(lo + _SEGMENT, end)
+            s_img, s_flat, s_keys = img[lo:hi], flat[lo:hi], keys[lo:hi]
+            live = ~taken[s_keys] & (need[s_img] > 0)
+            s_img, s_flat, s_keys = s_img[live], s_flat[live], s_keys[live]
+            kept = _greedy_chunk(s_keys, idmap, off)
+            s_img, s_flat, s_keys = s_img[kept], s_flat[kept], s_keys[kept]
+            taken[(s_keys[:, None] + off_all[None, :]).ravel()] = True
+            need -= np.bincount(s_img, minlength=need.size)
+            out_img.append(s_img)
+            out_flat.append(s_flat)
+            lo = hi
     if not out_img:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     img, flat = np.concatenate(out_img), np.concatenate(out_flat)
@@ -418,23 +604,35 @@ def select_regions(
     return Selection(centres, labelled, new_blocked)
 
 
+def _host_map(score: Tensor) -> np.ndarray:
+    """The ``[B, H, W]`` map as a host array: float64 stays, every narrower float becomes float32.
+
+    float16 and bfloat16 widen to float32 exactly (same order, same ties); on CPU a float32 map
+    is not copied.
+    """
+    dtype = torch.float64 if score.dtype == torch.float64 else torch.float32
+    return score.detach().to(device="cpu", dtype=dtype).numpy()
+
+
 def _select_centres(
     score: Tensor, counts: list[int], mask_radius: int, blocked: Tensor | None
 ) -> list[Tensor]:
     """Greedy centres ``[n_b, 2]`` int64 (row, col) per image, in pick order.
 
     Walks each image's rank order in growing prefixes; a pixel within ``m`` of an earlier centre
-    is dropped by a lookup, the rest go through :func:`_greedy_chunk`. The device does the
-    map-sized work (threshold, prefix mask); the host does the candidate-sized work.
+    is dropped by a lookup, the rest go through :func:`_greedy_chunk` (or :func:`_greedy_ties`).
+    All of it runs on the host in numpy, whose compares and listings over a map are several
+    times faster than torch's on CPU; a CUDA map is copied to the host once.
     """
     b_count, h, w = score.shape
     n, m, device = h * w, mask_radius, score.device
-    work = score.reshape(b_count, n)
-    unblocked = None if blocked is None else ~blocked.reshape(b_count, n)
-    avail = torch.full((b_count,), n, dtype=torch.int64, device=device)
-    if unblocked is not None:
-        avail = unblocked.sum(dim=1)
-    want = torch.tensor(counts, dtype=torch.int64, device=device)
+    work = _host_map(score).reshape(b_count, n)
+    unblocked = None
+    avail = np.full(b_count, n, dtype=np.int64)
+    if blocked is not None:
+        unblocked = ~blocked.reshape(b_count, n).cpu().numpy()
+        avail = np.count_nonzero(unblocked, axis=1).astype(np.int64)
+    want = np.asarray(counts, dtype=np.int64)
     hp, wp = h + 2 * m, w + 2 * m
     dy, dx = _window_offsets(m, torch.device("cpu"), centre=False)
     off = (dy * wp + dx).numpy()
@@ -445,52 +643,51 @@ def _select_centres(
     picks: list[list[np.ndarray]] = [[] for _ in range(b_count)]
     got = np.zeros(b_count, dtype=np.int64)
     # processed prefix per image: bound (v, i) and size; starts empty
-    v_done = torch.full((b_count,), torch.inf, dtype=score.dtype, device=device)
-    i_done = torch.full((b_count,), -1, dtype=torch.int64, device=device)
-    done = torch.zeros(b_count, dtype=torch.int64, device=device)
-    size = torch.minimum(torch.ceil(want * _FIRST_PREFIX).long() + 16, avail)
+    v_done = np.full(b_count, np.inf, dtype=work.dtype)
+    i_done = np.full(b_count, -1, dtype=np.int64)
+    done = np.zeros(b_count, dtype=np.int64)
+    size = np.minimum(np.ceil(want * _FIRST_PREFIX).astype(np.int64) + 16, avail)
     active = (want > 0) & (avail > 0)
     first = True
-    while bool(active.any()):
-        rows = active.nonzero().squeeze(1)
-        every = rows.numel() == b_count  # index (a copy of the map) only when some are done
+    while active.any():
+        rows = np.flatnonzero(active)
+        every = rows.size == b_count  # index (a copy of the map) only when some are done
+        # a prefix ending in ties may hold a lattice's worth: one centre per (m+1)² pixels
+        left = np.maximum(want - got, 0)
+        tie_size = np.minimum(np.maximum(size, left * (m + 1) ** 2 * 5 // 4 + 64), avail)
         v, i, cand = _next_prefix(
             work if every else work[rows],
             unblocked if unblocked is None or every else unblocked[rows],
             size[rows],
             avail[rows],
             done[rows],
+            tie_size[rows],
         )
-        r, flat = cand[:, 0], cand[:, 1]
+        r, flat = cand // n, cand % n
         img = rows[r]
-        values = work[img, flat]
-        sizes = torch.bincount(r, minlength=rows.numel())
-        if first:  # nothing processed yet: every prefix pixel is new
-            first = False
-        else:  # drop the pixels of the prefix already processed
-            vd, idone = v_done[img], i_done[img]
-            new = ~((values > vd) | ((values == vd) & (flat <= idone)))
-            img, flat, values = img[new], flat[new], values[new]
-        img, flat = img.cpu().numpy(), flat.cpu().numpy()
-        values = values.double().cpu().numpy()
+        values = work.reshape(-1)[img * n + flat]
+        sizes = np.bincount(r, minlength=rows.size)
         keys = img * (hp * wp) + (flat // w + m) * wp + (flat % w + m)
         alive = ~taken[keys]
+        if not first:  # drop the pixels of the prefix already processed
+            vd, idone = v_done[img], i_done[img]
+            alive &= ~((values > vd) | ((values == vd) & (flat <= idone)))
+        first = False
         img, flat, values, keys = img[alive], flat[alive], values[alive], keys[alive]
-        order = np.lexsort((flat, -values, img))  # image, then score desc, then flat index
-        img, flat, keys = img[order], flat[order], keys[order]
-        need = np.maximum(np.asarray(counts) - got, 0)
-        img, flat = _greedy_segments(img, flat, keys, need, taken, idmap, off, off_all)
+        order = _rank_order(img, flat, values)
+        img, flat, keys, values = img[order], flat[order], keys[order], values[order]
+        need = np.maximum(want - got, 0)
+        img, flat = _greedy_segments(img, flat, keys, values, need, taken, idmap, off, off_all, w)
         bounds = np.searchsorted(img, np.arange(b_count + 1))
         for b in rows.tolist():  # per image bookkeeping, not per pixel
             picks[b].append(flat[bounds[b] : bounds[b + 1]])
         got += np.diff(bounds)
         v_done[rows], i_done[rows], done[rows] = v, i, sizes
-        got_t = torch.from_numpy(got).to(device)
-        active = (got_t < want) & (done < avail)
+        active = (got < want) & (done < avail)
         # grow the prefix by the observed yield (x2 margin), at least doubling, capped at avail
-        yield_ = got_t.clamp(min=1).double() / done.clamp(min=1).double()
-        grow = torch.ceil(want.double() / yield_ * 2).long()
-        size = torch.minimum(torch.maximum(grow, 2 * done), avail)
+        yield_ = np.maximum(got, 1) / np.maximum(done, 1)
+        grow = np.ceil(want / yield_ * 2).astype(np.int64)
+        size = np.minimum(np.maximum(grow, 2 * done), avail)
     result = []
     for b in range(b_count):
         flat = np.concatenate(picks[b]) if picks[b] else np.zeros(0, dtype=np.int64)

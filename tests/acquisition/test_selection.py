@@ -4,6 +4,7 @@ think of; regions_per_image turns a budget into a region count."""
 from __future__ import annotations
 
 from fractions import Fraction
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from halo.acquisition import selection
 from halo.acquisition.selection import (
     Selection,
     paint_windows,
@@ -118,6 +120,63 @@ def test_equals_greedy_on_small_tied_maps(
     sel = assert_matches_reference(score, n, a, m, blocked)
     if blocked is not None and sel.centres.numel():
         assert not bool(blocked[sel.centres[:, 0], sel.centres[:, 1]].any())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    b=st.integers(1, 4),
+    h=st.integers(1, 20),
+    w=st.integers(1, 40),
+    levels=st.integers(1, 5),
+    counts=st.lists(st.integers(0, 40), min_size=4, max_size=4),
+    m=st.integers(0, 4),
+    blocked_share=st.sampled_from([0.0, 0.3]),
+    tie_run=st.sampled_from([2, 9, 256]),
+    segment=st.sampled_from([3, 50, 2048]),
+    slack=st.sampled_from([0, 1024]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_batches_with_ties_equal_greedy_per_image(
+    b: int,
+    h: int,
+    w: int,
+    levels: int,
+    counts: list[int],
+    m: int,
+    blocked_share: float,
+    tie_run: int,
+    segment: int,
+    slack: int,
+    seed: int,
+) -> None:
+    # small tie runs and segments put every path (frontier chunks, row-by-row tie runs, pieces
+    # across images, exact prefixes for some images only) on maps the reference can check
+    gen = torch.Generator().manual_seed(seed)
+    score = torch.randint(0, levels, (b, h, w), generator=gen).float()
+    if seed % 3 == 0:  # a constant image among tied ones
+        score[0] = 1.0
+    if seed % 2 and b > 1:  # an image without ties among tied ones
+        score[1] = torch.rand(h, w, generator=gen)
+    blocked = torch.rand(b, h, w, generator=gen) < blocked_share if blocked_share else None
+    with mock.patch.multiple(selection, _TIE_RUN=tie_run, _SEGMENT=segment, _SLACK=slack):
+        sel = select_regions(score, counts[:b], active_radius=1, mask_radius=m, blocked=blocked)
+    for i in range(b):
+        prior = None if blocked is None else blocked[i].numpy()
+        centres, labelled, new_blocked = greedy_reference(score[i].numpy(), counts[i], 1, m, prior)
+        np.testing.assert_array_equal(sel.centres[i].numpy(), centres)
+        np.testing.assert_array_equal(sel.labelled[i].numpy(), labelled)
+        np.testing.assert_array_equal(sel.blocked[i].numpy(), new_blocked)
+
+
+@pytest.mark.parametrize("kind", ["constant", "smooth-ties", "integers"])
+@pytest.mark.parametrize("tie_run", [2, 256])
+def test_tie_runs_walked_row_by_row_equal_greedy(kind: str, tie_run: int) -> None:
+    # maps large enough for several prefixes, each ending in a long run of ties
+    gen = torch.Generator().manual_seed(5)
+    score = make_map(kind, 90, 200, gen)
+    with mock.patch.object(selection, "_TIE_RUN", tie_run):
+        assert_matches_reference(score, 300, 1, 3)
+        assert_matches_reference(score, 60, 2, 6, torch.rand(90, 200, generator=gen) < 0.2)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
