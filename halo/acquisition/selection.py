@@ -18,18 +18,9 @@ higher rank lies within distance ``m``. Hence:
   from a strided sample of the map: one compare and listing over the map per prefix; when the
   sample shows the bound sits in a run of ties, the prefix is cut exactly by flat index); a prefix
   continues where the last one stopped, and the walk ends once ``n`` centres are kept;
-- within a prefix, candidates are taken in rank-ordered segments; a candidate within ``m`` of an
-  already kept centre is dropped by one lookup in a "taken" map; among the rest, "kept" is a
-  boolean recurrence over the conflict graph (pairs within distance ``m``, oriented from higher to
-  lower rank): a candidate is kept once every higher neighbour is dropped, dropped once one is
-  kept. :func:`_greedy_chunk` evaluates it frontier by frontier, touching each candidate and each
-  pair a constant number of times;
-- a run of equal scores (flat sky, saturated entropy, a constant map) is walked in rank order,
-  which is row-major order there: row by row, each row's points dropped by the rows above (one
-  lookup in "taken") and the rest a 1-D greedy by pointer doubling (:func:`_greedy_ties`), so a
-  run costs a handful of array calls per row where the recurrence would need one step per centre.
+- within a prefix, the candidates are walked in rank order by :mod:`halo.acquisition.greedy`
+  (a conflict-graph recurrence over segments, and runs of equal scores row by row).
 
-The number of frontier steps is the longest decision chain: a handful on noisy or smooth maps.
 Everything runs on the host in numpy (a CUDA map is copied over once): its compares and listings
 over a map are several times faster than torch's on CPU, and the candidate-sized work (sorting by
 one int64 key, the graph, the recurrence) is many small calls where numpy's overhead is the
@@ -48,15 +39,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from halo.acquisition.greedy import ID, SENTINEL, rank_order, walk
+
 __all__ = ["Selection", "check_budget", "paint_windows", "regions_per_image", "select_regions"]
 
 _SAMPLE_STRIDE = 16  # threshold estimate reads every 16th pixel of the map
 _SLACK = 1024  # a sampled bound is redone exactly once it lists over 4 x target + _SLACK pixels
 _FIRST_PREFIX = 1.4  # first prefix: candidates per requested region (noise at 1 %: ~1.15 needed)
-_SEGMENT = 2048  # candidates per segment of the greedy pass
-_TIE_RUN = 256  # a run of at least this many equal scores is walked row by row (_greedy_ties)
-_ID = np.int16  # candidate ids within a segment (< _SEGMENT) ...
-_SENTINEL = np.iinfo(_ID).max  # ... and the id of 'no candidate here'
 
 
 class Selection(NamedTuple):
@@ -277,242 +266,6 @@ def _next_prefix(
     return v, i, listed if cand is None else np.concatenate([cand[~exact[cand // n]], listed])
 
 
-def _greedy_chunk(keys: np.ndarray, idmap: np.ndarray, off: np.ndarray) -> np.ndarray:
-    """Exact greedy among rank-sorted candidates: which of them are kept as centres.
-
-    Candidate ``j`` is kept iff no kept candidate ``< j`` lies within the window ``off`` of it
-    (candidates ``< j`` are the higher-ranked ones of the same image). Evaluated frontier by
-    frontier: a candidate is kept once all its higher neighbours are dropped, dropped once one of
-    them is kept; each candidate and each neighbour pair is handled a constant number of times.
-
-    Args:
-        keys: ``[T]`` int64 padded flat positions (``image * Hp * Wp + (row + m) * Wp + col + m``),
-            sorted by image then rank.
-        idmap: ``[B * Hp * Wp]`` int16 scratch filled with ``_SENTINEL``; restored on return.
-        off: ``[K]`` int64 padded flat offsets of the other pixels within distance ``m``.
-
-    Returns:
-        ``[T]`` bool, True for kept candidates.
-    """
-    t = keys.shape[0]
-    if t == 0 or off.size == 0:
-        return np.ones(t, dtype=bool)
-    if t >= _SENTINEL:
-        raise ValueError(f"_greedy_chunk: at most {_SENTINEL - 1} candidates per call, got {t}")
-    ids = np.arange(t, dtype=_ID)
-    idmap[keys] = ids
-    nb = np.take(idmap, keys[:, None] + off[None, :])  # [T, K] neighbour ids, or _SENTINEL
-    idmap[keys] = _SENTINEL
-    higher = nb < ids[:, None]
-    # pending[j]: higher neighbours not yet dropped; lower[j]: lower neighbours, t = none (a dummy
-    # slot that counts as decided, so no masking is needed in the loop)
-    pending = np.zeros(t + 1, dtype=np.int64)
-    pending[:t] = np.count_nonzero(higher, axis=1)
-    lower = np.where(higher, t, np.minimum(nb, t))
-    del nb, higher
-    decided = np.zeros(t + 1, dtype=bool)
-    decided[t] = True
-    kept = np.zeros(t, dtype=bool)
-    frontier = np.flatnonzero(pending[:t] == 0)
-    while frontier.size:  # O(t) array calls per step (t <= _SEGMENT): no sorting
-        kept[frontier] = True
-        decided[frontier] = True
-        drop = np.zeros(t + 1, dtype=bool)
-        drop[lower[frontier].ravel()] = True
-        drop &= ~decided
-        dropped = np.flatnonzero(drop)
-        if dropped.size == 0:
-            break
-        decided[dropped] = True
-        pending -= np.bincount(lower[dropped].ravel(), minlength=t + 1)
-        frontier = np.flatnonzero((pending == 0) & ~decided)
-    return kept
-
-
-def _orbit(cols: np.ndarray, gap: int) -> np.ndarray:
-    """1-D greedy on sorted points: keep the first, then each next one more than ``gap`` further.
-
-    Pointer doubling: ``nxt[j]`` is the first point at column ``>= cols[j] + gap + 1``; the kept
-    points are the orbit of point 0 under ``nxt``, found in ``log2(kept) + 1`` steps.
-
-    Args:
-        cols: ``[L]`` int64 columns, strictly ascending, ``L >= 1``.
-        gap: the blocking distance ``m``.
-
-    Returns:
-        ``[k]`` int64 indices into ``cols`` of the kept points, ascending.
-    """
-    size = cols.size
-    jump = np.empty(size + 1, dtype=np.int64)
-    jump[:size] = np.searchsorted(cols, cols + gap + 1, side="left")
-    jump[size] = size  # 'none': a fixed point
-    path = np.zeros(1, dtype=np.int64)
-    while True:  # path: the first 2^k orbit points; jump = nxt^(2^k)
-        more = jump[path]
-        more = more[more < size]
-        if more.size == 0:
-            return path
-        path = np.concatenate([path, more])
-        jump = jump[jump]
-
-
-def _greedy_ties(
-    flat: np.ndarray,
-    keys: np.ndarray,
-    need: int,
-    taken: np.ndarray,
-    off_all: np.ndarray,
-    width: int,
-    gap: int,
-) -> np.ndarray:
-    """Exact greedy over one image's run of equal scores (rank order = row-major order).
-
-    Row by row: a row's points within ``m`` of a centre kept so far are dropped by a lookup in
-    ``taken``; the rest is a 1-D greedy (:func:`_orbit`). Each row is a handful of array calls,
-    where the frontier recurrence would need one step per centre along the row.
-
-    Args:
-        flat, keys: ``[T]`` flat pixel index (ascending) and padded key of the run's points.
-        need: centres still wanted in this image; the walk stops once they are kept.
-        taken: ``[B * Hp * Wp]`` bool, pixels within ``m`` of a kept centre (updated in place).
-        off_all: padded offsets of the ``(2m+1)²`` window with its centre.
-        width: the map's width ``W``; gap: ``m``.
-
-    Returns:
-        ``[k]`` int64 flat indices of the kept centres, ascending (may exceed ``need``).
-    """
-    rows = flat // width
-    bounds = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1], True])
-    kept = []
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):  # per row
-        r_keys = keys[lo:hi]
-        live = np.flatnonzero(~taken[r_keys])
-        if live.size == 0:
-            continue
-        cols = flat[lo:hi][live] % width
-        pick = live[_orbit(cols, gap)]
-        taken[(r_keys[pick][:, None] + off_all[None, :]).ravel()] = True
-        kept.append(flat[lo:hi][pick])
-        need -= pick.size
-        if need <= 0:
-            break
-    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-
-
-def _pieces(img: np.ndarray, values: np.ndarray) -> list[tuple[int, int, bool]]:
-    """Split rank-sorted candidates into ``(start, end, tied)`` pieces, in order.
-
-    Runs of at least ``_TIE_RUN`` equal scores in one image are tied pieces (walked row by row);
-    the stretches between them are the other pieces.
-    """
-    size = img.size
-    same = (img[1:] == img[:-1]) & (values[1:] == values[:-1])
-    starts = np.flatnonzero(np.r_[True, ~same])
-    lengths = np.diff(np.r_[starts, size])
-    long = lengths >= _TIE_RUN
-    pieces: list[tuple[int, int, bool]] = []
-    pos = 0
-    for start, length in zip(starts[long].tolist(), lengths[long].tolist(), strict=True):
-        if start > pos:
-            pieces.append((pos, start, False))
-        pieces.append((start, start + length, True))
-        pos = start + length
-    if size > pos:
-        pieces.append((pos, size, False))
-    return pieces
-
-
-def _rank_order(img: np.ndarray, flat: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The permutation sorting candidates by image, then score (desc), then flat index.
-
-    Scores of at most 32 bits are made into one unique int64 key (order-preserving bits of the
-    score above the flat index), so an unstable sort does it; wider scores go through
-    ``np.lexsort``.
-
-    Args:
-        img, flat: ``[T]`` int64 image and flat pixel index (``flat < 2**31``).
-        values: ``[T]`` scores (any float dtype, no NaN).
-
-    Returns:
-        ``[T]`` int64 permutation.
-    """
-    if values.dtype.itemsize > 4:
-        return np.lexsort((flat, -values, img))
-    bits = (values.astype(np.float32) + np.float32(0.0)).view(np.int32)  # + 0: -0.0 becomes 0.0
-    order_bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # signed ints in the floats' order
-    key = ((~order_bits).astype(np.int64) << 32) | flat  # descending score, then flat index
-    order = np.argsort(key)
-    if img.size and (img != img[0]).any():
-        order = order[np.argsort(img[order], kind="stable")]
-    return order
-
-
-def _greedy_segments(
-    img: np.ndarray,
-    flat: np.ndarray,
-    keys: np.ndarray,
-    values: np.ndarray,
-    need: np.ndarray,
-    taken: np.ndarray,
-    idmap: np.ndarray,
-    off: np.ndarray,
-    off_all: np.ndarray,
-    width: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy over rank-sorted candidates in consecutive pieces, updating ``taken``.
-
-    Each segment first drops the candidates within ``m`` of a centre kept so far (one lookup in
-    ``taken``), so only the rest enter :func:`_greedy_chunk`; on smooth maps most candidates go
-    that cheap way. Long runs of equal scores go through :func:`_greedy_ties` instead. An image
-    stops once it has ``need[b]`` new centres.
-
-    Args:
-        img, flat, keys, values: ``[T]`` image index, flat pixel index, padded key and score of
-            the candidates, sorted by image then rank.
-        need: ``[B]`` int64 centres still wanted per image (decremented in place).
-        taken: ``[B * Hp * Wp]`` bool, pixels within ``m`` of a kept centre (updated in place).
-        idmap: scratch for :func:`_greedy_chunk`.
-        off, off_all: padded offsets of the ``(2m+1)²`` window without / with its centre.
-        width: the map's width ``W``.
-
-    Returns:
-        ``(img, flat)`` of the kept centres, sorted by image then rank.
-    """
-    out_img, out_flat = [], []
-    m = math.isqrt(off_all.size) // 2
-    for start, end, tied in _pieces(img, values):
-        if tied:
-            b = int(img[start])
-            if need[b] <= 0:
-                continue
-            s_flat = _greedy_ties(
-                flat[start:end], keys[start:end], int(need[b]), taken, off_all, width, m
-            )
-            s_img = np.full(s_flat.size, b, dtype=np.int64)
-            need[b] -= s_flat.size
-            out_img.append(s_img)
-            out_flat.append(s_flat)
-            continue
-        lo = start
-        while lo < end:  # consecutive segments of the stretch
-            hi = min(lo + _SEGMENT, end)
-            s_img, s_flat, s_keys = img[lo:hi], flat[lo:hi], keys[lo:hi]
-            live = ~taken[s_keys] & (need[s_img] > 0)
-            s_img, s_flat, s_keys = s_img[live], s_flat[live], s_keys[live]
-            kept = _greedy_chunk(s_keys, idmap, off)
-            s_img, s_flat, s_keys = s_img[kept], s_flat[kept], s_keys[kept]
-            taken[(s_keys[:, None] + off_all[None, :]).ravel()] = True
-            need -= np.bincount(s_img, minlength=need.size)
-            out_img.append(s_img)
-            out_flat.append(s_flat)
-            lo = hi
-    if not out_img:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    img, flat = np.concatenate(out_img), np.concatenate(out_flat)
-    order = np.argsort(img, kind="stable")
-    return img[order], flat[order]
-
-
 def _as_count(value: object) -> int | None:
     """``value`` as a count (int >= 0; numpy ints too), or None."""
     if isinstance(value, (bool, np.bool_)):
@@ -620,7 +373,7 @@ def _select_centres(
     """Greedy centres ``[n_b, 2]`` int64 (row, col) per image, in pick order.
 
     Walks each image's rank order in growing prefixes; a pixel within ``m`` of an earlier centre
-    is dropped by a lookup, the rest go through :func:`_greedy_chunk` (or :func:`_greedy_ties`).
+    is dropped by a lookup, the rest go through :func:`halo.acquisition.greedy.walk`.
     All of it runs on the host in numpy, whose compares and listings over a map are several
     times faster than torch's on CPU; a CUDA map is copied to the host once.
     """
@@ -639,7 +392,7 @@ def _select_centres(
     dy, dx = _window_offsets(m, torch.device("cpu"), centre=True)
     off_all = (dy * wp + dx).numpy()
     taken = np.zeros(b_count * hp * wp, dtype=bool)  # within m of a centre picked so far
-    idmap = np.full(b_count * hp * wp, _SENTINEL, dtype=_ID)
+    idmap = np.full(b_count * hp * wp, SENTINEL, dtype=ID)
     picks: list[list[np.ndarray]] = [[] for _ in range(b_count)]
     got = np.zeros(b_count, dtype=np.int64)
     # processed prefix per image: bound (v, i) and size; starts empty
@@ -674,10 +427,10 @@ def _select_centres(
             alive &= ~((values > vd) | ((values == vd) & (flat <= idone)))
         first = False
         img, flat, values, keys = img[alive], flat[alive], values[alive], keys[alive]
-        order = _rank_order(img, flat, values)
+        order = rank_order(img, flat, values)
         img, flat, keys, values = img[order], flat[order], keys[order], values[order]
         need = np.maximum(want - got, 0)
-        img, flat = _greedy_segments(img, flat, keys, values, need, taken, idmap, off, off_all, w)
+        img, flat = walk(img, flat, keys, values, need, taken, idmap, off, off_all, w)
         bounds = np.searchsorted(img, np.arange(b_count + 1))
         for b in rows.tolist():  # per image bookkeeping, not per pixel
             picks[b].append(flat[bounds[b] : bounds[b + 1]])

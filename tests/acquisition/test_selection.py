@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from halo.acquisition import selection
+from halo.acquisition import greedy, selection
 from halo.acquisition.selection import (
     Selection,
     paint_windows,
@@ -158,7 +158,10 @@ def test_batches_with_ties_equal_greedy_per_image(
     if seed % 2 and b > 1:  # an image without ties among tied ones
         score[1] = torch.rand(h, w, generator=gen)
     blocked = torch.rand(b, h, w, generator=gen) < blocked_share if blocked_share else None
-    with mock.patch.multiple(selection, _TIE_RUN=tie_run, _SEGMENT=segment, _SLACK=slack):
+    with (
+        mock.patch.multiple(greedy, _TIE_RUN=tie_run, _SEGMENT=segment),
+        mock.patch.object(selection, "_SLACK", slack),
+    ):
         sel = select_regions(score, counts[:b], active_radius=1, mask_radius=m, blocked=blocked)
     for i in range(b):
         prior = None if blocked is None else blocked[i].numpy()
@@ -174,7 +177,7 @@ def test_tie_runs_walked_row_by_row_equal_greedy(kind: str, tie_run: int) -> Non
     # maps large enough for several prefixes, each ending in a long run of ties
     gen = torch.Generator().manual_seed(5)
     score = make_map(kind, 90, 200, gen)
-    with mock.patch.object(selection, "_TIE_RUN", tie_run):
+    with mock.patch.object(greedy, "_TIE_RUN", tie_run):
         assert_matches_reference(score, 300, 1, 3)
         assert_matches_reference(score, 60, 2, 6, torch.rand(90, 200, generator=gen) < 0.2)
 
