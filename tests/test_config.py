@@ -126,3 +126,30 @@ def test_an_error_in_the_file_names_the_file_even_with_sets(tmp_path):
     bad.write_text("train: {lr: -1}\n")
     with pytest.raises(ConfigError, match=r"^.*bad\.yaml: train\.lr"):
         load_config(bad, ["seed=1"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.optimizer=adam", r"train\.optimizer: expected one of sgd, adamw, got 'adam'"),
+        ("train.schedule=step", r"train\.schedule: expected one of poly, cosine, got 'step'"),
+        ("train.round_lr=0", r"train\.round_lr: expected > 0, got 0"),
+        ("train.round_warmup_steps=-1", r"train\.round_warmup_steps: expected >= 0, got -1"),
+        ("train.adam_beta2=1", r"train\.adam_beta2: expected a value in \[0, 1\), got 1"),
+    ],
+)
+def test_optimiser_and_schedule_keys_are_checked(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config({}, [override])
+
+
+def test_optimiser_and_schedule_keys_default_to_the_sgd_poly_regime():
+    t = build_config({}).train
+    assert (t.optimizer, t.schedule, t.round_lr, t.round_warmup_steps) == (
+        "sgd",
+        "poly",
+        None,
+        None,
+    )
+    t = build_config({}, ["train.optimizer=adamw", "train.round_lr=2e-4"]).train
+    assert t.optimizer == "adamw" and t.phase_rate("active") == (2e-4, t.warmup_steps)

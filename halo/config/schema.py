@@ -46,17 +46,27 @@ class ActiveConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation (SGD, warm-up then poly decay) and checkpointing."""
+    """Optimisation (SGD or AdamW; linear warm-up, then poly or cosine decay) and checkpointing.
+
+    ``momentum`` is SGD's momentum and AdamW's β1 (``adam_beta2`` its β2). ``round_lr`` and
+    ``round_warmup_steps`` are the active rounds' own rate and warm-up (``null``: ``lr`` and
+    ``warmup_steps``); the rounds' schedule runs once over all rounds.
+    """
 
     batch_size: int = 8
     source_steps: int = 400
     round_steps: int = 100
     supervised_steps: int = 400
+    optimizer: str = "sgd"
     lr: float = 1e-3
+    round_lr: float | None = None
     head_lr_mult: float = 10.0
     momentum: float = 0.9
+    adam_beta2: float = 0.999
     weight_decay: float = 5e-4
     warmup_steps: int = 20
+    round_warmup_steps: int | None = None
+    schedule: str = "poly"
     poly_power: float = 0.9
     negative_learning: float = 0.0
     hflip: bool = True
@@ -64,6 +74,18 @@ class TrainConfig:
     amp: bool = True
     sync_bn: bool = False
     num_workers: int = 0
+
+    def phase_rate(self, protocol: str) -> tuple[float, int]:
+        """``(base learning rate, warm-up steps)`` of a training protocol: the active rounds
+        have their own (``round_lr``, ``round_warmup_steps``; unset = ``lr``,
+        ``warmup_steps``)."""
+        if protocol == "active":
+            lr = self.lr if self.round_lr is None else self.round_lr
+            warmup = (
+                self.warmup_steps if self.round_warmup_steps is None else self.round_warmup_steps
+            )
+            return lr, warmup
+        return self.lr, self.warmup_steps
 
 
 @dataclass(frozen=True)
@@ -216,6 +238,10 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+#: train.optimizer and train.schedule (halo.engine.train builds them).
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("poly", "cosine")
+
 #: Seeds drive torch (per-step seeds up to ~1e9 x seed must fit 64 bits) and numpy generators.
 MAX_SEED = 2**32 - 1
 
@@ -245,9 +271,19 @@ def check_ranges(cfg: Config) -> None:
             raise ConfigError(f"train.{name}: expected >= 1, got {getattr(t, name)}")
     if t.warmup_steps < 0 or t.num_workers < 0:
         raise ConfigError("train.warmup_steps and train.num_workers must be >= 0")
-    for name in ("lr", "head_lr_mult"):
-        if not getattr(t, name) > 0:
-            raise ConfigError(f"train.{name}: expected > 0, got {getattr(t, name)}")
+    if t.round_warmup_steps is not None and t.round_warmup_steps < 0:
+        raise ConfigError(f"train.round_warmup_steps: expected >= 0, got {t.round_warmup_steps}")
+    for name in ("lr", "round_lr", "head_lr_mult"):
+        value = getattr(t, name)
+        if value is not None and not value > 0:
+            raise ConfigError(f"train.{name}: expected > 0, got {value}")
+    for name, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        if getattr(t, name) not in valid:
+            raise ConfigError(
+                f"train.{name}: expected one of {', '.join(valid)}, got {getattr(t, name)!r}"
+            )
+    if not 0 <= t.adam_beta2 < 1:
+        raise ConfigError(f"train.adam_beta2: expected a value in [0, 1), got {t.adam_beta2}")
     if not 0 <= t.momentum < 1 or t.weight_decay < 0 or t.negative_learning < 0:
         raise ConfigError(
             "train: momentum must be in [0, 1), weight_decay and negative_learning >= 0"

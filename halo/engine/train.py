@@ -48,16 +48,21 @@ PROTOCOLS = ("source", "active", "supervised")
 # --------------------------------------------------------------------------------------------
 
 
-def lr_factor(step: int, total: int, *, warmup: int, power: float) -> float:
-    """Learning-rate multiplier at global ``step`` of ``total``: linear warm-up, then poly decay.
+def lr_factor(step: int, total: int, *, warmup: int, power: float, schedule: str = "poly") -> float:
+    """Learning-rate multiplier at global ``step`` of ``total``: linear warm-up, then decay.
 
-    ``(step + 1) / warmup`` for the first ``warmup`` steps, then ``(1 − p)^power`` with
-    ``p = (step − warmup) / (total − warmup)``.
+    ``(step + 1) / warmup`` for the first ``warmup`` steps, then with
+    ``p = (step − warmup) / (total − warmup)`` either ``(1 − p)^power`` (``poly``) or
+    ``(1 + cos(π p)) / 2`` (``cosine``).
     """
     if step < warmup:
         return (step + 1) / warmup
-    span = max(total - warmup, 1)
-    return max(1.0 - (step - warmup) / span, 0.0) ** power
+    p = min((step - warmup) / max(total - warmup, 1), 1.0)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+    if schedule != "poly":
+        raise ValueError(f"unknown schedule {schedule!r}; valid: poly, cosine")
+    return max(1.0 - p, 0.0) ** power
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
@@ -195,12 +200,28 @@ def _kept(checkpoint: str | Path) -> str:
 
 
 def build_optimizer(
-    model: nn.Module, *, lr: float, head_lr_mult: float, momentum: float, weight_decay: float
+    model: nn.Module,
+    *,
+    lr: float,
+    head_lr_mult: float,
+    momentum: float,
+    weight_decay: float,
+    optimizer: str = "sgd",
+    adam_beta2: float = 0.999,
 ) -> torch.optim.Optimizer:
+    """SGD (with ``momentum``) or AdamW (``betas = (momentum, adam_beta2)``, decoupled
+    ``weight_decay``) over the model's parameter groups (decoder and head at ``lr ×
+    head_lr_mult``); every group remembers its ``initial_lr`` for the schedule."""
     groups = unwrap(model).param_groups(lr, head_lr_scale=head_lr_mult)
     for g in groups:
         g["initial_lr"] = g["lr"]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer == "adamw":
+        return torch.optim.AdamW(
+            groups, lr=lr, betas=(momentum, adam_beta2), weight_decay=weight_decay
+        )
+    raise ValueError(f"unknown optimizer {optimizer!r}; valid: sgd, adamw")
 
 
 def train(
@@ -279,15 +300,26 @@ def train(
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
+    base_lr, warmup = cfg.phase_rate(protocol)
+    rate_key = "train.round_lr" if protocol == "active" else "train.lr"
     optimizer = build_optimizer(
         net,
-        lr=cfg.lr,
+        lr=base_lr,
         head_lr_mult=cfg.head_lr_mult,
         momentum=cfg.momentum,
         weight_decay=cfg.weight_decay,
+        optimizer=cfg.optimizer,
+        adam_beta2=cfg.adam_beta2,
     )
     if resume is not None and resume.get("optimizer") is not None:
-        optimizer.load_state_dict(resume["optimizer"])
+        saved = resume["optimizer"]
+        kind = "adamw" if "betas" in (saved.get("param_groups") or [{}])[0] else "sgd"
+        if kind != cfg.optimizer:
+            raise ValueError(
+                f"the checkpoint to continue holds a {kind} optimiser state; train.optimizer is "
+                f"{cfg.optimizer!r} (continue with the same optimiser, or start a new run)"
+            )
+        optimizer.load_state_dict(saved)
 
     run = Schedule(start, schedule.stop, schedule.total)
     workers = cfg.num_workers
@@ -320,7 +352,7 @@ def train(
         if not bool(torch.stack([t.isfinite().all() for t in state]).all()):
             raise TrainingDiverged(
                 f"weights or BatchNorm statistics became non-finite before step {step} "
-                f"({protocol}); stopped, {_kept(checkpoint)}. Lower train.lr or check the data."
+                f"({protocol}); stopped, {_kept(checkpoint)}. Lower {rate_key} or check the data."
             )
         if rank == 0:
             save_checkpoint(checkpoint, net, optimizer, step, {**meta, "curve": curve})
@@ -343,7 +375,9 @@ def train(
         # resumed run draws exactly what an uninterrupted one would (one seed at the start would
         # give the resumed run other dropout masks).
         torch.manual_seed(step_seed(seed, step, rank))
-        factor = lr_factor(step, schedule.total, warmup=cfg.warmup_steps, power=cfg.poly_power)
+        factor = lr_factor(
+            step, schedule.total, warmup=warmup, power=cfg.poly_power, schedule=cfg.schedule
+        )
         for g in optimizer.param_groups:
             g["lr"] = g["initial_lr"] * factor
         parts = {}
@@ -366,23 +400,23 @@ def train(
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss.item()} at step {step} ({protocol}); stopped, "
-                f"{_kept(checkpoint)}. Lower train.lr or check the data."
+                f"{_kept(checkpoint)}. Lower {rate_key} or check the data."
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         value = float(loss.detach())
         recent = [*recent[-19:], value]
-        curve.append([step, value, cfg.lr * factor])
+        curve.append([step, value, base_lr * factor])
         if step % 10 == 0 or step == schedule.stop - 1:
             entry = {
                 "step": step,
                 "loss": value,
-                "lr": cfg.lr * factor,
+                "lr": base_lr * factor,
                 **{k: float(v.detach()) for k, v in parts.items()},
             }
             history.append(entry)
-            bar.set_postfix(loss=f"{value:.3f}", lr=f"{cfg.lr * factor:.2e}")
+            bar.set_postfix(loss=f"{value:.3f}", lr=f"{base_lr * factor:.2e}")
             if on_log is not None and rank == 0:
                 on_log(entry)
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < schedule.stop:

@@ -107,6 +107,8 @@ _OTHER_FIELDS = {
         "train.round_steps",
         "train.supervised_steps",
         "train.negative_learning",
+        "train.round_lr",
+        "train.round_warmup_steps",
     ),
     "supervised": (
         "method",
@@ -114,6 +116,8 @@ _OTHER_FIELDS = {
         "train.source_steps",
         "train.round_steps",
         "train.negative_learning",
+        "train.round_lr",
+        "train.round_warmup_steps",
     ),
     "active": ("train.source_steps", "train.supervised_steps"),
 }
@@ -135,6 +139,9 @@ def _resolved(path: Path) -> dict[str, Any]:
         "active.mask_radius": run.mask_radius,
         "source_size": list(run.source_size),
         "target_size": list(run.target_size),
+        # the active rounds' rate and warm-up as they ran (unset = the common ones)
+        "train.round_lr": run.config.train.phase_rate("active")[0],
+        "train.round_warmup_steps": run.config.train.phase_rate("active")[1],
     }
 
 

@@ -20,6 +20,27 @@ def test_lr_warmup_then_poly_decay():
     assert T.lr_factor(0, 10, warmup=0, power=1.0) == 1.0
 
 
+def test_lr_warmup_then_cosine_decay():
+    f = [T.lr_factor(s, 100, warmup=10, power=0.9, schedule="cosine") for s in range(101)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[10] == pytest.approx(1.0) and f[55] == pytest.approx(0.5) and f[100] == 0.0
+    assert all(a >= b for a, b in itertools.pairwise(f[9:]))
+    # symmetric about the midpoint of the decay: cos(pi p) = -cos(pi (1 - p))
+    assert all(f[10 + k] + f[100 - k] == pytest.approx(1.0) for k in range(91))
+    with pytest.raises(ValueError, match="unknown schedule"):
+        T.lr_factor(20, 100, warmup=10, power=0.9, schedule="step")
+
+
+def test_the_rounds_have_their_own_rate_and_warmup():
+    from halo.config import TrainConfig
+
+    common = TrainConfig(lr=0.01, warmup_steps=20)
+    assert [common.phase_rate(p) for p in T.PROTOCOLS] == [(0.01, 20)] * 3
+    own = TrainConfig(lr=0.01, warmup_steps=20, round_lr=0.002, round_warmup_steps=5)
+    assert own.phase_rate("active") == (0.002, 5)
+    assert own.phase_rate("source") == own.phase_rate("supervised") == (0.01, 20)
+
+
 def test_step_batches_depend_only_on_seed_and_step():
     a = T.StepBatchSampler(10, 4, seed=3, start=0, stop=8)
     b = T.StepBatchSampler(10, 4, seed=3, start=5, stop=8)
@@ -77,6 +98,30 @@ def test_checkpoint_roundtrip_and_mismatch(tmp_path):
         load_checkpoint(tmp_path / "none.pt")
 
 
+def test_adamw_has_its_betas_decoupled_decay_and_the_head_multiplier():
+    from halo.models.segmenter import build_backbone
+
+    model = build_backbone("deeplabv3plus-r18", 5)
+    opt = T.build_optimizer(
+        model,
+        lr=1e-3,
+        head_lr_mult=10,
+        momentum=0.8,
+        weight_decay=0.05,
+        optimizer="adamw",
+        adam_beta2=0.99,
+    )
+    assert isinstance(opt, torch.optim.AdamW)
+    assert {g["betas"] for g in opt.param_groups} == {(0.8, 0.99)}
+    assert {g["weight_decay"] for g in opt.param_groups} == {0.05}
+    lrs = sorted(g["initial_lr"] for g in opt.param_groups)
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-2)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        T.build_optimizer(
+            model, lr=1e-3, head_lr_mult=1, momentum=0.9, weight_decay=0, optimizer="lbfgs"
+        )
+
+
 def test_head_gets_ten_times_the_encoder_lr():
     from halo.models.segmenter import build_backbone
 
@@ -103,7 +148,7 @@ class _Images(torch.utils.data.Dataset):
         return {"image": self.images[i], "label": self.labels[i], "id": f"img{i}"}
 
 
-def _fit(tmp_path, name, stop, resume=None, batch_size=2):
+def _fit(tmp_path, name, stop, resume=None, batch_size=2, protocol="source", **train):
     from halo.config import TrainConfig
     from halo.models.segmenter import build_backbone
 
@@ -111,15 +156,16 @@ def _fit(tmp_path, name, stop, resume=None, batch_size=2):
     model = build_backbone("deeplabv3plus-r18", 5)
     if resume is not None:
         load_weights(model, resume)
-    cfg = TrainConfig(batch_size=batch_size, warmup_steps=1, checkpoint_every=100)
+    cfg = TrainConfig(batch_size=batch_size, warmup_steps=1, checkpoint_every=100, **train)
     T.train(
         model,
-        protocol="source",
+        protocol=protocol,
         schedule=T.Schedule(0, stop, 4),
         cfg=cfg,
         seed=3,
         checkpoint=tmp_path / name,
         source=_Images(),
+        target=_Images() if protocol == "active" else None,
         resume=resume,
         progress=False,
     )
@@ -131,15 +177,17 @@ def test_step_seed_depends_on_seed_step_and_rank():
     assert len(seeds) == 3 * 50 * 4
 
 
-def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, optimizer):
     """The segmenter has dropout (DeepLabV3+'s ASPP): its masks are drawn per step, so stopping
-    at step 2 and resuming from the checkpoint gives exactly the uninterrupted run's weights."""
+    at step 2 and resuming from the checkpoint (weights and optimiser state: SGD's momentum,
+    AdamW's moments) gives exactly the uninterrupted run's weights."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        whole = _fit(tmp_path, "whole.pt", 4)
-        half = _fit(tmp_path, "half.pt", 2)
-        resumed = _fit(tmp_path, "resumed.pt", 4, resume=half)
+        whole = _fit(tmp_path, "whole.pt", 4, optimizer=optimizer)
+        half = _fit(tmp_path, "half.pt", 2, optimizer=optimizer)
+        resumed = _fit(tmp_path, "resumed.pt", 4, resume=half, optimizer=optimizer)
     finally:
         torch.set_num_threads(threads)
     assert half["step"] == 2 and resumed["step"] == whole["step"] == 4
@@ -153,3 +201,24 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
 def test_batch_of_one_per_process_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="BatchNorm needs at least 2"):
         _fit(tmp_path, "one.pt", 1, batch_size=1)
+
+
+def test_an_optimiser_state_of_another_kind_is_refused(tmp_path):
+    half = _fit(tmp_path, "half.pt", 2, optimizer="sgd")
+    with pytest.raises(
+        ValueError, match=r"holds a sgd optimiser state; train\.optimizer is 'adamw'"
+    ):
+        _fit(tmp_path, "other.pt", 4, resume=half, optimizer="adamw")
+
+
+def test_the_rounds_train_at_their_own_rate(tmp_path):
+    """An active run's curve follows train.round_lr and train.round_warmup_steps; a source run's
+    the common rate (the curve is what MLflow plots as train/lr)."""
+    active = _fit(tmp_path, "a.pt", 4, protocol="active", round_lr=0.004, round_warmup_steps=2)
+    assert [round(c[2], 12) for c in active["curve"]] == [
+        round(0.004 * T.lr_factor(s, 4, warmup=2, power=0.9), 12) for s in range(4)
+    ]
+    source = _fit(tmp_path, "s.pt", 4, round_lr=0.004, round_warmup_steps=2)
+    assert [round(c[2], 12) for c in source["curve"]] == [
+        round(1e-3 * T.lr_factor(s, 4, warmup=1, power=0.9), 12) for s in range(4)
+    ]

@@ -269,6 +269,15 @@ def test_params_are_the_resolved_values_of_the_runs_own_protocol(uri, tmp_path):
         assert "config.method" not in runs[kind] and runs[kind]["method"] == kind
     assert "train.source_steps" in runs["source"] and "train.round_steps" not in runs["source"]
     assert "train.supervised_steps" in runs["supervised"]
+    # the rounds' own rate and warm-up, resolved (the file says null: the common ones), only on
+    # the active run
+    t = cfg.train
+    assert runs["active"]["train.round_lr"] == str(t.lr)
+    assert runs["active"]["train.round_warmup_steps"] == str(t.warmup_steps)
+    assert runs["active"]["train.optimizer"] == "sgd" and runs["active"]["train.schedule"] == "poly"
+    for kind in ("source", "supervised"):
+        assert "train.round_lr" not in runs[kind] and "train.round_warmup_steps" not in runs[kind]
+        assert runs[kind]["train.optimizer"] == "sgd"
 
 
 def test_round_zero_is_the_source_model(uri):
