@@ -339,6 +339,11 @@ def select_regions(
         if isinstance(num_regions, Tensor) and num_regions.ndim == 0:
             num_regions = int(num_regions)
     b_count, h, w = score.shape
+    if score.numel() == 0:
+        raise ValueError(
+            f"select_regions: score must hold at least one image of at least one pixel, got "
+            f"shape {list(score.shape)}"
+        )
     counts = _normalise_counts(num_regions, b_count)
     if bool(torch.isnan(score.reshape(b_count, -1).amax(dim=1)).any()):  # amax propagates NaN
         raise ValueError(
@@ -385,7 +390,7 @@ def _select_centres(
     if blocked is not None:
         unblocked = ~blocked.reshape(b_count, n).cpu().numpy()
         avail = np.count_nonzero(unblocked, axis=1).astype(np.int64)
-    want = np.asarray(counts, dtype=np.int64)
+    want = np.minimum(np.asarray(counts, dtype=np.int64), avail)  # never more than there are
     hp, wp = h + 2 * m, w + 2 * m
     dy, dx = _window_offsets(m, torch.device("cpu"), centre=False)
     off = (dy * wp + dx).numpy()

@@ -5,9 +5,9 @@
   (255 = not acquired), plus an optional negative-learning term on the target predictions;
 - ``supervised``: fully labelled target (the upper bound).
 
-SGD (momentum 0.9, weight decay 5e-4), encoder lr and 10× for decoder + head, linear warm-up then
-poly decay over the whole schedule (continuous across active rounds: round r trains the global
-steps [(r−1)·S, r·S) of R·S). The batches, flips and dropout masks of global step t depend only
+SGD or AdamW (``train.optimizer``), encoder lr and 10× for decoder + head, linear warm-up then
+poly or cosine decay over the whole schedule (continuous across active rounds: round r trains
+the global steps [(r−1)·S, r·S) of R·S, at the rounds' own rate if ``train.round_lr`` is set). The batches, flips and dropout masks of global step t depend only
 on (seed, t) (and the rank), so a run resumed from a checkpoint sees exactly the batches an
 uninterrupted run would and ends with the same weights. Checkpoints hold the model, the optimiser
 and the step, and are written atomically.
@@ -301,7 +301,7 @@ def train(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
     base_lr, warmup = cfg.phase_rate(protocol)
-    rate_key = "train.round_lr" if protocol == "active" else "train.lr"
+    rate_key = "train.round_lr" if protocol == "active" and cfg.round_lr is not None else "train.lr"
     optimizer = build_optimizer(
         net,
         lr=base_lr,
@@ -319,7 +319,14 @@ def train(
                 f"the checkpoint to continue holds a {kind} optimiser state; train.optimizer is "
                 f"{cfg.optimizer!r} (continue with the same optimiser, or start a new run)"
             )
+        # the saved moments and step counts continue; the hyperparameters (base rates, betas,
+        # momentum, decay) are this config's: load_state_dict would put the saved ones back
+        config_groups = [
+            {k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups
+        ]
         optimizer.load_state_dict(saved)
+        for group, values in zip(optimizer.param_groups, config_groups, strict=True):
+            group.update(values)
 
     run = Schedule(start, schedule.stop, schedule.total)
     workers = cfg.num_workers

@@ -190,6 +190,16 @@ def test_dtypes(dtype: torch.dtype, seed: int) -> None:
     assert_matches_reference(score, 60, 1, 4)
 
 
+def test_signed_zeros_tie_and_huge_counts_are_capped() -> None:
+    # -0.0 == 0.0: they tie, so row-major order decides between them, not the sign bit
+    gen = torch.Generator().manual_seed(1)
+    score = torch.where(torch.rand(30, 40, generator=gen) < 0.5, -0.0, 0.0)
+    score[3, 7] = 1.0
+    assert_matches_reference(score, 60, 1, 2)
+    sel = select_regions(score, 2**63 - 1, mask_radius=2)  # more than there are: all that fit
+    assert sel.centres.shape[0] == greedy_reference(score.numpy(), 10**6, 1, 2)[0].shape[0]
+
+
 def test_infinities_rank_at_the_extremes() -> None:
     score = torch.zeros(20, 30)
     score[5, 5] = torch.inf
@@ -251,6 +261,8 @@ def test_zero_regions_and_fully_blocked() -> None:
     ("kwargs", "match"),
     [
         ({"score": torch.rand(4, 4, 4, 4), "num_regions": 1}, "score must be"),
+        ({"score": torch.rand(0, 4, 4), "num_regions": []}, "at least one pixel"),
+        ({"score": torch.rand(4, 0), "num_regions": 1}, "at least one pixel"),
         ({"score": torch.ones(4, 4, dtype=torch.int64), "num_regions": 1}, "floating point"),
         ({"score": torch.full((4, 4), float("nan")), "num_regions": 1}, "NaN"),
         ({"score": torch.rand(4, 4), "num_regions": -1}, "num_regions"),
@@ -288,6 +300,7 @@ def test_cuda_equals_cpu(kind: str) -> None:
     cpu = select_regions(maps, [50, 120], blocked=blocked)
     gpu = select_regions(maps.cuda(), [50, 120], blocked=blocked.cuda())
     for b in range(2):
+        assert gpu.centres[b].device.type == "cuda" and gpu.labelled.device.type == "cuda"
         assert torch.equal(gpu.centres[b].cpu(), cpu.centres[b])
     assert torch.equal(gpu.labelled.cpu(), cpu.labelled)
     assert torch.equal(gpu.blocked.cpu(), cpu.blocked)

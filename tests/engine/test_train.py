@@ -218,7 +218,45 @@ def test_the_rounds_train_at_their_own_rate(tmp_path):
     assert [round(c[2], 12) for c in active["curve"]] == [
         round(0.004 * T.lr_factor(s, 4, warmup=2, power=0.9), 12) for s in range(4)
     ]
+    rates = sorted(g["initial_lr"] for g in active["optimizer"]["param_groups"])
+    assert rates[0] == pytest.approx(0.004) and rates[-1] == pytest.approx(0.04)  # head x10
     source = _fit(tmp_path, "s.pt", 4, round_lr=0.004, round_warmup_steps=2)
     assert [round(c[2], 12) for c in source["curve"]] == [
         round(1e-3 * T.lr_factor(s, 4, warmup=1, power=0.9), 12) for s in range(4)
     ]
+
+
+def test_a_continued_round_takes_the_configs_rates_and_the_saved_moments(tmp_path):
+    """Continuing a round's optimiser state keeps its moments but this config's hyperparameters:
+    load_state_dict alone would bring back the saved base rates and betas."""
+    _fit(tmp_path, "half.pt", 2, protocol="active", optimizer="adamw", round_lr=0.004)
+    half = tmp_path / "half.pt"  # loaded anew for each run: training moves the state it loads
+    same = _fit(
+        tmp_path,
+        "same.pt",
+        4,
+        resume=load_checkpoint(half),
+        protocol="active",
+        optimizer="adamw",
+        round_lr=0.004,
+    )
+    other = _fit(
+        tmp_path,
+        "other.pt",
+        4,
+        resume=load_checkpoint(half),
+        protocol="active",
+        optimizer="adamw",
+        round_lr=0.002,
+        adam_beta2=0.99,
+    )
+    groups = other["optimizer"]["param_groups"]
+    assert sorted(g["initial_lr"] for g in groups) == pytest.approx([0.002, 0.02])
+    assert {tuple(g["betas"]) for g in groups} == {(0.9, 0.99)}
+    assert [c[2] for c in other["curve"][2:]] == pytest.approx(
+        [0.002 * T.lr_factor(s, 4, warmup=1, power=0.9) for s in (2, 3)]
+    )
+    # the moments continued (AdamW's step count is 4, not 2) and the two runs differ
+    assert max(int(st["step"]) for st in other["optimizer"]["state"].values()) == 4
+    key = "encoder.conv1.weight"
+    assert not torch.equal(same["model"][key], other["model"][key])
