@@ -21,8 +21,6 @@ frontier steps.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 __all__ = ["ID", "SENTINEL", "rank_order", "walk"]
@@ -214,6 +212,7 @@ def walk(
     off: np.ndarray,
     off_all: np.ndarray,
     width: int,
+    gap: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy over rank-sorted candidates in consecutive pieces, updating ``taken``.
 
@@ -229,20 +228,19 @@ def walk(
         taken: ``[B * Hp * Wp]`` bool, pixels within ``m`` of a kept centre (updated in place).
         idmap: scratch for :func:`_greedy_chunk`.
         off, off_all: padded offsets of the ``(2m+1)²`` window without / with its centre.
-        width: the map's width ``W``.
+        width: the map's width ``W``; gap: the blocking distance ``m``.
 
     Returns:
         ``(img, flat)`` of the kept centres, sorted by image then rank.
     """
     out_img, out_flat = [], []
-    m = math.isqrt(off_all.size) // 2
     for start, end, tied in _pieces(img, values):
         if tied:
             b = int(img[start])
             if need[b] <= 0:
                 continue
             s_flat = _greedy_ties(
-                flat[start:end], keys[start:end], int(need[b]), taken, off_all, width, m
+                flat[start:end], keys[start:end], int(need[b]), taken, off_all, width, gap
             )
             s_img = np.full(s_flat.size, b, dtype=np.int64)
             need[b] -= s_flat.size

@@ -435,7 +435,7 @@ def _select_centres(
         order = rank_order(img, flat, values)
         img, flat, keys, values = img[order], flat[order], keys[order], values[order]
         need = np.maximum(want - got, 0)
-        img, flat = walk(img, flat, keys, values, need, taken, idmap, off, off_all, w)
+        img, flat = walk(img, flat, keys, values, need, taken, idmap, off, off_all, w, m)
         bounds = np.searchsorted(img, np.arange(b_count + 1))
         for b in rows.tolist():  # per image bookkeeping, not per pixel
             picks[b].append(flat[bounds[b] : bounds[b + 1]])
