@@ -9,9 +9,10 @@ its checkpoints (``halo evaluate``) and, for active runs, the budget reports of 
 Run folders (docs/design.md, "Files"): this module names them, for the workflow (which resolves
 its grid at parse time, so nothing here imports torch) and for the commands::
 
-    runs/<bench>/<backbone>/source/<variant>/              source-only model
-    runs/<bench>/<backbone>/supervised/<variant>/          target-supervised bound
-    runs/<bench>/<backbone>/<method>/<budget%>/seed<s>/    an active run ...
+    runs/<bench>/<backbone>/source/<variant>/seed<s>/      source-only model of seed s
+    runs/<bench>/<backbone>/supervised/<variant>/seed<s>/  target-supervised bound of seed s
+    runs/<bench>/<backbone>/<method>/<budget%>/seed<s>/    an active run (from seed s's source
+                                                           model) ...
         round<r>/                                          ... its rounds (halo.acquisition.rounds)
 
 Each folder holds ``model.pt`` (checkpoint), ``eval.json`` (``halo evaluate``), and a run folder
@@ -61,8 +62,8 @@ TRACKED_FILE = "mlflow.json"
 TRAIN_LOG = "train_log.json"
 
 #: Run folder patterns; their ``{fields}`` are the workflow's wildcards (``budget`` in percent).
-SOURCE_RUN = RUNS_ROOT + "/{bench}/{backbone}/source/{variant}"
-SUPERVISED_RUN = RUNS_ROOT + "/{bench}/{backbone}/supervised/{variant}"
+SOURCE_RUN = RUNS_ROOT + "/{bench}/{backbone}/source/{variant}/seed{seed}"
+SUPERVISED_RUN = RUNS_ROOT + "/{bench}/{backbone}/supervised/{variant}/seed{seed}"
 ACTIVE_RUN = RUNS_ROOT + "/{bench}/{backbone}/{method}/{budget}/seed{seed}"
 ROUND_NAME = "round{round}"
 ROUND_DIR = f"{ACTIVE_RUN}/{ROUND_NAME}"
@@ -70,7 +71,7 @@ ROUND_DIR = f"{ACTIVE_RUN}/{ROUND_NAME}"
 #: A run folder below ``runs/`` (its round folder optional), named groups for every part.
 RUN_RE = re.compile(
     r"(?P<bench>[^/]+)/(?P<backbone>[^/]+)/"
-    r"(?:(?P<kind>source|supervised)/(?P<variant>[^/]+)"
+    r"(?:(?P<kind>source|supervised)/(?P<variant>[^/]+)/seed(?P<fixed_seed>[0-9]+)"
     r"|(?P<method>[^/]+)/(?P<budget>[0-9.]+)/seed(?P<seed>[0-9]+)(?:/round(?P<round>[0-9]+))?)"
 )
 
@@ -80,12 +81,14 @@ def budget_str(percent: float | str) -> str:
     return f"{float(percent):g}"
 
 
-def fixed_run(bench: str, backbone: str, kind: str, variant: str) -> str:
-    """The folder of a source-only (``kind="source"``) or supervised run."""
+def fixed_run(bench: str, backbone: str, kind: str, variant: str, seed: int | str) -> str:
+    """The folder of seed ``seed``'s source-only (``kind="source"``) or supervised run; an active
+    run of seed s starts from seed s's source-only model, so the spread over seeds covers the
+    whole pipeline."""
     pattern = {"source": SOURCE_RUN, "supervised": SUPERVISED_RUN}.get(kind)
     if pattern is None:
         raise ValueError(f"fixed_run: kind must be source or supervised, got {kind!r}")
-    return pattern.format(bench=bench, backbone=backbone, variant=variant)
+    return pattern.format(bench=bench, backbone=backbone, variant=variant, seed=seed)
 
 
 def active_run(bench: str, backbone: str, method: str, budget: float | str, seed: int | str) -> str:
@@ -102,7 +105,7 @@ def round_dir(run: str | os.PathLike, r: int | str) -> str:
 
 def parse_run(run: str) -> dict[str, str | None]:
     """A run folder below ``runs/`` as a dict: ``bench``, ``backbone``, ``kind`` (source,
-    supervised, active or round), ``variant`` or ``method``/``budget``/``seed``/``round``.
+    supervised, active or round), ``seed``, and ``variant`` or ``method``/``budget``/``round``.
 
     Raises:
         ValueError: not a run folder.
@@ -111,6 +114,8 @@ def parse_run(run: str) -> dict[str, str | None]:
     if m is None:
         raise ValueError(f"not a run folder: {RUNS_ROOT}/{run}")
     d = m.groupdict()
+    fixed_seed = d.pop("fixed_seed")
+    d["seed"] = d["seed"] or fixed_seed
     if d["kind"] is None:
         d["kind"] = "round" if d["round"] else "active"
     return d

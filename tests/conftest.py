@@ -24,12 +24,14 @@ def _halo_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A data root for ``configs/test/tiny.yaml`` (synth-gta2cs at 32x64): 4 GTAV-style source
-    images, 4 Cityscapes-style target images and 4 validation images, written by ``halo synth``."""
+    images (and 4 held out: ``val``), 4 Cityscapes-style target images and 4 validation images,
+    written by ``halo synth``."""
     from halo.cli import main
 
     root = tmp_path_factory.mktemp("synth")
     for style, split, folder in (
         ("gta", "train", "gta5"),
+        ("gta", "val", "gta5"),
         ("cityscapes", "train", "cityscapes"),
         ("cityscapes", "val", "cityscapes"),
     ):

@@ -123,3 +123,42 @@ def test_job_span_is_the_first_start_and_the_last_end(tmp_path):
         **ID, method="source", kind="source", metrics=[_metrics(1, 1)], span=(1.0, 2.0)
     )
     assert (rec["started"], rec["finished"]) == (1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "kind, seed, variant", [("source", 0, "hyperbolic-hfr"), ("supervised", 12, "euclidean.d64")]
+)
+def test_fixed_runs_are_per_seed_and_parse_back(kind, seed, variant):
+    from halo.runs import RUNS_ROOT, fixed_run, parse_run
+
+    folder = fixed_run("synth-gta2cs", "deeplabv3plus-r18", kind, variant, seed)
+    assert folder == f"{RUNS_ROOT}/synth-gta2cs/deeplabv3plus-r18/{kind}/{variant}/seed{seed}"
+    d = parse_run(folder.removeprefix(f"{RUNS_ROOT}/"))
+    assert (d["kind"], d["variant"], d["seed"], d["round"]) == (kind, variant, str(seed), None)
+    assert d["method"] is None and d["budget"] is None
+
+
+def test_active_runs_and_rounds_parse_back():
+    from halo.runs import RUNS_ROOT, active_run, parse_run, round_dir
+
+    run = active_run("synth-gta2cs", "deeplabv3plus-r18", "halo", 2.2, 3)
+    d = parse_run(run.removeprefix(f"{RUNS_ROOT}/"))
+    assert (d["kind"], d["method"], d["budget"], d["seed"]) == ("active", "halo", "2.2", "3")
+    r = parse_run(round_dir(run, 4).removeprefix(f"{RUNS_ROOT}/"))
+    assert (r["kind"], r["round"], r["seed"]) == ("round", "4", "3")
+
+
+@pytest.mark.parametrize(
+    "folder",
+    [
+        "b/bb/source/hyperbolic-hfr",  # a fixed run without its seed (the old layout)
+        "b/bb/source/hyperbolic-hfr/seed0/round1",  # fixed runs have no rounds
+        "b/bb/halo/5/round1",
+        "b/bb/halo/five/seed0",
+    ],
+)
+def test_what_is_not_a_run_folder_is_refused(folder):
+    from halo.runs import parse_run
+
+    with pytest.raises(ValueError, match="not a run folder"):
+        parse_run(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from halo.cli import commands
 
@@ -29,6 +30,19 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
     return port
+
+
+def _scale(text: str) -> tuple[str, float]:
+    name, sep, factor = text.rpartition("=")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = None
+    if not sep or not name or value is None or not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected CLASS=FACTOR with a finite factor >= 0, e.g. person=4; got {text!r}"
+        )
+    return name, value
 
 
 def _positive(text: str) -> int:
@@ -92,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(CONDITIONS),
         choices=CONDITIONS,
         help="ACDC conditions to write",
+    )
+    p.add_argument(
+        "--scale",
+        type=_scale,
+        action="append",
+        default=[],
+        metavar="CLASS=FACTOR",
+        help="multiply how many objects of CLASS each scene holds (person, rider, car, truck, "
+        "bus, train, motorcycle, bicycle), everything else of every scene unchanged: the "
+        "frequency intervention of the radius experiments (repeatable)",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -251,12 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate",
         help="mIoU of a checkpoint on the target validation set",
-        description="Evaluate --checkpoint on the benchmark's target validation split and write "
-        "a metrics JSON: mIoU (percent), mIoU* (SYNTHIA 13 classes), per-class IoU, class pixel "
-        "share and class-average hyperbolic radius.",
+        description="Evaluate --checkpoint on the benchmark's target validation split (--on "
+        "source: the source dataset's held-out val split, in-domain) and write a metrics JSON: "
+        "mIoU (percent), mIoU* (SYNTHIA 13 classes), per-class IoU, class pixel share and "
+        "class-average hyperbolic radius.",
     )
     common(p)
     p.add_argument("--checkpoint", required=True, help="model.pt to evaluate")
+    p.add_argument(
+        "--on",
+        choices=("target", "source"),
+        default="target",
+        help="target: the benchmark's target val set (default); source: the source dataset's "
+        "val split (synthetic GTAV/SYNTHIA: val.txt, written by halo synth; real GTAV/SYNTHIA: "
+        "your own val.txt of images kept out of the source split)",
+    )
     p.add_argument("--budget", default=None, help="a round's budget.json to include")
     p.add_argument("--out", required=True, help="metrics JSON path")
     p.set_defaults(func=commands.cmd_evaluate)

@@ -16,6 +16,7 @@ visible GPU with the most free memory, else the CPU); below this module, device 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,8 +93,15 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+#: What ``halo evaluate --on`` scores: the target's validation set (the benchmark's ``val``) or
+#: the source dataset's held-out ``val`` split (in-domain; ``source-val``).
+EVAL_ON = {"target": "val", "source": "source-val"}
+
+
 def dataset(run: Run, which: str, verify: bool = True) -> SegmentationDataset:
-    """The benchmark's ``source``, ``target`` or ``val`` dataset at its configured size.
+    """The benchmark's ``source``, ``target`` or ``val`` dataset at its configured size, or
+    ``source-val``: the source dataset's ``val`` split at the source size (held out from
+    training only where the source trains on another split, as the synthetic GTAV's ``train``).
 
     With ``verify`` every file is decoded once before any work (a corrupt PNG, unknown label
     ids or mismatched sizes fail here, naming the file), unless the files, unchanged, were
@@ -101,8 +109,11 @@ def dataset(run: Run, which: str, verify: bool = True) -> SegmentationDataset:
     from halo.data import build_dataset
     from halo.io import cache_dir
 
-    spec = getattr(run.benchmark, which)
-    size = run.source_size if which == "source" else run.target_size
+    if which == "source-val":
+        spec = dataclasses.replace(run.benchmark.source, split="val")
+    else:
+        spec = getattr(run.benchmark, which)
+    size = run.source_size if which in ("source", "source-val") else run.target_size
     ds = build_dataset(
         spec.dataset,
         run.root / spec.folder,
@@ -433,15 +444,19 @@ def evaluate_checkpoint(
     checkpoint: Path,
     *,
     budget: Path | None = None,
+    on: str = "target",
     device: str = "auto",
     progress: bool = True,
 ) -> dict:
     """mIoU (and mIoU* for SYNTHIA), per-class IoU, pixel shares and radii of a checkpoint on
-    the target validation set, as the metrics dict ``halo evaluate`` writes."""
+    the target validation set (``on="source"``: the source's held-out ``val`` split), as the
+    metrics dict ``halo evaluate`` writes."""
     from halo.engine.evaluate import evaluate
 
+    if on not in EVAL_ON:
+        raise ValueError(f"on: expected one of {', '.join(EVAL_ON)}, got {on!r}")
     model, ckpt = model_from_checkpoint(run, checkpoint, pick_device(device))
-    val = dataset(run, "val")
+    val = dataset(run, EVAL_ON[on])
     timing.mark("compute")
     result = evaluate(
         model,
@@ -453,6 +468,7 @@ def evaluate_checkpoint(
     )
     metrics = result.to_metrics(list(run.class_names))
     metrics.update(
+        on=on,
         checkpoint=str(checkpoint),
         step=ckpt.get("step"),
         protocol=ckpt.get("protocol"),

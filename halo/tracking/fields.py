@@ -50,13 +50,13 @@ def run_key(record: Mapping[str, Any]) -> str:
 
 def run_name(record: Mapping[str, Any]) -> str:
     """A short run name that leads with what tells runs apart (the MLflow runs table cuts long
-    names): ``halo · 5% · s0 · <backbone>`` for active runs, ``source-only · <variant> ·
-    <backbone>`` and ``supervised · <variant> · <backbone>`` for the others."""
+    names): ``halo · 5% · s0 · <backbone>`` for active runs, ``source-only · <variant> · s0 ·
+    <backbone>`` and ``supervised · <variant> · s0 · <backbone>`` for the others."""
     backbone, kind = record["backbone"], record["kind"]
     if kind == "active":
         return f"{record['method']} · {_percent(record['budget'])} · s{record['seed']} · {backbone}"
     label = "source-only" if kind == "source" else kind
-    return f"{label} · {record['variant']} · {backbone}"
+    return f"{label} · {record['variant']} · s{record['seed']} · {backbone}"
 
 
 def _tags(record: Mapping[str, Any]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -221,6 +222,37 @@ def test_eval_out_writes_what_halo_evaluate_writes(tiny_data, r18_checkpoint, tm
     assert main([*argv, "--eval-out", str(out / "eval.json")]) == 0
     assert "is complete" in capsys.readouterr().out
     assert (out / "eval.json").read_bytes() == (tmp_path / "e.json").read_bytes()
+
+
+def test_evaluate_on_the_held_out_source_split(tiny_data, r18_checkpoint, tmp_path, capsys):
+    """--on source scores the source dataset's val split (in-domain), not its training split and
+    not the target; a source without a val split is one line naming what is missing."""
+    import torch
+
+    from halo.config import load_run
+    from halo.data import build_dataset
+    from halo.engine.evaluate import evaluate
+    from halo.engine.session import model_from_checkpoint
+
+    base = ["--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}", "--quiet"]
+    ck = ["--checkpoint", str(r18_checkpoint)]
+    assert main(["evaluate", *base, *ck, "--on", "source", "--out", str(tmp_path / "s.json")]) == 0
+    assert main(["evaluate", *base, *ck, "--out", str(tmp_path / "t.json")]) == 0
+    src, tgt = (json.loads((tmp_path / f).read_text()) for f in ("s.json", "t.json"))
+    assert (src["on"], tgt["on"]) == ("source", "target")
+    run = load_run(TINY_CONFIG, [f"data_root={tiny_data}"])
+    model, _ = model_from_checkpoint(run, r18_checkpoint, torch.device("cpu"))
+    held_out = build_dataset("gta5", tiny_data / "gta5", "val", run.source_size)
+    want = evaluate(model, held_out, batch_size=run.config.eval.batch_size, progress=False)
+    assert src["miou"] == pytest.approx(100 * want.miou)
+    assert src["class_pixel_share"] != tgt["class_pixel_share"]
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_data, bare)
+    (bare / "gta5" / "val.txt").unlink()
+    argv = ["evaluate", "--set", f"data_root={bare}", *ck, "--on", "source"]
+    capsys.readouterr()
+    _refused(capsys, tmp_path / "none.json", argv, r"val")
 
 
 def test_a_failed_evaluation_keeps_the_trained_model(tiny_data, tmp_path, capsys):

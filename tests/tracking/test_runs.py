@@ -29,8 +29,8 @@ def test_log_source_supervised_active(uri, tmp_path, elsewhere):
 
     names = {r: client.get_run(r).info.run_name for r in (src, sup, act)}
     assert names == {
-        src: "source-only · hyperbolic-hfr · deeplabv3plus-r18",
-        sup: "supervised · hyperbolic-hfr · deeplabv3plus-r18",
+        src: "source-only · hyperbolic-hfr · s0 · deeplabv3plus-r18",
+        sup: "supervised · hyperbolic-hfr · s0 · deeplabv3plus-r18",
         act: "halo · 5% · s0 · deeplabv3plus-r18",
     }
     run = client.get_run(act)

@@ -84,7 +84,7 @@ def built(project: Path) -> dict:
     """Start the tiny workflow, SIGKILL it (the whole process group) once an acquisition round
     exists -- so the source model is finished and other jobs are in flight -- then finish it
     with ``dvc repro``."""
-    source_model = project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/model.pt"
+    source_model = project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed0/model.pt"
     proc = subprocess.Popen(
         ["snakemake", f"results/{BENCH}/", "--cores", "2", "--configfile", TINY],
         cwd=project,
@@ -120,7 +120,7 @@ def test_killed_run_is_completed_without_redoing_finished_jobs(project, built):
     assert built["killed_running"], "the workflow had finished before it could be killed"
     refused = built["refused"]
     assert refused.returncode != 0 and "--unlock" in refused.stdout + refused.stderr
-    model = project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/model.pt"
+    model = project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed0/model.pt"
     assert model.stat().st_mtime_ns == built["source_stamp"]
     assert not list(project.glob("runs/**/.tmp-*")), "half-written files were left behind"
 
@@ -192,7 +192,7 @@ def test_mlflow_has_every_run_once(project, built):
     # what the MLflow UI shows: a model-training experiment, names that lead with the method,
     # the commit of the code, constants once (in the report run)
     assert halo["name"] == "halo · 5% · s0 · deeplabv3plus-r18"
-    assert "source-only · hyperbolic-hfr · deeplabv3plus-r18" in names
+    assert "source-only · hyperbolic-hfr · s0 · deeplabv3plus-r18" in names
     commit = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
     for r in runs:
         if r["tags"]["halo.kind"] in ("source", "supervised", "active"):
@@ -330,7 +330,9 @@ def test_every_run_has_its_evaluation_from_the_training_job(project, built):
         assert metrics["checkpoint"] == str(model.relative_to(project))
         assert ("budget" in metrics) == (model.parent.name.startswith("round"))
     source = json.loads(
-        (project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/eval.json").read_text()
+        (
+            project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed0/eval.json"
+        ).read_text()
     )
     for record in project.glob(f"runs/{BENCH}/*/*/*/seed0/metrics.json"):  # active runs
         assert json.loads(record.read_text())["start_miou"] == source["miou"]  # round 0

@@ -189,16 +189,26 @@ def active_runs(bench):
     return list(dict.fromkeys(runs))
 
 
+def seeds_of(bench):
+    """Every seed of the benchmark's grids, in order of first appearance: each has its own
+    source-only model (and supervised bound), so the spread over seeds covers the whole
+    pipeline."""
+    return list(dict.fromkeys(int(s) for g in grids(bench) for s in g["seeds"]))
+
+
 def fixed_runs(bench):
-    """Source-only runs (every variant of the grid) and supervised bounds."""
+    """Source-only runs (every variant of the grid) and supervised bounds, one per seed."""
     spec = config["benchmarks"][bench]
     out = []
     for backbone in backbones_of(bench):
-        out += [fixed_run(bench, backbone, "source", v) for v in variants(bench, backbone)]
-        out += [
-            fixed_run(bench, backbone, "supervised", variant_of(bench, backbone, m))
-            for m in dict.fromkeys(spec.get("supervised", []))
-        ]
+        for seed in seeds_of(bench):
+            out += [
+                fixed_run(bench, backbone, "source", v, seed) for v in variants(bench, backbone)
+            ]
+            out += [
+                fixed_run(bench, backbone, "supervised", variant_of(bench, backbone, m), seed)
+                for m in dict.fromkeys(spec.get("supervised", []))
+            ]
     return list(dict.fromkeys(out))
 
 
@@ -229,7 +239,7 @@ def run_args(run):
                 f"{RUNS_ROOT}/{run}: model variant {d['variant']!r} is not used by the grid of "
                 f"{d['bench']} (variants: {', '.join(methods)})"
             )
-        return halo_args(d["bench"], d["backbone"], methods[d["variant"]])
+        return halo_args(d["bench"], d["backbone"], methods[d["variant"]], int(d["seed"]))
     return halo_args(d["bench"], d["backbone"], d["method"], int(d["seed"]), d["budget"])
 
 
@@ -267,11 +277,12 @@ def get_run_config(w):
 
 
 def get_previous_model(w):
-    """Round 1 scores with the source-only model of the method's variant; round r>1 with r-1's."""
+    """Round 1 scores with the source-only model of the method's variant and the run's seed;
+    round r>1 with r-1's."""
     r = int(w.round)
     if r == 1:
         variant = variant_of(w.bench, w.backbone, w.method)
-        return f"{fixed_run(w.bench, w.backbone, 'source', variant)}/{MODEL_FILE}"
+        return f"{fixed_run(w.bench, w.backbone, 'source', variant, w.seed)}/{MODEL_FILE}"
     return f"{round_dir(path_of(ACTIVE_RUN, w), r - 1)}/{MODEL_FILE}"
 
 
@@ -295,7 +306,9 @@ def get_summary_inputs(w):
     return {
         "eval": [f"{f}/{EVAL_FILE}" for f in folders],
         "budgets": [f"{f}/{BUDGET_FILE}" for f in folders],
-        "start": [f"{fixed_run(d['bench'], d['backbone'], 'source', variant)}/{EVAL_FILE}"],
+        "start": [
+            f"{fixed_run(d['bench'], d['backbone'], 'source', variant, d['seed'])}/{EVAL_FILE}"
+        ],
     }
 
 
@@ -321,7 +334,7 @@ def get_report_inputs(w):
     return {
         "records": [f"{r}/{RECORD_FILE}" for r in runs],
         "tracked": [f"{r}/{TRACKED_FILE}" for r in runs],
-        "panels": f"{fixed_run(bench, backbone, 'source', variant)}/{MODEL_FILE}",
+        "panels": f"{fixed_run(bench, backbone, 'source', variant, seeds_of(bench)[0])}/{MODEL_FILE}",
     }
 
 

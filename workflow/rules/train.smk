@@ -1,5 +1,5 @@
-# Training: one source-only model per benchmark x backbone x model variant (shared by every
-# method, budget and seed that uses that model), the target-supervised bound, and the
+# Training: one source-only model per benchmark x backbone x model variant x seed (shared by
+# every method and budget of that seed that uses that model), the target-supervised bound, and the
 # acquire -> train rounds of each active run (round r starts from round r-1's model).
 # Every training job also evaluates its finished model on the target validation set
 # (--eval-out: halo evaluate's metrics JSON, in the same process; docs/design.md, "Job
@@ -16,10 +16,10 @@ rule pretrain:
         model=f"{SOURCE_RUN}/{MODEL_FILE}",
         metrics=f"{SOURCE_RUN}/{EVAL_FILE}",
     log:
-        "logs/{bench}/{backbone}/source/{variant}/pretrain.log",
+        "logs/{bench}/{backbone}/source/{variant}/seed{seed}/pretrain.log",
     params:
         halo=HALO_TRAIN,
-        args=lambda w: run_args(f"{w.bench}/{w.backbone}/source/{w.variant}"),
+        args=lambda w: run_args(path_of(SOURCE_RUN, w).removeprefix(f"{RUNS_ROOT}/")),
     threads: THREADS
     resources:
         gpu=GPUS * GPU_UNIT,
@@ -38,10 +38,10 @@ rule supervised:
         model=f"{SUPERVISED_RUN}/{MODEL_FILE}",
         metrics=f"{SUPERVISED_RUN}/{EVAL_FILE}",
     log:
-        "logs/{bench}/{backbone}/supervised/{variant}/train.log",
+        "logs/{bench}/{backbone}/supervised/{variant}/seed{seed}/train.log",
     params:
         halo=HALO_TRAIN,
-        args=lambda w: run_args(f"{w.bench}/{w.backbone}/supervised/{w.variant}"),
+        args=lambda w: run_args(path_of(SUPERVISED_RUN, w).removeprefix(f"{RUNS_ROOT}/")),
     threads: THREADS
     resources:
         gpu=GPUS * GPU_UNIT,

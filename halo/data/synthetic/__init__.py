@@ -26,14 +26,16 @@ pixels; pole, light, sign, rider, motorcycle and bicycle stay well under 1 %.
 
 The package (docs/design.md, section "The synthetic benchmark"):
 
-- :mod:`~halo.data.synthetic.scene`: the scene geometry, drawn as a label plan;
+- :mod:`~halo.data.synthetic.plan`: the label plan, the camera and a domain's scene statistics;
+- :mod:`~halo.data.synthetic.scene`: the scene geometry, drawn into a plan;
 - :mod:`~halo.data.synthetic.styles`: the styles (:data:`STYLES`, each with the dataset it is
   written as), palettes and the ACDC weather conditions;
 - :mod:`~halo.data.synthetic.writers`: samples, and datasets written through each dataset's own
   layout (:func:`write_dataset`, :func:`write_benchmark` for the default benchmark).
 """
 
-from halo.data.synthetic.scene import Camera, Plan, SceneStats, make_plan
+from halo.data.synthetic.plan import Camera, Plan, SceneStats
+from halo.data.synthetic.scene import SCALABLE, make_plan
 from halo.data.synthetic.styles import CONDITIONS, STYLES, Style, get_style, render
 from halo.data.synthetic.writers import (
     BENCHMARK,
@@ -42,6 +44,7 @@ from halo.data.synthetic.writers import (
     sample_id,
     sample_paths,
     sample_rng,
+    scale_map,
     write_benchmark,
     write_dataset,
 )
@@ -49,6 +52,7 @@ from halo.data.synthetic.writers import (
 __all__ = [
     "BENCHMARK",
     "CONDITIONS",
+    "SCALABLE",
     "SPLITS",
     "STYLES",
     "Camera",
@@ -62,6 +66,7 @@ __all__ = [
     "sample_id",
     "sample_paths",
     "sample_rng",
+    "scale_map",
     "write_benchmark",
     "write_dataset",
 ]

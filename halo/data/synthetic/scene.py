@@ -11,116 +11,38 @@ synthetic benchmark"); :mod:`~halo.data.synthetic.styles` renders a plan as an i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from halo.data import labels as L
-
-# Cityscapes train ids, for readability.
-ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, LIGHT, SIGN, VEG, TERRAIN, SKY = range(11)
-PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTO, BIKE = range(11, 19)
-VOID = L.IGNORE_INDEX
-
-# Part codes: how a region of an instance is rendered.
-BASE, GLASS, LIGHTPART, MARK, DARK = range(5)
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Perspective of a flat street: ground point (X, s) → screen (vx + X·s·f, yh + s·(H − yh)).
-
-    ``s`` = 1/distance is 1 at the bottom row and 0 at the horizon; one world unit (a road
-    half-width, ~3.5 m) spans ``f = W/2`` pixels at s = 1.
-    """
-
-    height: int
-    width: int
-    yh: float
-    vx: float
-
-    @property
-    def f(self) -> float:
-        return self.width / 2.0
-
-    @property
-    def ground_span(self) -> float:
-        return self.height - self.yh
-
-    def ground_y(self, s):
-        return self.yh + s * self.ground_span
-
-
-@dataclass(frozen=True)
-class SceneStats:
-    """Scene statistics of a domain (the camera and how often each object kind appears)."""
-
-    horizon: tuple[float, float] = (0.36, 0.48)
-    cars: float = 7.0
-    parked: float = 8.0
-    persons: float = 5.0
-    riders: float = 1.0
-    poles: tuple[float, float] = (4.0, 9.0)  # spacing range in depth units
-    trees: float = 2.5
-    terrain_prob: float = 0.3
-    fence_prob: float = 0.35
-    ego_prob: float = 0.0
-    substitute: dict[int, int] = field(default_factory=dict)
-
-
-class Plan:
-    """Label plan of one scene: train ids, instance ids, part codes and depth, all [H, W]."""
-
-    def __init__(self, height: int, width: int, substitute: dict[int, int]) -> None:
-        self.label = np.full((height, width), SKY, dtype=np.uint8)
-        self.inst = np.zeros((height, width), dtype=np.int32)
-        self.part = np.zeros((height, width), dtype=np.uint8)
-        self.depth = np.zeros((height, width), dtype=np.float32)  # s = 1/distance (0: sky)
-        self.classes: list[int] = [SKY]
-        self._sub = substitute
-        self.yy, self.xx = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
-
-    def new(self, cls: int) -> int:
-        """A new instance of class ``cls`` (after the domain's class substitutions)."""
-        self.classes.append(self._sub.get(cls, cls))
-        return len(self.classes) - 1
-
-    def paint(self, box, mask, inst: int, part: int = BASE, s: float | np.ndarray = 0.0) -> None:
-        """Paint ``mask`` (bool, shape of ``box``) with an instance/part at depth ``s``."""
-        ys, xs = box
-        sub = (ys, xs)
-        self.label[sub][mask] = self.classes[inst]
-        self.inst[sub][mask] = inst
-        self.part[sub][mask] = part
-        d = self.depth[sub]
-        d[mask] = s[mask] if isinstance(s, np.ndarray) else s
-
-    def box(self, x0, x1, y0, y1):
-        """Integer pixel box covering [x0, x1) × [y0, y1), clipped; None if empty."""
-        h, w = self.label.shape
-        c0, c1 = max(math.floor(x0), 0), min(math.ceil(x1), w)
-        r0, r1 = max(math.floor(y0), 0), min(math.ceil(y1), h)
-        if c0 >= c1 or r0 >= r1:
-            return None
-        return slice(r0, r1), slice(c0, c1)
-
-    def rect(self, x0, x1, y0, y1, inst, part=BASE, s=0.0, min_w=1.0):
-        """Fill a screen rectangle, at least ``min_w`` pixels wide (thin objects stay visible)."""
-        if x1 - x0 < min_w:
-            c = (x0 + x1) / 2
-            x0, x1 = c - min_w / 2, c + min_w / 2
-        b = self.box(x0, x1, y0, y1)
-        if b is not None:
-            self.paint(
-                b, np.ones((b[0].stop - b[0].start, b[1].stop - b[1].start), bool), inst, part, s
-            )
-
-    def ellipse(self, cx, cy, rx, ry, inst, part=BASE, s=0.0):
-        rx, ry = max(rx, 0.75), max(ry, 0.75)
-        b = self.box(cx - rx, cx + rx, cy - ry, cy + ry)
-        if b is not None:
-            m = ((self.xx[b] - cx) / rx) ** 2 + ((self.yy[b] - cy) / ry) ** 2 <= 1.0
-            self.paint(b, m, inst, part, s)
+from halo.data.synthetic.plan import (
+    BASE,
+    BIKE,
+    BUILDING,
+    BUS,
+    CAR,
+    DARK,
+    FENCE,
+    GLASS,
+    LIGHT,
+    LIGHTPART,
+    MARK,
+    MOTO,
+    PERSON,
+    POLE,
+    RIDER,
+    ROAD,
+    SIDEWALK,
+    SIGN,
+    TERRAIN,
+    TRAIN,
+    TRUCK,
+    VEG,
+    VOID,
+    WALL,
+    Camera,
+    Plan,
+    SceneStats,
+)
 
 
 def _ground(plan: Plan, cam: Camera, rng: np.random.Generator, lay: SceneStats) -> dict:
@@ -251,53 +173,94 @@ def _street_sides(plan, cam, street, rng, lay: SceneStats):
             )
 
 
-def _objects(cam, street, rng, lay: SceneStats) -> list[tuple[float, tuple]]:
-    """Objects as (distance, (kind, lateral X, distance, params)), to be drawn far to near."""
+#: The object classes whose counts :attr:`SceneStats.scale` multiplies (a rider's two-wheeler
+#: follows the rider; lights and signs follow the poles).
+SCALABLE = (PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTO, BIKE)
+
+# The object kinds, each drawn from its own random stream (in this order).
+_KINDS = ("car", "truck", "bus", "tram", "parked", "person", "rider", "bicycle", "moto", "pole")
+
+
+def _near(rng: np.random.Generator, d0: float, d1: float) -> float:
+    """A distance in [d0, d1) biased towards the camera (d0 + (d1 − d0)·u³), so that small
+    objects are seen near enough to be made out some of the time, as from a street camera."""
+    return d0 + (d1 - d0) * rng.random() ** 3
+
+
+def _objects(cam, street, rng, lay: SceneStats) -> list[tuple[float, tuple, np.random.Generator]]:
+    """Objects as (distance, (kind, lateral X, distance), own generator), to be drawn far to near.
+
+    Every kind draws its count and placements from its own stream, spawned from ``rng`` in a
+    fixed order, and every object draws its shape from its own generator: changing one kind's
+    count (``lay.scale``) moves no other object.
+    """
     r = street["road"]
+    streams = dict(
+        zip(
+            _KINDS,
+            (np.random.default_rng(k) for k in rng.integers(0, 2**63, len(_KINDS))),
+            strict=True,
+        )
+    )
     objs = []
-    for _ in range(rng.poisson(lay.cars)):
-        d = rng.uniform(1.1, 25)
-        u = rng.random()
-        kind = CAR if u < 0.86 else TRUCK if u < 0.93 else BUS if u < 0.985 else TRAIN
-        objs.append((d, (kind, rng.uniform(-0.7, 0.7) * r, d)))
-    for _ in range(rng.poisson(lay.parked)):
-        d = rng.uniform(1.0, 20)
-        side = rng.choice((-1.0, 1.0))
-        objs.append((d, (CAR, side * (r - rng.uniform(0.2, 0.35)), d)))
-    for _ in range(rng.poisson(lay.persons)):
-        d = rng.uniform(1.1, 22)
-        side = int(rng.random() < 0.5)
-        x = (1 if side else -1) * (r + rng.uniform(0.05, 0.95) * street["side"][side])
-        for _k in range(1 + rng.poisson(0.6)):  # small groups
-            objs.append((d, (PERSON, x + rng.normal(0, 0.12), d + abs(rng.normal(0, 0.4)))))
-    for _ in range(rng.poisson(lay.riders)):
-        d = rng.uniform(1.3, 18)
-        side = rng.choice((-1.0, 1.0))
-        objs.append((d, (RIDER, side * rng.uniform(0.45, 0.8) * r, d)))
-    for _ in range(rng.poisson(1.0)):  # parked bicycles / motorcycles on the sidewalk
-        d = rng.uniform(1.2, 15)
-        side = int(rng.random() < 0.5)
-        x = (1 if side else -1) * (r + rng.uniform(0.3, 0.9) * street["side"][side])
-        objs.append((d, (BIKE if rng.random() < 0.7 else MOTO, x, d)))
+
+    def add(kind_stream, d, obj):
+        objs.append((d, obj, np.random.default_rng(kind_stream.integers(0, 2**63))))
+
+    moving = {"car": (CAR, lay.cars), "truck": (TRUCK, lay.trucks), "bus": (BUS, lay.buses)}
+    for name, (kind, mean) in moving.items():
+        g = streams[name]
+        for _ in range(g.poisson(lay.count(kind, mean))):
+            d = g.uniform(1.1, 25)
+            add(g, d, (kind, g.uniform(-0.7, 0.7) * r, d))
+    g = streams["tram"]
+    for _ in range(g.poisson(lay.count(TRAIN, lay.trams))):
+        d = g.uniform(1.6, 25)
+        add(g, d, (TRAIN, g.uniform(-0.25, 0.25) * r, d))
+    g = streams["parked"]
+    for _ in range(g.poisson(lay.count(CAR, lay.parked))):
+        d = g.uniform(1.0, 20)
+        side = g.choice((-1.0, 1.0))
+        add(g, d, (CAR, side * (r - g.uniform(0.2, 0.35)), d))
+    g = streams["person"]
+    for _ in range(g.poisson(lay.count(PERSON, lay.persons))):
+        d = _near(g, 1.1, 22)
+        side = int(g.random() < 0.5)
+        x = (1 if side else -1) * (r + g.uniform(0.05, 0.95) * street["side"][side])
+        for _k in range(1 + g.poisson(0.6)):  # small groups
+            dk = d + abs(g.normal(0, 0.4))
+            add(g, dk, (PERSON, x + g.normal(0, 0.12), dk))
+    g = streams["rider"]
+    for _ in range(g.poisson(lay.count(RIDER, lay.riders))):
+        d = _near(g, 1.3, 18)
+        add(g, d, (RIDER, g.choice((-1.0, 1.0)) * g.uniform(0.45, 0.8) * r, d))
+    for name, kind, mean in (("bicycle", BIKE, lay.bicycles), ("moto", MOTO, lay.motorcycles)):
+        g = streams[name]  # parked side-on on the sidewalk
+        for _ in range(g.poisson(lay.count(kind, mean))):
+            d = _near(g, 1.2, 15)
+            side = int(g.random() < 0.5)
+            x = (1 if side else -1) * (r + g.uniform(0.3, 0.9) * street["side"][side])
+            add(g, d, (kind, x, d))
+    g = streams["pole"]
     for side in (0, 1):
         sign = 1.0 if side else -1.0
-        d = rng.uniform(1.0, 4.0)
+        d = g.uniform(1.0, 4.0)
         while d < 30:
-            objs.append((d, (POLE, sign * (r + 0.15 * street["side"][side]), d)))
-            d += rng.uniform(*lay.poles)
-        for _ in range(rng.poisson(lay.trees)):
-            d = rng.uniform(1.2, 25)
+            add(g, d, (POLE, sign * (r + 0.15 * street["side"][side]), d))
+            d += g.uniform(*lay.poles)
+        for _ in range(g.poisson(lay.trees)):
+            d = g.uniform(1.2, 25)
             x = sign * (
                 r
-                + street["side"][side] * rng.uniform(0.6, 1.0)
-                + street["terrain"][side] * rng.uniform(0, 1)
+                + street["side"][side] * g.uniform(0.6, 1.0)
+                + street["terrain"][side] * g.uniform(0, 1)
             )
-            objs.append((d, (VEG, x, d)))
+            add(g, d, (VEG, x, d))
     objs.sort(key=lambda o: -o[0])
     return objs
 
 
-def _draw(plan: Plan, cam: Camera, obj, rng) -> None:
+def _draw(plan: Plan, cam: Camera, obj, rng, lay: SceneStats) -> None:
     kind, x_w, d = obj
     s = 1.0 / d
     px = cam.f * s  # pixels per world unit at this distance
@@ -326,25 +289,31 @@ def _draw(plan: Plan, cam: Camera, obj, rng) -> None:
             )
         else:
             plan.rect(x - half, x + half, yb - hgt * px, yb - 0.05 * px, inst, BASE, s)
+            low = {TRUCK: 0.75, BUS: 0.62, TRAIN: 0.45}[kind]  # trams: a tall window band
             plan.rect(
                 x - half * 0.85,
                 x + half * 0.85,
                 yb - hgt * px * 0.9,
-                yb - hgt * px * (0.62 if kind != TRUCK else 0.75),
+                yb - hgt * px * low,
                 inst,
                 GLASS,
                 s,
             )
+            if kind == TRAIN:  # pantograph and the dark skirt over the rails
+                top = yb - hgt * px
+                plan.rect(x - half * 0.5, x + half * 0.5, top - 0.06 * px, top, inst, DARK, s)
+                plan.rect(x - 0.02 * px, x + 0.02 * px, top - 0.3 * px, top, inst, DARK, s)
+                plan.rect(x - half, x + half, yb - 0.18 * px, yb - 0.05 * px, inst, DARK, s)
         for sx in (-0.7, 0.7):  # wheels
             plan.ellipse(x + sx * half, yb - 0.06 * px, 0.08 * px, 0.07 * px, inst, DARK, s)
     elif kind in (PERSON, RIDER):
         if kind == RIDER:
-            vehicle = plan.new(BIKE if rng.random() < 0.65 else MOTO)
-            _two_wheeler(plan, x, yb, px, vehicle, s)
-            yb = yb - 0.2 * px
+            moto = rng.random() >= 0.65
+            _two_wheeler_rear(plan, x, yb, px, plan.new(MOTO if moto else BIKE), s, moto)
+            yb = yb - (0.26 if moto else 0.2) * px
         inst = plan.new(kind)
         hgt = rng.uniform(0.44, 0.54) * (0.85 if kind == RIDER else 1.0)
-        wdt = 0.16 * rng.uniform(0.9, 1.2)
+        wdt = 0.26 * rng.uniform(0.9, 1.2)
         plan.rect(
             x - wdt * px * 0.35,
             x + wdt * px * 0.35,
@@ -365,24 +334,24 @@ def _draw(plan: Plan, cam: Camera, obj, rng) -> None:
             s,
             min_w=2.0,
         )  # torso
-        plan.ellipse(x, yb - hgt * px * 0.9, 0.055 * px, 0.075 * px, inst, LIGHTPART, s)
+        plan.ellipse(x, yb - hgt * px * 0.9, 0.065 * px, 0.08 * px, inst, LIGHTPART, s)
     elif kind in (BIKE, MOTO):
-        _two_wheeler(plan, x, yb, px, plan.new(kind), s)
+        _two_wheeler_side(plan, x, yb, px, plan.new(kind), s, kind == MOTO, rng)
     elif kind == POLE:
         inst = plan.new(POLE)
         hgt = rng.uniform(1.0, 1.3)
         plan.rect(x - 0.03 * px, x + 0.03 * px, yb - hgt * px, yb, inst, BASE, s, min_w=2.0)
         u = rng.random()
-        toward = -np.sign(x_w) * 0.08 * px
-        if u < 0.38:  # traffic light box with three lamps
+        toward = -np.sign(x_w) * 0.1 * px
+        if u < lay.lights:  # traffic light box with three lamps
             li = plan.new(LIGHT)
             cx, top = x + toward, yb - hgt * px
-            plan.rect(cx - 0.06 * px, cx + 0.06 * px, top, top + 0.3 * px, li, BASE, s, min_w=2.0)
+            plan.rect(cx - 0.08 * px, cx + 0.08 * px, top, top + 0.4 * px, li, BASE, s, min_w=2.0)
             lamp = rng.integers(3)
             plan.ellipse(
-                cx, top + (0.05 + 0.1 * lamp) * px, 0.035 * px, 0.035 * px, li, LIGHTPART, s
+                cx, top + (0.07 + 0.13 * lamp) * px, 0.05 * px, 0.05 * px, li, LIGHTPART, s
             )
-        elif u < 0.76:  # sign plate (rectangular or round)
+        elif u < lay.lights + lay.signs:  # sign plate (rectangular or round)
             si = plan.new(SIGN)
             cy = yb - hgt * px * rng.uniform(0.7, 0.9)
             r_ = rng.uniform(0.08, 0.12) * px
@@ -400,11 +369,46 @@ def _draw(plan: Plan, cam: Camera, obj, rng) -> None:
         plan.ellipse(x, yb - hgt * 0.7 * px, hgt * 0.35 * px, hgt * 0.33 * px, inst, BASE, s)
 
 
-def _two_wheeler(plan, x, yb, px, inst, s):
-    plan.ellipse(x, yb - 0.09 * px, 0.05 * px, 0.09 * px, inst, DARK, s)  # wheel (seen end-on)
-    plan.rect(
-        x - 0.1 * px, x + 0.1 * px, yb - 0.26 * px, yb - 0.14 * px, inst, BASE, s, min_w=2.0
-    )  # frame / handlebar
+def _two_wheeler_rear(plan, x, yb, px, inst, s, moto):
+    """A ridden two-wheeler seen from behind: a narrow wheel and a bar (bicycle) or a wide,
+    tall body over a fat tyre (motorcycle)."""
+    if moto:
+        plan.ellipse(x, yb - 0.1 * px, 0.07 * px, 0.1 * px, inst, DARK, s)
+        plan.rect(x - 0.15 * px, x + 0.15 * px, yb - 0.3 * px, yb - 0.12 * px, inst, BASE, s)
+    else:
+        plan.ellipse(x, yb - 0.09 * px, 0.035 * px, 0.09 * px, inst, DARK, s)
+        plan.rect(
+            x - 0.11 * px, x + 0.11 * px, yb - 0.24 * px, yb - 0.18 * px, inst, BASE, s, min_w=2.0
+        )
+
+
+def _two_wheeler_side(plan, x, yb, px, inst, s, moto, rng):
+    """A parked two-wheeler seen side-on: two wheels and a thin frame (bicycle) or a solid body,
+    tank and seat between fat wheels (motorcycle)."""
+    px = 1.4 * px  # drawn larger than life: the miniature's two-wheelers must be made out
+    length = rng.uniform(0.44, 0.52) * px
+    rw = (0.1 if moto else 0.095) * px  # wheel radius
+    for sx in (-1.0, 1.0):
+        plan.ellipse(x + sx * (length / 2 - rw), yb - rw, rw, rw, inst, DARK, s)
+    if moto:
+        plan.rect(x - length * 0.32, x + length * 0.3, yb - 0.3 * px, yb - 0.09 * px, inst, BASE, s)
+        plan.rect(
+            x - length * 0.3, x + length * 0.02, yb - 0.34 * px, yb - 0.29 * px, inst, DARK, s
+        )
+    else:
+        plan.rect(
+            x - length * 0.3, x + length * 0.3, yb - 0.24 * px, yb - 0.19 * px, inst, BASE, s
+        )  # top tube
+        for sx in (-0.3, 0.3):  # seat tube and fork
+            plan.rect(
+                x + sx * length - 0.015 * px,
+                x + sx * length + 0.015 * px,
+                yb - 0.28 * px,
+                yb - rw,
+                inst,
+                BASE,
+                s,
+            )
 
 
 def make_plan(lay: SceneStats, height: int, width: int, rng: np.random.Generator) -> Plan:
@@ -414,8 +418,8 @@ def make_plan(lay: SceneStats, height: int, width: int, rng: np.random.Generator
     _skyline(plan, cam, rng)
     street = _ground(plan, cam, rng, lay)
     _street_sides(plan, cam, street, rng, lay)
-    for _, obj in _objects(cam, street, rng, lay):
-        _draw(plan, cam, obj, rng)
+    for _, obj, own in _objects(cam, street, rng, lay):
+        _draw(plan, cam, obj, own, lay)
     if rng.random() < lay.ego_prob:  # ego-vehicle hood: void
         hood = rng.uniform(0.05, 0.1) * height
         xs = (plan.xx[0] - width / 2) / (width / 2)

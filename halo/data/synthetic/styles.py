@@ -18,7 +18,7 @@ from halo.data import acdc, cityscapes, gta5, synthia
 from halo.data import labels as L
 from halo.data.acdc import CONDITIONS
 from halo.data.layout import Layout
-from halo.data.synthetic.scene import (
+from halo.data.synthetic.plan import (
     BIKE,
     BUILDING,
     BUS,
@@ -74,19 +74,22 @@ STYLES: Registry[Style] = Registry(
         for style in (
             Style("gta", gta5.LAYOUT, SceneStats()),
             Style(
-                "cityscapes", cityscapes.LAYOUT, SceneStats(ego_prob=0.5, persons=4.5, parked=5.0)
+                "cityscapes", cityscapes.LAYOUT, SceneStats(ego_prob=0.5, persons=1.5, parked=5.0)
             ),
             Style(
                 "synthia",
                 synthia.LAYOUT,
                 SceneStats(
                     horizon=(0.18, 0.32),
-                    persons=6.0,
-                    cars=4.0,
+                    persons=2.0,
+                    cars=3.4,
+                    trucks=0.3,
+                    buses=0.25,
+                    trams=0.15,
                     substitute={TERRAIN: VEG, TRUCK: BUS, TRAIN: BUS},
                 ),
             ),
-            Style("acdc", acdc.LAYOUT, SceneStats(ego_prob=0.4, persons=3.0, parked=5.0)),
+            Style("acdc", acdc.LAYOUT, SceneStats(ego_prob=0.4, persons=1.0, parked=5.0)),
         )
     ],
     ordered=True,
@@ -112,15 +115,15 @@ _TARGET[BUILDING] = (150, 132, 112)
 _TARGET[WALL] = (72, 72, 72)  # ≈ source building
 _TARGET[FENCE] = (104, 104, 150)  # ≈ source wall
 _TARGET[POLE] = (48, 48, 52)  # dark: source poles are light grey
-_TARGET[LIGHT] = (36, 36, 36)
+_TARGET[LIGHT] = (96, 88, 30)  # dark yellow housings: source lights are orange
 _TARGET[SIGN] = (30, 70, 185)
 _TARGET[VEG] = (62, 104, 40)
 _TARGET[TERRAIN] = (110, 140, 38)  # ≈ source vegetation
 _TARGET[SKY] = (165, 190, 220)
 _TARGET[TRUCK] = (205, 205, 210)
 _TARGET[BUS] = (240, 168, 36)  # ≈ source traffic light
-_TARGET[TRAIN] = (150, 150, 160)
-_TARGET[MOTO] = (34, 34, 38)
+_TARGET[TRAIN] = (40, 140, 130)  # teal trams
+_TARGET[MOTO] = (120, 36, 150)  # one purple livery: bicycles stay dark
 _TARGET[BIKE] = (44, 40, 40)
 
 _SYNTHIA = np.clip(_P * 0.8 + np.array([30, 20, 10], np.float32), 0, 255)

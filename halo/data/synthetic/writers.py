@@ -9,7 +9,9 @@ loaders find exactly what was written); :func:`write_benchmark` writes the defau
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from halo.data import labels as L
-from halo.data.synthetic.scene import VOID, make_plan
+from halo.data.synthetic.plan import VOID
+from halo.data.synthetic.scene import SCALABLE, make_plan
 from halo.data.synthetic.styles import CONDITIONS, STYLES, get_style, render
 from halo.io import write_json, write_png, write_text
 
@@ -28,6 +31,7 @@ __all__ = [
     "sample_id",
     "sample_paths",
     "sample_rng",
+    "scale_map",
     "write_benchmark",
     "write_dataset",
 ]
@@ -38,6 +42,7 @@ SPLITS = ("train", "val", "test")
 #: written to ``OUT/<its dataset>``.
 BENCHMARK: tuple[tuple[str, str, int], ...] = (
     ("gta", "train", 400),
+    ("gta", "val", 100),  # held out: in-domain evaluation (halo evaluate --on source)
     ("synthia", "train", 400),
     ("cityscapes", "train", 400),
     ("cityscapes", "val", 100),
@@ -64,6 +69,21 @@ def sample_rng(seed: int, style: str, split: str, index: int, condition: str | N
     return np.random.default_rng(np.random.SeedSequence(key))
 
 
+def scale_map(scale: dict[str, float] | None) -> dict[int, float]:
+    """Class name → count factor (the frequency intervention) as train id → factor; one
+    ValueError naming the class or factor and what is allowed."""
+    out = {}
+    names = L.CITYSCAPES_CLASSES
+    allowed = ", ".join(names[c] for c in SCALABLE)
+    for name, factor in (scale or {}).items():
+        if name not in names or names.index(name) not in SCALABLE:
+            raise ValueError(f"scale: {name!r} is not a class whose count scales; one of {allowed}")
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor >= 0):
+            raise ValueError(f"scale: {name}={factor!r}; expected a finite factor >= 0")
+        out[names.index(name)] = float(factor)
+    return out
+
+
 def generate_sample(
     style: str,
     split: str,
@@ -72,13 +92,20 @@ def generate_sample(
     seed: int = 0,
     size: tuple[int, int] = (128, 256),
     condition: str | None = None,
+    scale: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic sample.
+
+    ``scale`` (class name → factor) multiplies the counts of object classes (the frequency
+    intervention, :data:`~halo.data.synthetic.scene.SCALABLE`); every other object of the scene
+    stays where it was.
 
     Returns:
         image uint8 [H, W, 3] and label uint8 [H, W] in Cityscapes train ids (255 = void).
     """
     scene = get_style(style).scene
+    if scale:
+        scene = dataclasses.replace(scene, scale=scale_map(scale))
     if style == "acdc" and condition not in CONDITIONS:
         raise ValueError(f"style 'acdc' needs a condition, one of {', '.join(CONDITIONS)}")
     h, w = size
@@ -173,9 +200,11 @@ def write_dataset(
     size: tuple[int, int] = (128, 256),
     seed: int = 0,
     conditions: Sequence[str] = CONDITIONS,
+    scale: dict[str, float] | None = None,
     progress: bool = False,
 ) -> dict:
-    """Write ``count`` samples of ``style`` into ``out`` in the real dataset's layout.
+    """Write ``count`` samples of ``style`` into ``out`` in the real dataset's layout
+    (``scale``: class name → count factor, see :func:`generate_sample`).
 
     GTAV and SYNTHIA styles also write ``<out>/<split>.txt`` (their split file lists); every style
     writes/updates ``<out>/class_stats.json`` with the split's pixel share per Cityscapes class.
@@ -194,6 +223,7 @@ def write_dataset(
     bad = [c for c in conditions if c not in CONDITIONS]
     if style == "acdc" and (bad or not conditions):
         raise ValueError(f"conditions {list(conditions)}: each must be one of {CONDITIONS}")
+    scale_map(scale)  # bad factors fail before any file is written
     out = Path(out)
     inv = _inverse_table(layout.name)
     write_label = _LABEL_WRITERS.get(layout.name, write_png)
@@ -202,7 +232,9 @@ def write_dataset(
     names = []
     jobs = [(c, i) for c in conds for i in range(count)]
     for cond, i in bar(jobs, desc=f"synth {style}/{split}", enabled=progress):
-        image, label = generate_sample(style, split, i, seed=seed, size=size, condition=cond)
+        image, label = generate_sample(
+            style, split, i, seed=seed, size=size, condition=cond, scale=scale
+        )
         hist += np.bincount(label.ravel(), minlength=256)
         img_path, lab_path, sid = sample_paths(style, out, split, i, cond)
         names.append(sid)
@@ -222,6 +254,8 @@ def write_dataset(
     }
     if style == "acdc":
         stats["conditions"] = conds
+    if scale:
+        stats["scale"] = dict(scale)
     stats_path = out / "class_stats.json"
     all_stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     all_stats[split] = stats
@@ -236,6 +270,7 @@ def write_benchmark(
     seed: int,
     count: int | None = None,
     conditions: Sequence[str] = CONDITIONS,
+    scale: dict[str, float] | None = None,
     progress: bool = False,
 ) -> dict[str, dict[str, dict]]:
     """Write the default benchmark (:data:`BENCHMARK`): ``OUT/gta5``, ``OUT/synthia``,
@@ -247,6 +282,7 @@ def write_benchmark(
         seed: generator seed.
         count: images per split (per ACDC condition) instead of the table's counts.
         conditions: the ACDC conditions to write.
+        scale: class name → count factor in every style (see :func:`generate_sample`).
         progress: show progress bars.
 
     Returns:
@@ -265,6 +301,7 @@ def write_benchmark(
             size=size,
             seed=seed,
             conditions=conditions,
+            scale=scale,
             progress=progress,
         )
     return written

@@ -95,6 +95,7 @@ def test_sample_ids_are_named_like_the_real_files(tmp_path):
 def test_the_default_benchmark_table():
     assert synthetic.BENCHMARK == (
         ("gta", "train", 400),
+        ("gta", "val", 100),
         ("synthia", "train", 400),
         ("cityscapes", "train", 400),
         ("cityscapes", "val", 100),
@@ -106,7 +107,7 @@ def test_the_default_benchmark_table():
 def test_write_benchmark_writes_one_folder_per_dataset(tmp_path):
     stats = synthetic.write_benchmark(tmp_path, size=SIZE, seed=0, count=1, conditions=["fog"])
     assert {d: list(s) for d, s in stats.items()} == {
-        "gta5": ["train"],
+        "gta5": ["train", "val"],
         "synthia": ["train"],
         "cityscapes": ["train", "val"],
         "acdc": ["train", "val"],
@@ -158,3 +159,24 @@ def test_bad_write_arguments_write_nothing(tmp_path):
     with pytest.raises(ValueError, match="split"):
         synthetic.write_dataset("gta", tmp_path / "x", split="dev")
     assert not (tmp_path / "x").exists()
+
+
+def test_bad_scales_are_refused_before_any_file(tmp_path):
+    for scale, match in (
+        ({"sky": 2.0}, "'sky' is not a class whose count scales; one of person, rider"),
+        ({"person": -1.0}, "person=-1.0; expected a finite factor >= 0"),
+        ({"person": float("nan")}, "expected a finite factor"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            synthetic.write_dataset("gta", tmp_path / "x", count=1, size=SIZE, scale=scale)
+    assert not (tmp_path / "x").exists()
+
+
+def test_scale_is_recorded_in_the_class_stats(tmp_path):
+    stats = synthetic.write_dataset("gta", tmp_path, count=2, size=SIZE, scale={"person": 3})
+    assert stats["scale"] == {"person": 3}
+    assert json.loads((tmp_path / "class_stats.json").read_text())["train"]["scale"] == {
+        "person": 3
+    }
+    plain = synthetic.write_dataset("gta", tmp_path / "plain", count=2, size=SIZE)
+    assert "scale" not in plain
