@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from halo.report.records import _budget_key, _class_long, check_records
+from halo.report.records import _budget_key, check_records
 
 __all__ = [
     "LEARNED_IOU",
+    "class_means",
+    "group_correlations",
     "pearson_r",
     "radius_correlations",
     "radius_vs_frequency",
@@ -100,27 +102,61 @@ def _pick_radius_group(
     return None
 
 
-def _class_means(group: Sequence[Mapping[str, Any]], extra: Sequence[str] = ()) -> pd.DataFrame:
-    """Per class, the mean over the group's records of its pixel share and mean radius (and of
-    the ``extra`` per-class fields); classes without a positive share or a finite radius are
-    dropped. Columns ``class, pixel_share, mean_radius, *extra``, in class order."""
+def class_means(metrics: Sequence[Mapping[str, Any]], extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Per class, the mean over a group's metrics (run records or ``halo evaluate`` outputs, e.g.
+    one setting's seeds) of its pixel share and mean radius (and of the ``extra`` per-class
+    fields, e.g. ``per_class_iou``); undefined values are skipped, and classes without a positive
+    share or a finite radius are dropped. Columns ``class, pixel_share, mean_radius, *extra``, in
+    class order."""
     fields = {"pixel_share": "class_pixel_share", "mean_radius": "class_mean_radius"}
     fields.update({name: name for name in extra})
-    longs = {name: _class_long(group, field) for name, field in fields.items()}
-    both = pd.DataFrame(
-        {
-            "class": pd.concat([f["class"] for f in longs.values()], ignore_index=True),
-            "field": [name for name, f in longs.items() for _ in range(len(f))],
-            "value": pd.concat([f["value"] for f in longs.values()], ignore_index=True),
-        }
+    classes = list(
+        dict.fromkeys(
+            c for m in metrics for c in (m.get("class_names") or m.get("class_pixel_share") or {})
+        )
     )
-    classes = list(dict.fromkeys(both["class"]))
-    means = both.groupby(["class", "field"])["value"].mean().unstack("field")
-    means = means.reindex(index=classes, columns=list(fields))
-    keep = means["pixel_share"].gt(0) & np.isfinite(means["mean_radius"])
-    frame = means[keep].rename_axis("class").reset_index()
-    frame.columns.name = None
-    return frame[["class", *fields]].astype({name: float for name in fields})
+
+    def value(m: Mapping[str, Any], field: str, c: str) -> float:
+        v = (m.get(field) or {}).get(c)
+        return math.nan if v is None else float(v)
+
+    with np.errstate(all="ignore"):
+        means = {
+            name: np.array(
+                [[value(m, field, c) for c in classes] for m in metrics], dtype=np.float64
+            ).reshape(len(metrics), len(classes))
+            for name, field in fields.items()
+        }
+    frame = pd.DataFrame({"class": classes})
+    for name, table in means.items():
+        n = np.isfinite(table).sum(0)
+        total = np.where(np.isfinite(table), table, 0.0).sum(0)
+        frame[name] = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+    keep = frame["pixel_share"].gt(0) & np.isfinite(frame["mean_radius"])
+    return frame[keep].reset_index(drop=True)
+
+
+def group_correlations(metrics: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
+    """Radius-vs-frequency correlation of one group of metrics (class values averaged over the
+    group first, :func:`class_means`), over all classes and over the classes the group learned
+    (mean IoU >= ``LEARNED_IOU``): ``n_classes, pearson_r, spearman_rho, n_learned,
+    pearson_r_learned, spearman_rho_learned`` (NaN where undefined: fewer than 3 classes or no
+    spread)."""
+    frame = class_means(metrics, extra=("per_class_iou",))
+    learned = frame[frame["per_class_iou"] >= LEARNED_IOU]
+
+    def corr(fn, f: pd.DataFrame) -> float:
+        value = fn(f["mean_radius"], f["pixel_share"])
+        return math.nan if value is None else value
+
+    return {
+        "n_classes": len(frame),
+        "pearson_r": corr(pearson_r, frame),
+        "spearman_rho": corr(spearman_rho, frame),
+        "n_learned": len(learned),
+        "pearson_r_learned": corr(pearson_r, learned),
+        "spearman_rho_learned": corr(spearman_rho, learned),
+    }
 
 
 def radius_correlations(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -146,13 +182,6 @@ def radius_correlations(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             groups.setdefault(key, []).append(r)
     rows = []
     for (backbone, method, variant, budget), group in groups.items():
-        frame = _class_means(group, extra=("per_class_iou",))
-        learned = frame[frame["per_class_iou"] >= LEARNED_IOU]
-
-        def corr(fn, f: pd.DataFrame) -> float:
-            value = fn(f["mean_radius"], f["pixel_share"])
-            return math.nan if value is None else value
-
         rows.append(
             {
                 "backbone": backbone,
@@ -160,12 +189,7 @@ def radius_correlations(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "variant": variant,
                 "budget": budget,
                 "n_seeds": len(group),
-                "n_classes": len(frame),
-                "pearson_r": corr(pearson_r, frame),
-                "spearman_rho": corr(spearman_rho, frame),
-                "n_learned": len(learned),
-                "pearson_r_learned": corr(pearson_r, learned),
-                "spearman_rho_learned": corr(spearman_rho, learned),
+                **group_correlations(group),
             }
         )
     columns = [
@@ -226,7 +250,7 @@ def radius_vs_frequency(
             "skipped": reason,
         }
     group, rule = picked
-    frame = _class_means(group)
+    frame = class_means(group)
     first = group[0]
     stats = {
         "pearson_r": pearson_r(frame["mean_radius"], frame["pixel_share"]),

@@ -149,3 +149,20 @@ def test_radius_falls_back_to_hyperbolic_source_then_skips(tmp_path: Path) -> No
     assert frame.empty and stats["radius_source"] is None and "no record" in stats["skipped"]
     paths, _ = report.write_radius_vs_frequency(euclid, tmp_path)
     assert paths == [] and not list(tmp_path.iterdir())
+
+
+def test_group_correlations_of_bare_metrics_match_the_report() -> None:
+    """halo evaluate outputs (no run identity) give the report's correlations of their group;
+    class values are averaged over the group first, skipping undefined ones."""
+    from halo.report.radius import class_means, group_correlations
+
+    recs = [r for r in study() if r["method"] == "halo" and r.get("budget") == 0.022]
+    fields = ("class_names", "per_class_iou", "class_pixel_share", "class_mean_radius")
+    bare = [{k: r[k] for k in fields if k in r} for r in recs]
+    row = report.radius_correlations(recs).iloc[0]
+    got = group_correlations(bare)
+    for key, value in got.items():
+        assert row[key] == pytest.approx(value, nan_ok=True), key
+    one = dict(bare[0], class_mean_radius=dict(bare[0]["class_mean_radius"], road=None))
+    frame = class_means([one, bare[1]]).set_index("class")
+    assert frame.at["road", "mean_radius"] == bare[1]["class_mean_radius"]["road"]

@@ -334,8 +334,16 @@ def test_every_run_has_its_evaluation_from_the_training_job(project, built):
             project / f"runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed0/eval.json"
         ).read_text()
     )
-    for record in project.glob(f"runs/{BENCH}/*/*/*/seed0/metrics.json"):  # active runs
-        assert json.loads(record.read_text())["start_miou"] == source["miou"]  # round 0
+    active = [
+        rec
+        for rec in map(
+            json.loads, map(Path.read_text, project.glob(f"runs/{BENCH}/**/metrics.json"))
+        )
+        if rec["kind"] == "active"
+    ]
+    assert len(active) == 2
+    for rec in active:
+        assert rec["start_miou"] == source["miou"]  # round 0: the source model of its seed
 
 
 def test_the_snakemake_report_holds_the_results(project, built):
@@ -497,7 +505,8 @@ def test_the_shipped_human_grid_plans_queries_and_labels(tmp_path):
 
 def test_study_grid_with_extra_cells_plans(tmp_path):
     """configs/study.yaml: 5 methods x 3 budgets x 3 seeds plus 2 ablations at 5 % x 3 seeds,
-    one source model per model variant, one supervised bound; a cell in both grids counts once."""
+    one source model per model variant and seed, one supervised bound per seed; a cell in both
+    grids counts once."""
     project = copy_project(tmp_path / "p")
     study = yaml.safe_load((ROOT / "configs/study.yaml").read_text())
     spec = study["benchmarks"][BENCH]
@@ -513,10 +522,13 @@ def test_study_grid_with_extra_cells_plans(tmp_path):
         for m in re.finditer(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE)
     }
     active = 5 * 3 * 3 + 2 * 3
-    assert counts["summarize"] == counts["track"] == active + 4 + 1  # + sources + supervised
+    # + sources + supervised bounds, one per seed
+    assert counts["summarize"] == counts["track"] == active + 4 * 3 + 1 * 3
     # hyperbolic-hfr (random, entropy, halo, radius), euclidean-d512 (ripu), hyperbolic
-    # (halo-nohfr), euclidean (featnorm)
-    assert counts["pretrain"] == 4 and counts["supervised"] == 1
+    # (halo-nohfr), euclidean (featnorm), each seed its own
+    assert counts["pretrain"] == 4 * 3 and counts["supervised"] == 3
+    for seed in (0, 1, 2):
+        assert f"{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed{seed}/model.pt" in out
     assert counts["acquire"] == counts["train_round"] == active * 5
     assert f"{BENCH}/deeplabv3plus-r18/radius/1/seed0" in out
     for name in ("halo-nohfr", "featnorm"):

@@ -68,7 +68,7 @@ def workdir(root: Path, name: str, grid: dict, sets: list[str]) -> Path:
 def run(d: Path, cores: int, targets: list[str], extra: list[str]) -> None:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
     cmd += ["--directory", str(d), "--configfile", str(d / "sweep.yaml"), "--cores", str(cores)]
-    subprocess.run([*cmd, *extra, *targets], check=True, cwd=d)
+    subprocess.run([*cmd, *targets, *extra], check=True, cwd=d)
 
 
 def share_source(first: Path, d: Path) -> None:

@@ -53,9 +53,10 @@ class SceneStats:
     """Scene statistics of a domain: the camera and how often each object kind appears.
 
     Counts are Poisson means per scene. ``scale`` multiplies the counts of object classes
-    (Cityscapes train id → factor; :data:`~halo.data.synthetic.scene.SCALABLE` lists the classes it can scale): the
+    (Cityscapes train id → factor; :data:`~halo.data.synthetic.scene.SCALABLE` lists them): the
     frequency intervention of the radius experiments. Each object kind draws from its own random
-    stream, so scaling one kind leaves every other object of every scene where it was.
+    stream and the counts are nested (a factor below 1 drops objects of the default scene, above
+    1 adds some), so scaling one class leaves every other object of every scene where it was.
     """
 
     horizon: tuple[float, float] = (0.36, 0.48)
@@ -77,10 +78,6 @@ class SceneStats:
     ego_prob: float = 0.0
     substitute: dict[int, int] = field(default_factory=dict)
     scale: dict[int, float] = field(default_factory=dict)
-
-    def count(self, cls: int, mean: float) -> float:
-        """The Poisson mean of class ``cls`` after the frequency intervention."""
-        return mean * self.scale.get(cls, 1.0)
 
 
 class Plan:

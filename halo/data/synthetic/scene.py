@@ -187,6 +187,23 @@ def _near(rng: np.random.Generator, d0: float, d1: float) -> float:
     return d0 + (d1 - d0) * rng.random() ** 3
 
 
+def _instances(g: np.random.Generator, mean: float, factor: float) -> list[np.random.Generator]:
+    """One generator per object of a kind, nested in the count factor: the default scene's
+    Poisson(``mean``) objects are each kept with probability ``factor`` when it is below 1, and
+    Poisson(``mean`` · (``factor`` − 1)) more are added when it is above. ``g`` makes the same
+    draws whatever the factor, so the objects a scene keeps never move."""
+    n = g.poisson(mean)
+    seeds = g.integers(0, 2**63, n)
+    extra_seed, keep_seed = g.integers(0, 2**63, 2)
+    seeds = seeds[np.random.default_rng(keep_seed).random(n) < factor]
+    if factor > 1:
+        extra = np.random.default_rng(extra_seed)
+        seeds = np.concatenate(
+            [seeds, extra.integers(0, 2**63, extra.poisson(mean * (factor - 1)))]
+        )
+    return [np.random.default_rng(int(k)) for k in seeds]
+
+
 def _objects(cam, street, rng, lay: SceneStats) -> list[tuple[float, tuple, np.random.Generator]]:
     """Objects as (distance, (kind, lateral X, distance), own generator), to be drawn far to near.
 
@@ -207,36 +224,33 @@ def _objects(cam, street, rng, lay: SceneStats) -> list[tuple[float, tuple, np.r
     def add(kind_stream, d, obj):
         objs.append((d, obj, np.random.default_rng(kind_stream.integers(0, 2**63))))
 
+    def instances(name: str, cls: int, mean: float) -> list[np.random.Generator]:
+        return _instances(streams[name], mean, lay.scale.get(cls, 1.0))
+
     moving = {"car": (CAR, lay.cars), "truck": (TRUCK, lay.trucks), "bus": (BUS, lay.buses)}
     for name, (kind, mean) in moving.items():
-        g = streams[name]
-        for _ in range(g.poisson(lay.count(kind, mean))):
+        for g in instances(name, kind, mean):
             d = g.uniform(1.1, 25)
             add(g, d, (kind, g.uniform(-0.7, 0.7) * r, d))
-    g = streams["tram"]
-    for _ in range(g.poisson(lay.count(TRAIN, lay.trams))):
+    for g in instances("tram", TRAIN, lay.trams):
         d = g.uniform(1.6, 25)
         add(g, d, (TRAIN, g.uniform(-0.25, 0.25) * r, d))
-    g = streams["parked"]
-    for _ in range(g.poisson(lay.count(CAR, lay.parked))):
+    for g in instances("parked", CAR, lay.parked):
         d = g.uniform(1.0, 20)
         side = g.choice((-1.0, 1.0))
         add(g, d, (CAR, side * (r - g.uniform(0.2, 0.35)), d))
-    g = streams["person"]
-    for _ in range(g.poisson(lay.count(PERSON, lay.persons))):
+    for g in instances("person", PERSON, lay.persons):
         d = _near(g, 1.1, 22)
         side = int(g.random() < 0.5)
         x = (1 if side else -1) * (r + g.uniform(0.05, 0.95) * street["side"][side])
         for _k in range(1 + g.poisson(0.6)):  # small groups
             dk = d + abs(g.normal(0, 0.4))
             add(g, dk, (PERSON, x + g.normal(0, 0.12), dk))
-    g = streams["rider"]
-    for _ in range(g.poisson(lay.count(RIDER, lay.riders))):
+    for g in instances("rider", RIDER, lay.riders):
         d = _near(g, 1.3, 18)
         add(g, d, (RIDER, g.choice((-1.0, 1.0)) * g.uniform(0.45, 0.8) * r, d))
     for name, kind, mean in (("bicycle", BIKE, lay.bicycles), ("moto", MOTO, lay.motorcycles)):
-        g = streams[name]  # parked side-on on the sidewalk
-        for _ in range(g.poisson(lay.count(kind, mean))):
+        for g in instances(name, kind, mean):  # parked side-on on the sidewalk
             d = _near(g, 1.2, 15)
             side = int(g.random() < 0.5)
             x = (1 if side else -1) * (r + g.uniform(0.3, 0.9) * street["side"][side])

@@ -59,6 +59,9 @@ def test_scaling_one_class_moves_nothing_else(cls, factor):
         assert np.array_equal(a.depth[~objs], b.depth[~objs])
         changed += int((a.label != b.label).any())
         own += int((b.label == cls).sum()) - int((a.label == cls).sum())
+        # nested: a scene keeps its objects (some dropped below 1, more added above)
+        n_a, n_b = a.classes.count(cls), b.classes.count(cls)
+        assert n_b >= n_a if factor > 1 else n_b <= n_a
     assert changed > 0
     assert own > 0 if factor > 1 else own < 0
 

@@ -1,0 +1,328 @@
+"""The radius experiments of issue #18: what decides the sign of the radius-vs-frequency relation.
+
+Every model is trained and scored by the ``halo`` CLI (``halo synth``, ``halo pretrain``,
+``halo acquire``, ``halo train``, ``halo evaluate --on source|target``); this script only plans
+the commands, runs them two at a time (one thread each), skips what is already on disk, and
+writes one CSV row per setting and validation set::
+
+    uv run python workflow/study/radius.py --root sweeps/radius --seeds 0 1 \\
+        --out docs/study/radius_experiments.csv
+
+Experiments (``experiment`` column):
+
+- ``regime``: source-only models trained with the default AdamW rates, lower rates, SGD at the
+  former default (1e-2, head x10, poly), SGD at a lower rate and SGD with the head at x1, each
+  scored on the held-out source split (in-domain) and on the target;
+- ``head``: HALO without HFR, and the Euclidean head (``featnorm``: the feature norm in place of
+  the hyperbolic radius), for comparison with the default hyperbolic head with HFR;
+- ``labels``: one active round (``train.round_steps`` steps) from the default source model with
+  the round's target labels drawn at random or by HALO, and the same steps without target labels
+  (the source-only model trained on for as many steps: ``--set train.source_steps``);
+- ``frequency``: the frequency intervention: source sets written with one class's count scaled
+  (``halo synth --scale CLASS=F``; every other object of every scene unchanged), a default
+  source-only model trained on each, all scored on the same validation sets; the row also gives
+  the class's share of the source training pixels (``class_train_share``, what the intervention
+  moves) and, on the validation set, its share, radius, radius rank (1 = farthest out) and IoU.
+
+Correlations (Pearson, Spearman) are taken over the classes with a pixel share and a radius,
+averaged over seeds per class first (as in the report), and over the classes the models learned
+(mean IoU >= 20); ``pearson_r_seeds`` lists each seed's own r.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+#: the run config and extra `halo synth` options (main sets them from --config and --synth:
+#: the test suite's tiny config and --count 4 --size 32x64 make a smoke run)
+OPTIONS: dict = {"config": "configs/synth.yaml", "synth": []}
+
+
+#: source-only training regimes: name → every optimiser key (nothing left to the run config)
+def _regime(optimizer: str, lr: float, head: float, schedule: str) -> list[str]:
+    return [
+        f"train.optimizer={optimizer}",
+        f"train.lr={lr}",
+        f"train.head_lr_mult={head}",
+        f"train.schedule={schedule}",
+    ]
+
+
+REGIMES = {
+    "adamw-1e-3": _regime("adamw", 0.001, 1, "cosine"),  # configs/synth.yaml
+    "adamw-3e-4": _regime("adamw", 0.0003, 1, "cosine"),
+    "sgd-1e-2-head10": _regime("sgd", 0.01, 10, "poly"),  # the former default
+    "sgd-3e-3-head10": _regime("sgd", 0.003, 10, "poly"),
+    "sgd-1e-2-head1": _regime("sgd", 0.01, 1, "poly"),
+}
+DEFAULT = REGIMES["adamw-1e-3"]
+HEADS = {
+    "halo-nohfr": [*DEFAULT, "method=halo-nohfr"],
+    "featnorm": [*DEFAULT, "method=featnorm"],
+}
+#: the frequency intervention: class → count factors (1 is the default data set)
+SCALES = {"person": (0.25, 4.0), "car": (0.25, 2.5)}
+
+
+@dataclass
+class Job:
+    """One halo command and the file that says it is done."""
+
+    name: str
+    argv: list[str]
+    done: Path
+    after: list[str] = field(default_factory=list)
+
+
+def halo(*args: str) -> list[str]:
+    return [sys.executable, "-m", "halo.cli", *args]
+
+
+def plan(root: Path, seeds: list[int]) -> tuple[list[Job], list[dict]]:
+    """The jobs and the rows to gather (each row names its eval JSONs per seed)."""
+    jobs: list[Job] = []
+    rows: list[dict] = []
+    base = root / "data" / "base"
+    argv = halo("synth", "--out", str(base), *OPTIONS["synth"], "--quiet")
+    jobs.append(Job("data:base", argv, base / "acdc"))
+
+    def data_for(cls: str, factor: float) -> Path:
+        d = root / "data" / f"{cls}x{factor:g}"
+        if not any(j.name == f"data:{d.name}" for j in jobs):
+            scale = f"{cls}={factor:g}"
+            argv = halo(
+                "synth", "--style", "gta", "--split", "train", "--count", "400", *OPTIONS["synth"]
+            )
+            argv += ["--scale", scale, "--out", str(d / "gta5"), "--quiet"]
+            jobs.append(Job(f"data:{d.name}", argv, d / "gta5" / "train.txt"))
+            # the common validation sets: the default data's own files
+            link = [sys.executable, "-c", _LINK, str(base), str(d)]
+            jobs.append(
+                Job(f"link:{d.name}", link, d / "cityscapes", [f"data:{d.name}", "data:base"])
+            )
+        return d
+
+    def source(name: str, sets: list[str], data: Path, seed: int, needs: list[str]) -> Path:
+        out = root / "models" / name / f"seed{seed}"
+        argv = halo("pretrain", "--config", OPTIONS["config"], "--set", f"data_root={data}")
+        argv += [a for s in [*sets, f"seed={seed}"] for a in ("--set", s)]
+        argv += ["--out", str(out), "--quiet"]
+        if not any(j.name == f"train:{name}:{seed}" for j in jobs):
+            jobs.append(Job(f"train:{name}:{seed}", argv, out / "model.pt", needs))
+        return out / "model.pt"
+
+    def evaluate(model: Path, sets: list[str], data: Path, on: str, needs: str) -> Path:
+        out = model.parent / f"eval_{on}.json"
+        argv = halo("evaluate", "--config", OPTIONS["config"], "--set", f"data_root={data}")
+        argv += [a for s in sets for a in ("--set", s)]
+        argv += ["--checkpoint", str(model), "--on", on, "--out", str(out), "--quiet"]
+        jobs.append(Job(f"eval:{out}", argv, out, [needs]))
+        return out
+
+    def setting(experiment, name, sets, data, needs, extra=None, ons=("source", "target")):
+        for on in ons:
+            evals = {}
+            for seed in seeds:
+                model = source(name, sets, data, seed, needs)
+                evals[seed] = evaluate(model, sets, data, on, f"train:{name}:{seed}")
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "setting": name,
+                    "eval_on": on,
+                    "sets": " ".join(sets),
+                    "evals": evals,
+                    **(extra or {}),
+                }
+            )
+
+    for name, sets in REGIMES.items():
+        setting("regime", name, sets, base, ["data:base"])
+    for name, sets in HEADS.items():
+        setting("head", name, sets, base, ["data:base"])
+    for cls, factors in SCALES.items():
+        for factor in (1.0, *factors):
+            data = base if factor == 1.0 else data_for(cls, factor)
+            needs = ["data:base"] if factor == 1.0 else [f"link:{data.name}"]
+            name = "adamw-1e-3" if factor == 1.0 else f"adamw-1e-3@{data.name}"
+            extra = {"class": cls, "scale": factor, "data": str(data)}
+            setting("frequency", name, DEFAULT, data, needs, extra)
+    _labels(jobs, rows, root, base, seeds)
+    return jobs, rows
+
+
+# link a dataset's gta5/val (and the val list) and the target datasets to the default data's
+_LINK = """
+import os, sys
+from pathlib import Path
+base, d = Path(sys.argv[1]), Path(sys.argv[2])
+for name in ("cityscapes",):
+    if not (d / name).exists():
+        (d / name).symlink_to(base / name)
+gta = d / "gta5"
+(gta / "val.txt").write_text((base / "gta5" / "val.txt").read_text())
+for line in (base / "gta5" / "val.txt").read_text().split():
+    for sub in ("images", "labels"):
+        dst = gta / sub / line
+        if not dst.exists():
+            dst.symlink_to(base / "gta5" / sub / line)
+"""
+
+
+def _labels(jobs: list[Job], rows: list[dict], root: Path, base: Path, seeds: list[int]) -> None:
+    """One active round from the default source model: labels drawn at random or by HALO, and
+    the same round without target labels (the random round's folder with every mask blanked:
+    255 = not labelled, so target images still pass through the model, with a zero loss)."""
+    for label in ("random", "halo", "none"):
+        method = "halo" if label == "halo" else "random"
+        evals = {}
+        for seed in seeds:
+            src = root / "models" / "adamw-1e-3" / f"seed{seed}" / "model.pt"
+            rd = root / "labels" / label / f"seed{seed}" / "round1"
+            sets = [*DEFAULT, f"data_root={base}", f"method={method}", f"seed={seed}"]
+            s = [a for x in sets for a in ("--set", x)]
+            cfg = ["--config", OPTIONS["config"], *s]
+            if label == "none":
+                rnd = root / "labels" / "random" / f"seed{seed}" / "round1"
+                argv = [sys.executable, "-c", _BLANK, str(rnd), str(rd)]
+                jobs.append(Job(f"make:{rd}", argv, rd / "budget.json", [f"make:{rnd}"]))
+            else:
+                argv = halo("acquire", *cfg, "--checkpoint", str(src), "--round", "1")
+                argv += ["--out", str(rd), "--quiet"]
+                needs = [f"train:adamw-1e-3:{seed}"]
+                jobs.append(Job(f"make:{rd}", argv, rd / "budget.json", needs))
+            evals[seed] = rd / "eval_target.json"
+            argv = halo("train", "--protocol", "active", *cfg, "--round", "1", "--init", str(src))
+            argv += ["--masks", str(rd), "--out", str(rd), "--eval-out", str(evals[seed])]
+            jobs.append(Job(f"round:{rd}", [*argv, "--quiet"], evals[seed], [f"make:{rd}"]))
+        what = "no target labels" if label == "none" else f"{label} labels"
+        rows.append(
+            {
+                "experiment": "labels",
+                "setting": f"adamw-1e-3 + round 1 ({what})",
+                "eval_on": "target",
+                "sets": f"method={method}" if label != "none" else "",
+                "evals": evals,
+            }
+        )
+
+
+_BLANK = """
+import shutil, sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+tmp = dst.with_name(dst.name + ".tmp")
+shutil.rmtree(tmp, ignore_errors=True)
+shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("model.pt", "eval*.json", "train_*"))
+for mask in (tmp / "masks").rglob("*.png"):
+    m = np.asarray(Image.open(mask))
+    Image.fromarray(np.full_like(m, 255)).save(mask)
+tmp.rename(dst)
+"""
+
+
+def run_jobs(jobs: list[Job], workers: int, logs: Path) -> None:
+    """Run the jobs whose ``done`` file is missing, each after the jobs it needs (each job's
+    output goes to ``logs/<job name>.log``)."""
+    by_name = {j.name: j for j in jobs}
+    state = {j.name: j.done.exists() for j in jobs}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def one(job: Job) -> None:
+        log = logs / (re.sub(r"[^\w.@-]+", "_", job.name).strip("_") + ".log")
+        with open(log, "w") as fh:
+            code = subprocess.run(job.argv, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+        if code:
+            raise SystemExit(f"{job.name} failed (exit {code}); see {log}")
+
+    with ThreadPoolExecutor(workers) as pool:
+        while not all(state.values()):
+            ready = [
+                by_name[n]
+                for n, ok in state.items()
+                if not ok and all(state[a] for a in by_name[n].after)
+            ]
+            if not ready:
+                raise SystemExit(
+                    "no job can start: " + ", ".join(n for n, ok in state.items() if not ok)
+                )
+            for job, _ in zip(ready, pool.map(one, ready), strict=True):
+                state[job.name] = True
+
+
+def gather(rows: list[dict]) -> pd.DataFrame:
+    from halo.report.radius import group_correlations
+
+    out = []
+    for row in rows:
+        metrics = {s: json.loads(Path(p).read_text()) for s, p in row["evals"].items()}
+        corr = group_correlations(list(metrics.values()))
+        per_seed = [group_correlations([m])["pearson_r"] for m in metrics.values()]
+        rec = {k: v for k, v in row.items() if k != "evals"}
+        rec.update(
+            n_seeds=len(metrics), miou=sum(m["miou"] for m in metrics.values()) / len(metrics)
+        )
+        rec.update(corr)
+        rec["pearson_r_seeds"] = ";".join(f"{r:.3f}" for r in per_seed)
+        if "class" in row:
+            stats = json.loads((Path(rec.pop("data")) / "gta5" / "class_stats.json").read_text())
+            rec["class_train_share"] = stats["train"]["share"][row["class"]]
+            rec.update(_class_row(list(metrics.values()), row["class"]))
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def _class_row(metrics: list[dict], cls: str) -> dict:
+    """The scaled class on the common validation set: share, radius, rank, IoU (seed means)."""
+    from halo.report.radius import class_means
+
+    frame = class_means(metrics, extra=("per_class_iou",)).set_index("class")
+    rank = frame["mean_radius"].rank(ascending=False)
+    return {
+        "class_share": frame.at[cls, "pixel_share"] if cls in frame.index else None,
+        "class_radius": frame.at[cls, "mean_radius"] if cls in frame.index else None,
+        "class_radius_rank": int(rank[cls]) if cls in frame.index else None,
+        "class_iou": frame.at[cls, "per_class_iou"] if cls in frame.index else None,
+        "median_radius": float(frame["mean_radius"].median()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", required=True, help="folder for data, models and evaluations")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--out", required=True, help="the CSV to write")
+    p.add_argument("--jobs", type=int, default=2, help="commands at once (one thread each)")
+    p.add_argument("--config", default=OPTIONS["config"], help="run config (default: %(default)s)")
+    p.add_argument("--synth", default="", help="extra halo synth options, e.g. --synth='--count 4'")
+    args = p.parse_args(argv)
+    OPTIONS.update(config=args.config, synth=shlex.split(args.synth))
+    jobs, rows = plan(Path(args.root).resolve(), args.seeds)
+    run_jobs(jobs, args.jobs, Path(args.root).resolve() / "logs")
+    table = gather(rows)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{out.name}")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    print(table.to_string(max_colwidth=40))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
