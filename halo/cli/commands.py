@@ -87,7 +87,11 @@ def _evaluate(
 
 def _train_options(args: argparse.Namespace) -> dict:
     # with --eval-out the final training state stays until the evaluation is written
-    return {**_session_options(args), "keep_state": bool(args.eval_out)}
+    return {
+        **_session_options(args),
+        "keep_state": bool(args.eval_out),
+        "snapshot_every": args.snapshots or 0,
+    }
 
 
 def _trained(args, run, result: dict | None, out: Path, protocol: str, budget=None) -> None:

@@ -153,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
             "here (the same file, in the same process; an active round includes its "
             "budget.json from --masks)",
         )
+        p.add_argument(
+            "--snapshots",
+            type=_positive,
+            default=None,
+            metavar="N",
+            help="also write the model every N steps to OUT/snapshots/stepNNNNNN.pt (for halo "
+            "evaluate: how a measure moves through training); not part of the run's identity",
+        )
 
     p = sub.add_parser(
         "pretrain",

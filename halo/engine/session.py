@@ -93,6 +93,9 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+#: Where ``--snapshots N`` writes the model every N steps (below a training job's --out).
+SNAPSHOTS_DIR = "snapshots"
+
 #: What ``halo evaluate --on`` scores: the target's validation set (the benchmark's ``val``) or
 #: the source dataset's held-out ``val`` split (in-domain; ``source-val``).
 EVAL_ON = {"target": "val", "source": "source-val"}
@@ -192,8 +195,12 @@ def train_session(
     device: str = "auto",
     progress: bool = True,
     keep_state: bool = False,
+    snapshot_every: int = 0,
 ) -> dict | None:
     """Train (resuming an interrupted run), then publish ``out_dir/model.pt`` atomically.
+
+    With ``snapshot_every`` > 0 the model is also written every that many steps to
+    ``out_dir/snapshots/stepNNNNNN.pt`` (a checkpoint without optimiser state).
 
     With ``keep_state`` the final ``train_state.pt`` stays beside ``model.pt`` (a hard link, no
     copy) until :func:`drop_state`: work that follows in the same job (``--eval-out``) can fail
@@ -258,6 +265,7 @@ def train_session(
         resume=resume,
         meta=meta,
         progress=progress,
+        snapshots=(snapshot_every, out_dir / SNAPSHOTS_DIR) if snapshot_every else None,
     )
     timing.mark("write")
     if rank != 0:

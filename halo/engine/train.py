@@ -238,6 +238,7 @@ def train(
     meta: dict | None = None,
     progress: bool = True,
     on_log: Callable[[dict], None] | None = None,
+    snapshots: tuple[int, Path] | None = None,
 ) -> dict:
     """Train ``model`` over ``schedule`` and write ``checkpoint`` every ``cfg.checkpoint_every``
     steps and at the end.
@@ -256,6 +257,8 @@ def train(
             and its ``step`` must lie in [schedule.start, schedule.stop].
         meta: extra entries stored in every checkpoint (config, backbone, class count, ...).
         on_log: called with ``{"step", "loss", "lr", ...}`` every few steps (rank 0 only).
+        snapshots: ``(every, folder)``: also write the model (no optimiser state) to
+            ``folder/stepNNNNNN.pt`` after every ``every``-th step before the last.
 
     Returns:
         ``{"step": final step, "loss": mean loss of the last 20 steps, "seconds": wall time,
@@ -351,7 +354,7 @@ def train(
             images, labels = random_hflip(images, labels, flips)
         return images, labels
 
-    def save(step: int) -> None:
+    def save(step: int, path: Path | None = None) -> None:
         # a checkpoint is only ever replaced by a good one: weights or BatchNorm statistics an
         # update made non-finite (its loss was still finite) stop the run here, and the previous
         # checkpoint stays
@@ -361,8 +364,10 @@ def train(
                 f"weights or BatchNorm statistics became non-finite before step {step} "
                 f"({protocol}); stopped, {_kept(checkpoint)}. Lower {rate_key} or check the data."
             )
-        if rank == 0:
+        if rank == 0 and path is None:
             save_checkpoint(checkpoint, net, optimizer, step, {**meta, "curve": curve})
+        elif rank == 0:
+            save_checkpoint(path, net, None, step, {**meta, "curve": curve})
 
     history, recent = [], []
     # every step's [step, loss, lr] of the whole run: checkpoints carry it, so a resumed run (or
@@ -428,6 +433,8 @@ def train(
                 on_log(entry)
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < schedule.stop:
             save(step + 1)
+        if snapshots and (step + 1) % snapshots[0] == 0 and step + 1 < schedule.stop:
+            save(step + 1, Path(snapshots[1]) / f"step{step + 1:06d}.pt")
     final = schedule.stop
     save(final)
     return {

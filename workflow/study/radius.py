@@ -24,6 +24,11 @@ Experiments (``experiment`` column):
   the class's share of the source training pixels (``class_train_share``, what the intervention
   moves) and, on the validation set, its share, radius, radius rank (1 = farthest out) and IoU.
 
+- ``training``: the default and the former default regime's models every
+  ``--snapshot-every`` steps (``halo pretrain --snapshots``), on both validation sets;
+- ``rounds`` (with ``--grid-runs``): every round of a finished grid's active runs (the paper's
+  Figure 2, right panel: the correlation against the budget spent).
+
 Correlations (Pearson, Spearman) are taken over the classes with a pixel share and a radius,
 averaged over seeds per class first (as in the report), and over the classes the models learned
 (mean IoU >= 20); ``pearson_r_seeds`` lists each seed's own r.
@@ -47,7 +52,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 #: the run config and extra `halo synth` options (main sets them from --config and --synth:
 #: the test suite's tiny config and --count 4 --size 32x64 make a smoke run)
-OPTIONS: dict = {"config": "configs/synth.yaml", "synth": []}
+OPTIONS: dict = {"config": "configs/synth.yaml", "synth": [], "snapshot_every": 100}
 
 
 #: source-only training regimes: name → every optimiser key (nothing left to the run config)
@@ -68,6 +73,8 @@ REGIMES = {
     "sgd-1e-2-head1": _regime("sgd", 0.01, 1, "poly"),
 }
 DEFAULT = REGIMES["adamw-1e-3"]
+#: regimes whose models are also evaluated through training (--snapshots)
+SNAPSHOT_REGIMES = ("adamw-1e-3", "sgd-1e-2-head10")
 HEADS = {
     "halo-nohfr": [*DEFAULT, "method=halo-nohfr"],
     "featnorm": [*DEFAULT, "method=featnorm"],
@@ -119,12 +126,18 @@ def plan(root: Path, seeds: list[int]) -> tuple[list[Job], list[dict]]:
         argv = halo("pretrain", "--config", OPTIONS["config"], "--set", f"data_root={data}")
         argv += [a for s in [*sets, f"seed={seed}"] for a in ("--set", s)]
         argv += ["--out", str(out), "--quiet"]
+        if name in SNAPSHOT_REGIMES:  # the model through training (not part of its identity)
+            argv += ["--snapshots", str(OPTIONS["snapshot_every"])]
         if not any(j.name == f"train:{name}:{seed}" for j in jobs):
             jobs.append(Job(f"train:{name}:{seed}", argv, out / "model.pt", needs))
         return out / "model.pt"
 
     def evaluate(model: Path, sets: list[str], data: Path, on: str, needs: str) -> Path:
-        out = model.parent / f"eval_{on}.json"
+        out = model.with_name(
+            f"{model.stem}_eval_{on}.json"
+            if model.parent.name == "snapshots"
+            else f"eval_{on}.json"
+        )
         argv = halo("evaluate", "--config", OPTIONS["config"], "--set", f"data_root={data}")
         argv += [a for s in sets for a in ("--set", s)]
         argv += ["--checkpoint", str(model), "--on", on, "--out", str(out), "--quiet"]
@@ -150,6 +163,26 @@ def plan(root: Path, seeds: list[int]) -> tuple[list[Job], list[dict]]:
 
     for name, sets in REGIMES.items():
         setting("regime", name, sets, base, ["data:base"])
+    for name in SNAPSHOT_REGIMES:  # the correlation through training: the snapshots
+        sets = REGIMES[name]
+        steps = _source_steps(sets)
+        for step in range(OPTIONS["snapshot_every"], steps, OPTIONS["snapshot_every"]):
+            for on in ("source", "target"):
+                evals = {}
+                for seed in seeds:
+                    model = source(name, sets, base, seed, ["data:base"])
+                    snap = model.parent / "snapshots" / f"step{step:06d}.pt"
+                    evals[seed] = evaluate(snap, sets, base, on, f"train:{name}:{seed}")
+                rows.append(
+                    {
+                        "experiment": "training",
+                        "setting": f"{name} @ step {step}",
+                        "eval_on": on,
+                        "sets": " ".join(sets),
+                        "evals": evals,
+                        "step": step,
+                    }
+                )
     for name, sets in HEADS.items():
         setting("head", name, sets, base, ["data:base"])
     for cls, factors in SCALES.items():
@@ -235,6 +268,40 @@ tmp.rename(dst)
 """
 
 
+def _source_steps(sets: list[str]) -> int:
+    from halo.config import load_run
+
+    return load_run(OPTIONS["config"], sets).config.train.source_steps
+
+
+def rounds_rows(grid_runs: Path) -> list[dict]:
+    """The correlation through the rounds (the paper's Figure 2, right): every round of every
+    active run of a finished grid (``runs/<bench>/<backbone>``), seeds averaged per class."""
+    from halo.report.radius import group_correlations
+
+    groups: dict[tuple, list[dict]] = {}
+    for ev in sorted(grid_runs.glob("*/*/seed*/round*/eval.json")):
+        method, budget = ev.parts[-5], ev.parts[-4]
+        groups.setdefault((method, float(budget), int(ev.parts[-2][5:])), []).append(
+            json.loads(ev.read_text())
+        )
+    out = []
+    for (method, budget, r), metrics in sorted(groups.items()):
+        out.append(
+            {
+                "experiment": "rounds",
+                "setting": f"{method} {budget:g} % after round {r}",
+                "eval_on": "target",
+                "sets": "",
+                "n_seeds": len(metrics),
+                "miou": sum(m["miou"] for m in metrics) / len(metrics),
+                "round": r,
+                **group_correlations(metrics),
+            }
+        )
+    return out
+
+
 def run_jobs(jobs: list[Job], workers: int, logs: Path) -> None:
     """Run the jobs whose ``done`` file is missing, each after the jobs it needs (each job's
     output goes to ``logs/<job name>.log``)."""
@@ -309,12 +376,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="the CSV to write")
     p.add_argument("--jobs", type=int, default=2, help="commands at once (one thread each)")
     p.add_argument("--config", default=OPTIONS["config"], help="run config (default: %(default)s)")
+    p.add_argument("--snapshot-every", type=int, default=OPTIONS["snapshot_every"])
+    p.add_argument(
+        "--grid-runs",
+        default=None,
+        help="a finished grid's runs/<bench>/<backbone>: "
+        "adds the correlation after every round of its active runs",
+    )
     p.add_argument("--synth", default="", help="extra halo synth options, e.g. --synth='--count 4'")
     args = p.parse_args(argv)
-    OPTIONS.update(config=args.config, synth=shlex.split(args.synth))
+    OPTIONS.update(
+        config=args.config, synth=shlex.split(args.synth), snapshot_every=args.snapshot_every
+    )
     jobs, rows = plan(Path(args.root).resolve(), args.seeds)
     run_jobs(jobs, args.jobs, Path(args.root).resolve() / "logs")
     table = gather(rows)
+    if args.grid_runs:
+        table = pd.concat([table, pd.DataFrame(rounds_rows(Path(args.grid_runs)))])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".tmp-{out.name}")

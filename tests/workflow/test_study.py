@@ -1,0 +1,57 @@
+"""The study's drivers (workflow/study/): their plans, without running the jobs (the smoke run of
+radius.py and the sweep itself are documented in docs/study/README.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "workflow" / "study" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_radius_plan_is_a_well_formed_job_graph(tmp_path):
+    radius = _load("radius")
+    jobs, rows = radius.plan(tmp_path, [0, 1])
+    names = {j.name for j in jobs}
+    assert all(a in names for j in jobs for a in j.after), "a job needs one that is not planned"
+    done = {}
+    for j in jobs:  # one command per output (a job planned twice is the same command)
+        assert done.setdefault(j.done, j.argv) == j.argv, j.name
+    outputs = set(done)
+    experiments = {r["experiment"] for r in rows}
+    assert experiments == {"regime", "head", "frequency", "labels", "training"}
+    for row in rows:
+        assert sorted(row["evals"]) == [0, 1]  # two seeds per row
+        assert all(p in outputs for p in row["evals"].values()), row["setting"]
+    freq = [r for r in rows if r["experiment"] == "frequency"]
+    for cls in ("person", "car"):
+        assert len({r["scale"] for r in freq if r["class"] == cls}) >= 3
+    # every model of a regime sets every optimiser key (nothing left to the run config)
+    for name, sets in radius.REGIMES.items():
+        keys = {s.split("=")[0] for s in sets}
+        assert keys == {"train.optimizer", "train.lr", "train.head_lr_mult", "train.schedule"}, name
+
+
+def test_sweep_adds_each_setting_to_every_run_of_the_grid(tmp_path):
+    sweep = _load("sweep")
+    grid = yaml.safe_load((ROOT / "configs" / "sweeps" / "round_lr.yaml").read_text())
+    d = sweep.workdir(tmp_path, "lr3e-4", grid, ["train.round_lr=0.0003"])
+    spec = yaml.safe_load((d / "sweep.yaml").read_text())
+    for bench, b in spec["benchmarks"].items():
+        assert b["set"] == [*grid["benchmarks"][bench].get("set", []), "train.round_lr=0.0003"]
+        assert b["methods"] == ["random", "entropy"]  # never HALO
+    assert (d / "configs").resolve() == (ROOT / "configs").resolve()
+    with pytest.raises(SystemExit, match="bad"):
+        sweep._setting(["a/b", "x=1"])
