@@ -93,11 +93,8 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-#: Where ``--snapshots N`` writes the model every N steps (below a training job's --out).
-SNAPSHOTS_DIR = "snapshots"
-
-#: What ``halo evaluate --on`` scores: the target's validation set (the benchmark's ``val``) or
-#: the source dataset's held-out ``val`` split (in-domain; ``source-val``).
+SNAPSHOTS_DIR = "snapshots"  # where --snapshots N writes the model (below a job's --out)
+#: ``halo evaluate --on``: the target's val set, or the source dataset's held-out val split
 EVAL_ON = {"target": "val", "source": "source-val"}
 
 
@@ -112,10 +109,8 @@ def dataset(run: Run, which: str, verify: bool = True) -> SegmentationDataset:
     from halo.data import build_dataset
     from halo.io import cache_dir
 
-    if which == "source-val":
-        spec = dataclasses.replace(run.benchmark.source, split="val")
-    else:
-        spec = getattr(run.benchmark, which)
+    source_val = dataclasses.replace(run.benchmark.source, split="val")
+    spec = source_val if which == "source-val" else getattr(run.benchmark, which)
     size = run.source_size if which in ("source", "source-val") else run.target_size
     ds = build_dataset(
         spec.dataset,
@@ -199,8 +194,7 @@ def train_session(
 ) -> dict | None:
     """Train (resuming an interrupted run), then publish ``out_dir/model.pt`` atomically.
 
-    With ``snapshot_every`` > 0 the model is also written every that many steps to
-    ``out_dir/snapshots/stepNNNNNN.pt`` (a checkpoint without optimiser state).
+    ``snapshot_every`` > 0: also write the model every that many steps to ``out_dir/snapshots/``.
 
     With ``keep_state`` the final ``train_state.pt`` stays beside ``model.pt`` (a hard link, no
     copy) until :func:`drop_state`: work that follows in the same job (``--eval-out``) can fail
