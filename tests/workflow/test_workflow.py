@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -162,6 +163,30 @@ def test_runs_and_masks(project, built):
     assert record["budget_used"] == pytest.approx(0.05, abs=0.01)
     masks = sorted((run_dir / "round2" / "masks").rglob("*.png"))
     assert len(masks) == 4  # one per target image (count 4)
+
+
+def test_a_grid_archived_per_seed_reports_the_same_tables(project, built, tmp_path):
+    """workflow/study/grid.py: a seed's archive holds every file the report reads (and no model),
+    so the tables gathered from archives are the workflow's own, byte for byte."""
+    script = project / "workflow" / "study" / "grid.py"
+    archive = tmp_path / "seed0.tar.xz"
+    run([sys.executable, str(script), "--grid", TINY, "archive", "--out", str(archive)], project)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert names and all(n.startswith(f"runs/{BENCH}/") for n in names)
+    assert not [n for n in names if n.endswith(".pt")], "an archive never holds a model"
+    out, figures = tmp_path / "tables", tmp_path / "figures"
+    gather = [sys.executable, str(script), "--grid", TINY, "gather", str(archive)]
+    run([*gather, "--out", str(out), "--figures", str(figures)], project)
+    results = project / "results" / BENCH
+    tables = sorted(p.name for p in results.glob("*.csv"))
+    assert "acquired_classes.csv" in tables and "training_stability.csv" in tables
+    for name in tables:
+        assert (out / name).read_bytes() == (results / name).read_bytes(), name
+    assert (figures / "budget_curve.png").is_file()
+    twice = run([*gather, str(archive), "--out", str(tmp_path / "t2")], project, check=False)
+    assert twice.returncode != 0 and "is also in" in twice.stderr
+    assert not (tmp_path / "t2").exists()
 
 
 def test_mlflow_has_every_run_once(project, built):

@@ -1,0 +1,190 @@
+"""The study grid one seed at a time, archived, and its report from the archived seeds (issue #18).
+
+Where the whole grid fits in one go, the study is one command (README, "Results")::
+
+    uv run snakemake --cores 2 --configfile configs/study.yaml results/synth-gta2cs/
+
+Seeds are independent (each pretrains its own source model), so the same grid can also be run a
+seed at a time — on machines whose sessions are shorter than the grid, or on several machines —
+and reported together. ``run`` is that command restricted to one seed (a second config file that
+sets the benchmark's ``seeds``), followed by ``archive``; ``gather`` unpacks every seed's archive
+and runs ``halo report`` on all of their records at once, so the tables are those the one command
+writes (every file the report reads is in the archive; the acquisition panels, which need a
+model, are left out)::
+
+    uv run python workflow/study/grid.py run --seed 0 --out docs/study/grid/seed0.tar.xz
+    uv run python workflow/study/grid.py gather docs/study/grid/seed*.tar.xz --out docs/study \\
+        --figures docs/figures/study [--unpack grid_runs]
+
+An archive holds, per run of the benchmark below ``runs/``, the small files: the run record
+(``metrics.json``), every evaluation, training log, budget, resolved config and provenance, and
+the last round's label masks (the report's acquired-class counts); never a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from halo.acquisition.rounds import MASKS_DIR  # noqa: E402
+from halo.io import read_json  # noqa: E402
+from halo.runs import RECORD_FILE, round_dir  # noqa: E402
+
+#: the small files of a run folder and of its round folders that an archive keeps
+KEEP = ("*.json", "config.yaml")
+
+
+def seed_config(grid: Path, bench: str, seed: int, out: Path) -> Path:
+    """A second Snakemake config file restricting ``bench`` of ``grid`` to one seed (Snakemake
+    merges config files key by key, so everything else stays the grid's)."""
+    spec = yaml.safe_load(grid.read_text())
+    if bench not in spec.get("benchmarks", {}):
+        raise SystemExit(f"{grid}: no benchmark {bench!r} (has {', '.join(spec['benchmarks'])})")
+    seeds = spec["benchmarks"][bench].get("seeds", [0])
+    if seed not in seeds:
+        raise SystemExit(f"{grid}: benchmark {bench} has seeds {seeds}, not {seed}")
+    out.write_text(yaml.safe_dump({"benchmarks": {bench: {"seeds": [seed]}}}))
+    return out
+
+
+def archive_members(workdir: Path, bench: str) -> list[Path]:
+    """The files an archive of ``workdir/runs/<bench>`` keeps, relative to ``workdir``."""
+    files: list[Path] = []
+    for record in sorted((workdir / "runs" / bench).rglob(RECORD_FILE)):
+        run = record.parent
+        files += [f for pat in KEEP for f in sorted(run.glob(pat))]
+        rec = read_json(record, "run record")
+        rounds = [r["round"] for r in rec.get("rounds") or []]
+        for r in rounds:
+            files += [f for pat in KEEP for f in sorted(Path(round_dir(run, r)).glob(pat))]
+        if rounds:
+            files += sorted((Path(round_dir(run, rounds[-1])) / MASKS_DIR).rglob("*.png"))
+    if not files:
+        raise SystemExit(f"{workdir / 'runs' / bench}: no run records ({RECORD_FILE}) to archive")
+    return [f.relative_to(workdir) for f in files]
+
+
+def archive(workdir: Path, bench: str, out: Path) -> int:
+    """Write the archive atomically; return the number of files in it."""
+    members = archive_members(workdir, bench)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{out.name}-", dir=out.parent)
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w:xz") as tar:
+            for rel in members:  # fixed metadata: the same files give the same archive
+                data = (workdir / rel).read_bytes()
+                info = tarfile.TarInfo(rel.as_posix())
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tar.addfile(info, io.BytesIO(data))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; the archive is not
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(members)
+
+
+def unpack(archives: list[Path], dest: Path) -> list[Path]:
+    """Extract the archives into ``dest`` (plain files only, below ``dest``) and return the run
+    records; a run found in two archives is refused."""
+    seen: dict[str, Path] = {}
+    for a in archives:
+        with tarfile.open(a, "r:*") as tar:
+            for m in tar.getmembers():
+                if not m.isfile() or not m.name.startswith("runs/"):
+                    raise SystemExit(f"{a}: unexpected member {m.name!r} (not a file below runs/)")
+                if m.name in seen:
+                    raise SystemExit(f"{a}: {m.name} is also in {seen[m.name]}")
+                seen[m.name] = a
+            tar.extractall(dest, filter="data")
+    return sorted(dest.glob(f"runs/**/{RECORD_FILE}"))
+
+
+def report_args(grid: Path, bench: str) -> list[str]:
+    spec = yaml.safe_load(grid.read_text())["benchmarks"][bench]
+    sets = [*spec.get("set", []), f"benchmark={bench}"]
+    return ["--config", spec["config"], *[a for s in sets for a in ("--set", s)]]
+
+
+def gather(
+    archives: list[Path], grid: Path, bench: str, out: Path, figures: Path | None, keep: Path | None
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="halo-grid-") as tmp:
+        if keep is not None and keep.exists():
+            raise SystemExit(f"--unpack {keep}: exists (give a new folder)")
+        records = unpack(archives, keep or Path(tmp))
+        if not records:
+            raise SystemExit(f"no run records in {', '.join(map(str, archives))}")
+        results = Path(tmp) / "results"
+        cmd = [sys.executable, "-m", "halo.cli", "report", *report_args(grid, bench)]
+        cmd += ["--records", *map(str, records), "--panels", "0", "--no-track"]
+        subprocess.run([*cmd, "--out", str(results)], check=True, cwd=REPO)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(results.glob("*.csv")) + sorted(results.glob("*.md")):
+            shutil.copy2(f, out / f.name)
+        if figures is not None:
+            figures.mkdir(parents=True, exist_ok=True)
+            for f in sorted(results.glob("*.png")):
+                shutil.copy2(f, figures / f.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--grid", type=Path, default=REPO / "configs" / "study.yaml")
+    p.add_argument("--bench", default="synth-gta2cs")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="the grid for one seed (Snakemake), then its archive")
+    r.add_argument("--seed", type=int, required=True)
+    r.add_argument("--out", type=Path, required=True, help="the archive (.tar.xz)")
+    r.add_argument("--cores", type=int, default=2)
+    r.add_argument("--directory", type=Path, default=Path.cwd(), help="Snakemake's workdir")
+    a = sub.add_parser("archive", help="archive a finished grid's runs of the benchmark")
+    a.add_argument("--directory", type=Path, default=Path.cwd(), help="holds runs/")
+    a.add_argument("--out", type=Path, required=True)
+    g = sub.add_parser("gather", help="the report of every archived seed")
+    g.add_argument("archives", type=Path, nargs="+")
+    g.add_argument("--out", type=Path, required=True, help="folder of the report's tables")
+    g.add_argument("--figures", type=Path, default=None, help="folder of its figures")
+    g.add_argument(
+        "--unpack",
+        type=Path,
+        default=None,
+        help="keep the unpacked runs/ here (radius.py --grid-runs DIR/runs/<bench>/<backbone>)",
+    )
+    args, extra = p.parse_known_args(argv)
+    if args.cmd == "run":
+        d = args.directory.resolve()
+        (d / "logs").mkdir(parents=True, exist_ok=True)
+        seed_file = seed_config(args.grid, args.bench, args.seed, d / "logs" / "grid_seed.yaml")
+        cmd = [sys.executable, "-m", "snakemake", f"results/{args.bench}/", "--cores"]
+        cmd += [str(args.cores), "--snakefile", str(REPO / "Snakefile"), "--directory", str(d)]
+        cmd += [*extra, "--configfile", str(args.grid.resolve()), str(seed_file)]
+        subprocess.run(cmd, check=True, cwd=d)
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.cmd in ("run", "archive"):
+        n = archive(args.directory.resolve(), args.bench, args.out)
+        print(f"{n} files → {args.out}")
+    else:
+        gather(args.archives, args.grid, args.bench, args.out, args.figures, args.unpack)
+        print(f"report of {len(args.archives)} archives → {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
