@@ -43,11 +43,13 @@ from halo.tracking.fields import (
     run_name,
 )
 from halo.tracking.keyed import _digest, _new_run
-from halo.tracking.store import _client, _experiment_id, _sqlite_path, tracking_uri
+from halo.tracking.store import _client, _experiment_id, _sqlite_path, key_lock, tracking_uri
 
 __all__ = ["REPORT_KEY", "find_runs", "log_report", "log_run"]
 
 REPORT_KEY = "report"
+# the lock that dataset loggers of one experiment share (no run key holds a NUL)
+_DATASETS_LOCK = "\0datasets"
 
 # MLflow's batch limits (mlflow.utils.validation); kept here so the module imports without mlflow.
 _MAX_METRICS, _MAX_PARAMS_TAGS, _MAX_ENTITIES = 1000, 100, 1000
@@ -189,8 +191,9 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
         metrics = _record_metrics(record, now) + _curve_metrics(files, now)
         _log_batched(client, run_id, metrics, [Param(k, v) for k, v in params.items()])
         inputs = _dataset_inputs(files)
-        if inputs:
-            client.log_inputs(run_id, datasets=inputs)
+        if inputs:  # MLflow checks, then inserts a dataset: its loggers take turns (one store row)
+            with key_lock(uri, experiment_id, _DATASETS_LOCK):
+                client.log_inputs(run_id, datasets=inputs)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "record.json"
             path.write_text(json.dumps(record, indent=2, default=str) + "\n")

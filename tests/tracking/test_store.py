@@ -3,6 +3,7 @@ lock around the schema creation)."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 
 import pytest
@@ -31,7 +32,7 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
 # opens its own engine and store, as a Snakemake job would.
 
 
-def _worker(uri: str, record: dict, fresh: bool, barrier, results) -> None:
+def _worker(uri: str, record: dict, fresh: bool, barrier, results, artifacts=()) -> None:
     name = record.get("_worker", record["seed"])
     try:
         if not fresh:
@@ -40,7 +41,7 @@ def _worker(uri: str, record: dict, fresh: bool, barrier, results) -> None:
         if fresh:
             tracking.init_store(uri)  # 8 callers on a fresh database: the lock serialises them
         name = record.pop("_worker", record["seed"])
-        results.put((name, tracking.log_run(record, uri=uri)))
+        results.put((name, tracking.log_run(record, artifacts=artifacts, uri=uri)))
     except BaseException:
         import traceback
 
@@ -58,11 +59,16 @@ _PRELOAD = [
 ]
 
 
-def _run_concurrently(uri: str, records: list[dict], fresh: bool, key: str = "seed") -> list[str]:
+def _run_concurrently(
+    uri: str, records: list[dict], fresh: bool, key: str = "seed", artifacts=()
+) -> list[str]:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload([*_PRELOAD, __name__])
     barrier, results = ctx.Barrier(len(records)), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(uri, r, fresh, barrier, results)) for r in records]
+    procs = [
+        ctx.Process(target=_worker, args=(uri, r, fresh, barrier, results, artifacts))
+        for r in records
+    ]
     for p in procs:
         p.start()
     out = dict(results.get(timeout=180) for _ in records)
@@ -94,6 +100,27 @@ def test_concurrent_writers_into_an_initialised_store(uri):
     records = [active_record(seed=s) for s in range(8)]
     run_ids = _run_concurrently(uri, records, fresh=False)
     _check_all_present(uri, records, run_ids)
+
+
+@pytest.mark.slow
+def test_concurrent_writers_share_the_datasets_they_saw(uri, tmp_path):
+    """8 runs of different keys log the same source/target datasets at once (the parallel
+    `track` jobs of one benchmark): MLflow keeps one dataset per (experiment, name, digest), so
+    the first insert of each must not race the others into a UNIQUE-constraint failure."""
+    provenance = tmp_path / "provenance.json"
+    datasets = {
+        which: {"name": name, "where": name, "images": 4, "labelled": 4, "fingerprint": d * 64}
+        for which, name, d in (("source", "gta5", "a"), ("target", "cityscapes", "b"))
+    }
+    provenance.write_text(json.dumps({"git_revision": None, "datasets": datasets}))
+    tracking.init_store(uri)
+    records = [active_record(seed=s) for s in range(8)]
+    run_ids = _run_concurrently(uri, records, fresh=False, artifacts=[provenance])
+    _check_all_present(uri, records, run_ids)
+    client = MlflowClient(tracking_uri=uri)
+    for run_id in run_ids:
+        names = sorted(i.dataset.name for i in client.get_run(run_id).inputs.dataset_inputs)
+        assert names == ["cityscapes (target)", "gta5 (source)"]
 
 
 @pytest.mark.slow
