@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -42,6 +43,30 @@ def test_radius_plan_is_a_well_formed_job_graph(tmp_path):
     for name, sets in radius.REGIMES.items():
         keys = {s.split("=")[0] for s in sets}
         assert keys == {"train.optimizer", "train.lr", "train.head_lr_mult", "train.schedule"}, name
+
+
+def test_radius_only_runs_what_its_rows_need_and_keeps_the_other_rows(tmp_path):
+    radius = _load("radius")
+    jobs, rows = radius.plan(tmp_path, [0, 1])
+    sub_jobs, sub_rows = radius.restrict(jobs, rows, ["labels"])
+    assert {r["experiment"] for r in sub_rows} == {"labels"} and len(sub_rows) == 3
+    names = {j.name for j in sub_jobs}
+    assert all(a in names for j in sub_jobs for a in j.after)  # closed under "needs"
+    assert {p for r in sub_rows for p in r["evals"].values()} <= {j.done for j in sub_jobs}
+    # what labels need: the base data and the default source model per seed; nothing else
+    assert {n for n in names if n.startswith(("train:", "data:"))} == {
+        "data:base",
+        "train:adamw-1e-3:0",
+        "train:adamw-1e-3:1",
+    }
+    assert not any(n.startswith(("eval:", "link:")) for n in names)
+    old = pd.DataFrame(
+        {"experiment": ["regime", "labels", "labels", "frequency", "rounds"], "x": [1, 2, 3, 4, 5]}
+    )
+    new = pd.DataFrame({"experiment": ["labels"], "x": [9]})
+    merged = radius.merge(old, new, ["labels"])
+    assert merged["experiment"].tolist() == ["regime", "frequency", "labels", "rounds"]
+    assert merged["x"].tolist() == [1, 4, 9, 5]
 
 
 def test_sweep_adds_each_setting_to_every_run_of_the_grid(tmp_path):

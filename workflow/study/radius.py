@@ -29,6 +29,10 @@ Experiments (``experiment`` column):
 - ``rounds`` (with ``--grid-runs``): every round of a finished grid's active runs (the paper's
   Figure 2, right panel: the correlation against the budget spent).
 
+``--only EXPERIMENT ...`` runs those experiments alone (and the jobs they need) and replaces
+their rows in an existing ``--out``, keeping the others; every row records the ``commit`` it was
+made at.
+
 Correlations (Pearson, Spearman) are taken over the classes with a pixel share and a radius,
 averaged over seeds per class first (as in the report), and over the classes the models learned
 (mean IoU >= 20); ``pearson_r_seeds`` lists each seed's own r.
@@ -302,6 +306,45 @@ def rounds_rows(grid_runs: Path) -> list[dict]:
     return out
 
 
+EXPERIMENTS = ("regime", "training", "head", "frequency", "labels", "rounds")
+
+
+def restrict(jobs: list[Job], rows: list[dict], only: list[str]) -> tuple[list[Job], list[dict]]:
+    """The rows of the experiments ``only`` and the jobs they need (their evaluations and every
+    job those wait for, transitively)."""
+    rows = [r for r in rows if r["experiment"] in only]
+    by_done = {j.done: j for j in jobs}
+    by_name = {j.name: j for j in jobs}
+    todo = [by_done[Path(p)] for r in rows for p in r["evals"].values()]
+    keep: set[str] = set()
+    while todo:
+        job = todo.pop()
+        if job.name not in keep:
+            keep.add(job.name)
+            todo += [by_name[a] for a in job.after]
+    return [j for j in jobs if j.name in keep], rows
+
+
+def merge(old: pd.DataFrame, new: pd.DataFrame, only: list[str]) -> pd.DataFrame:
+    """``old`` with the rows of the experiments ``only`` replaced by ``new``'s, in the order of
+    :data:`EXPERIMENTS` (rows of one experiment keep their order)."""
+    table = pd.concat([old[~old["experiment"].isin(only)], new], ignore_index=True)
+    order = table["experiment"].map({e: i for i, e in enumerate(EXPERIMENTS)})
+    return table.iloc[order.argsort(kind="stable")].reset_index(drop=True)
+
+
+def _commit() -> str:
+    """The checkout's short revision (``-dirty`` with uncommitted changes), as rows record it."""
+    git = ["git", "-C", str(REPO)]
+    rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if rev.returncode:
+        return ""
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
+    return rev.stdout.strip() + ("-dirty" if dirty else "")
+
+
 def run_jobs(jobs: list[Job], workers: int, logs: Path) -> None:
     """Run the jobs whose ``done`` file is missing, each after the jobs it needs (each job's
     output goes to ``logs/<job name>.log``)."""
@@ -384,16 +427,35 @@ def main(argv: list[str] | None = None) -> int:
         "adds the correlation after every round of its active runs",
     )
     p.add_argument("--synth", default="", help="extra halo synth options, e.g. --synth='--count 4'")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=EXPERIMENTS,
+        default=None,
+        help="run these experiments only; the other rows of an existing --out are kept",
+    )
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.only and "rounds" in args.only and not args.grid_runs:
+        p.error("--only rounds needs --grid-runs")
+    old = None
+    if args.only and out.exists():  # checked before any work: the rows to keep
+        old = pd.read_csv(out)
+        if "experiment" not in old.columns:
+            p.error(f"{out}: not a radius_experiments table (no 'experiment' column)")
     OPTIONS.update(
         config=args.config, synth=shlex.split(args.synth), snapshot_every=args.snapshot_every
     )
     jobs, rows = plan(Path(args.root).resolve(), args.seeds)
+    if args.only:
+        jobs, rows = restrict(jobs, rows, args.only)
     run_jobs(jobs, args.jobs, Path(args.root).resolve() / "logs")
     table = gather(rows)
     if args.grid_runs:
         table = pd.concat([table, pd.DataFrame(rounds_rows(Path(args.grid_runs)))])
-    out = Path(args.out)
+    table["commit"] = _commit()
+    if old is not None:  # the rounds rows come with --grid-runs whether or not --only names them
+        table = merge(old, table, [*args.only, *(["rounds"] if args.grid_runs else [])])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".tmp-{out.name}")
     table.to_csv(tmp, index=False)
