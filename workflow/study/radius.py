@@ -221,7 +221,9 @@ for line in (base / "gta5" / "val.txt").read_text().split():
 def _labels(jobs: list[Job], rows: list[dict], root: Path, base: Path, seeds: list[int]) -> None:
     """One active round from the default source model: labels drawn at random or by HALO, and
     the same round without target labels (the random round's folder with every mask blanked:
-    255 = not labelled, so target images still pass through the model, with a zero loss)."""
+    255 = not labelled, so target images still pass through the model, with a zero loss; its
+    budget.json says nothing was labelled, and the pixel maps, which only a next round reads,
+    are left out)."""
     for label in ("random", "halo", "none"):
         method = "halo" if label == "halo" else "random"
         evals = {}
@@ -257,17 +259,24 @@ def _labels(jobs: list[Job], rows: list[dict], root: Path, base: Path, seeds: li
 
 
 _BLANK = """
-import shutil, sys
+import json, shutil, sys
 from pathlib import Path
 import numpy as np
 from PIL import Image
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 tmp = dst.with_name(dst.name + ".tmp")
 shutil.rmtree(tmp, ignore_errors=True)
-shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("model.pt", "eval*.json", "train_*"))
+shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("model.pt", "eval*.json", "train_*", "*.npz"))
 for mask in (tmp / "masks").rglob("*.png"):
     m = np.asarray(Image.open(mask))
     Image.fromarray(np.full_like(m, 255)).save(mask)
+budget = json.loads((tmp / "budget.json").read_text())  # what this round labels: nothing
+zero = {"pixels_labelled": 0, "fraction": 0.0, "pixels_labelled_cumulative": 0,
+        "fraction_cumulative": 0.0}
+budget.update(strategy="none", regions=0, regions_requested=0, pixels_labelled_round=0,
+              pixels_labelled_cumulative=0, fraction_round=0.0, fraction_cumulative=0.0,
+              history=[{"round": h["round"], **zero} for h in budget.get("history", [])])
+(tmp / "budget.json").write_text(json.dumps(budget, indent=2) + "\\n")
 tmp.rename(dst)
 """
 
