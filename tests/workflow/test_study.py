@@ -80,3 +80,62 @@ def test_sweep_adds_each_setting_to_every_run_of_the_grid(tmp_path):
     assert (d / "configs").resolve() == (ROOT / "configs").resolve()
     with pytest.raises(SystemExit, match="bad"):
         sweep._setting(["a/b", "x=1"])
+
+
+def _claims_tables(folder: Path, means: dict[str, float], std: float = 0.5) -> None:
+    """The six report tables claims.py reads, for two classes (one rare) and three seeds."""
+    budgets = [0.01, 0.05]
+    rows = [("source", "hyperbolic-hfr", 0.0, 10.0), ("supervised", "hyperbolic-hfr", 1.0, 60.0)]
+    rows += [(m, "v", b, means[m] + 10 * b) for m in means for b in budgets]
+    frame = pd.DataFrame(rows, columns=["method", "variant", "budget", "mean"])
+    frame.insert(0, "backbone", "bb")
+    frame["n_seeds"], frame["std"] = 3, std
+    frame.to_csv(folder / "miou_table.csv", index=False)
+    per = frame[["backbone", "method", "variant", "budget", "n_seeds"]].copy()
+    per["road"], per["rider"] = 90.0, frame["mean"] - 40
+    per.to_csv(folder / "per_class.csv", index=False)
+    acq = per[per["method"].isin(list(means))].copy()
+    acq["road"], acq["rider"] = 80.0, 20.0
+    acq.to_csv(folder / "acquired_classes.csv", index=False)
+    corr = frame[["backbone", "method", "variant", "budget", "n_seeds"]].copy()
+    corr["pearson_r"], corr["spearman_rho"] = -0.5, -0.4
+    corr.to_csv(folder / "radius_correlations.csv", index=False)
+    pd.DataFrame({"method": ["halo"], "unstable": [False]}).to_csv(
+        folder / "training_stability.csv", index=False
+    )
+    pd.DataFrame(
+        {"class": ["road", "rider"], "pixel_share": [0.9, 0.004], "mean_radius": [2.0, 3.0]}
+    ).to_csv(folder / "radius_vs_frequency.csv", index=False)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_claims_verdicts_are_antisymmetric_and_ties_are_within_the_seed_spread(seed):
+    claims = _load("claims")
+    rng = __import__("random").Random(seed)
+    for _ in range(200):
+        a = claims.Cell(rng.uniform(0, 60), rng.choice([None, rng.uniform(0, 5)]), 3)
+        b = claims.Cell(rng.uniform(0, 60), rng.choice([None, rng.uniform(0, 5)]), 3)
+        ab, ba = claims.verdict(a, b).split()[0], claims.verdict(b, a).split()[0]
+        assert {"yes": "no", "no": "yes", "tie": "tie"}[ab] == ba
+        spread = max([s for s in (a.std, b.std) if s is not None], default=0.0)
+        assert (ab == "tie") == (abs(a.mean - b.mean) <= spread)
+
+
+def test_claims_read_the_tables_and_name_a_missing_one(tmp_path):
+    claims = _load("claims")
+    means = {"random": 30.0, "entropy": 40.0, "halo": 45.0, "ripu": 44.8, "radius": 20.0}
+    _claims_tables(tmp_path, means)
+    text = claims.markdown(claims.load(tmp_path), [0.01, 0.05])
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()}
+    assert "1 % yes (+5.0), 5 % yes (+5.0)" in rows["HALO ≥ entropy at equal budget"]
+    assert "tie (+0.2)" in rows["HALO ≥ RIPU (the paper's main comparison)"]  # within std 0.5
+    assert "no (−10.0)" in rows["radius alone ≥ random (the radius carries information)"]
+    assert "Rare classes (under 1 % of the target pixels): rider." in text
+    assert "supervised bound: IoU ≥ 20 on 2 of 2 classes" in text
+    means["halo"] = 35.0  # the verdict follows the numbers
+    _claims_tables(tmp_path, means)
+    text = claims.markdown(claims.load(tmp_path), [0.01, 0.05])
+    assert "HALO ≥ entropy at equal budget" in text and "1 % no (−5.0)" in text
+    (tmp_path / "acquired_classes.csv").unlink()
+    with pytest.raises(SystemExit, match=r"acquired_classes\.csv: missing"):
+        claims.load(tmp_path)
