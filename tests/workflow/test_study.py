@@ -139,3 +139,42 @@ def test_claims_read_the_tables_and_name_a_missing_one(tmp_path):
     (tmp_path / "acquired_classes.csv").unlink()
     with pytest.raises(SystemExit, match=r"acquired_classes\.csv: missing"):
         claims.load(tmp_path)
+
+
+def _eval(folder: Path, radius: list[float], commit: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = ["a", "b", "c", "d"]
+    share = [0.5, 0.3, 0.15, 0.05]
+    (folder / "eval.json").write_text(
+        __import__("json").dumps(
+            {
+                "miou": 50.0,
+                "class_names": classes,
+                "class_pixel_share": dict(zip(classes, share, strict=True)),
+                "class_mean_radius": dict(zip(classes, radius, strict=True)),
+                "per_class_iou": dict.fromkeys(classes, 30.0),
+            }
+        )
+    )
+    (folder / "provenance.json").write_text(f'{{"git_revision": "{commit}"}}')
+
+
+def test_radius_rounds_rows_start_at_the_source_model_and_name_the_grids_commits(tmp_path):
+    radius = _load("radius")
+    inward, outward = [1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.5, 1.0]  # vs shares 0.5 … 0.05
+    for seed, commit in ((0, "aaaaaaa111"), (1, "bbbbbbb222")):
+        _eval(tmp_path / "source" / "hyp" / f"seed{seed}", inward, commit)
+        run = tmp_path / "halo" / "5" / f"seed{seed}"
+        for r in (1, 2):
+            _eval(run / f"round{r}", outward, commit)
+        (run / "metrics.json").write_text('{"variant": "hyp"}')
+    rows = {row["setting"]: row for row in radius.rounds_rows(tmp_path)}
+    assert list(rows) == [
+        "halo 5 % source model",
+        "halo 5 % after round 1",
+        "halo 5 % after round 2",
+    ]
+    assert [row["round"] for row in rows.values()] == [0, 1, 2]
+    assert all(row["n_seeds"] == 2 and row["commit"] == "aaaaaaa/bbbbbbb" for row in rows.values())
+    assert rows["halo 5 % source model"]["pearson_r"] < -0.9  # far out = rare: the paper's sign
+    assert all(float(r) > 0.9 for r in rows["halo 5 % after round 2"]["pearson_r_seeds"].split(";"))

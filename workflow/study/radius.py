@@ -289,27 +289,43 @@ def _source_steps(sets: list[str]) -> int:
 
 def rounds_rows(grid_runs: Path) -> list[dict]:
     """The correlation through the rounds (the paper's Figure 2, right): every round of every
-    active run of a finished grid (``runs/<bench>/<backbone>``), seeds averaged per class."""
+    active run of a finished grid (``runs/<bench>/<backbone>``), seeds averaged per class; round
+    0 is the run's source-only model (``source/<variant>/seed<s>``). ``pearson_r_seeds`` lists
+    each seed's r, ``commit`` the revisions the grid's runs were made at (their provenance)."""
     from halo.report.radius import group_correlations
 
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[Path]] = {}
     for ev in sorted(grid_runs.glob("*/*/seed*/round*/eval.json")):
-        method, budget = ev.parts[-5], ev.parts[-4]
-        groups.setdefault((method, float(budget), int(ev.parts[-2][5:])), []).append(
-            json.loads(ev.read_text())
-        )
+        method, budget, seed = ev.parts[-5], ev.parts[-4], ev.parts[-3]
+        key = (method, float(budget))
+        groups.setdefault((*key, int(ev.parts[-2][5:])), []).append(ev)
+        if ev.parts[-2] == "round1":
+            variant = json.loads((ev.parents[1] / "metrics.json").read_text())["variant"]
+            groups.setdefault((*key, 0), []).append(
+                grid_runs / "source" / variant / seed / "eval.json"
+            )
     out = []
-    for (method, budget, r), metrics in sorted(groups.items()):
+    for (method, budget, r), evals in sorted(groups.items()):
+        metrics = [json.loads(p.read_text()) for p in evals]
+        revisions = {
+            json.loads((p.parent / "provenance.json").read_text()).get("git_revision", "")[:7]
+            for p in evals
+        }
         out.append(
             {
                 "experiment": "rounds",
-                "setting": f"{method} {budget:g} % after round {r}",
+                "setting": f"{method} {budget:g} % "
+                + (f"after round {r}" if r else "source model"),
                 "eval_on": "target",
                 "sets": "",
                 "n_seeds": len(metrics),
                 "miou": sum(m["miou"] for m in metrics) / len(metrics),
                 "round": r,
                 **group_correlations(metrics),
+                "pearson_r_seeds": ";".join(
+                    f"{group_correlations([m])['pearson_r']:.3f}" for m in metrics
+                ),
+                "commit": "/".join(sorted(revisions)),
             }
         )
     return out
@@ -460,9 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         jobs, rows = restrict(jobs, rows, args.only)
     run_jobs(jobs, args.jobs, Path(args.root).resolve() / "logs")
     table = gather(rows)
-    if args.grid_runs:
-        table = pd.concat([table, pd.DataFrame(rounds_rows(Path(args.grid_runs)))])
     table["commit"] = _commit()
+    if args.grid_runs:  # rows of the grid's runs name the grid's commits
+        rounds = pd.DataFrame(rounds_rows(Path(args.grid_runs))).astype({"round": "Int64"})
+        table = pd.concat([table, rounds], ignore_index=True)
     if old is not None:  # the rounds rows come with --grid-runs whether or not --only names them
         table = merge(old, table, [*args.only, *(["rounds"] if args.grid_runs else [])])
     out.parent.mkdir(parents=True, exist_ok=True)
