@@ -13,16 +13,25 @@ Endpoints (every error is ``{"error": "<one line>"}`` with a 4xx/5xx status)::
                                      "query_sha256", "left"}]}; "left" = regions left per image
     GET  /api/images/<i>            {"index", "id", "size", "query_sha256", "pixels": [N],
                                      "regions": [{"centre", "radius", "pixels", "members"}],
-                                     "labels": [N] | null, "note": str | null}
+                                     "labels": [N] | null, "revision", "note": str | null}
     GET  /api/images/<i>/image.png  the image (uint8 RGB, the pool's size)
-    PUT  /api/images/<i>/draft      {"query_sha256", "labels": [N]} → {"saved": true, "left"};
-                                     400 and nothing written for a bad payload
+    PUT  /api/images/<i>/draft      {"query_sha256", "labels": [N], "base_revision"?} →
+                                     {"saved": true, "left", "revision"}; 400 and nothing
+                                     written for a bad payload; 409 {"conflict": true,
+                                     "revision", "labels"} and nothing written when
+                                     base_revision is given and the draft has changed since
     POST /api/finish                imports the drafts (:func:`import_answers`) → the counts of
                                      answers.json and "summary"; 400 with the message when the
                                      import refuses; then the server stops (:func:`serve`)
 
 ``pixels``, ``members`` and ``labels`` follow :mod:`halo.annotate.drafts`. The page keeps its
 position (image, region) in the browser's ``localStorage`` under ``key``.
+
+A draft's ``revision`` is a hash of its file ("" while there is none). Two tabs (or two people)
+on one round each send the revision their labels started from; a save over a draft that changed
+in between is refused with the newer labels, and the page merges them (its own changes win pixel
+by pixel, the other pixels take the newer answers) and sends again, so neither tab's answers are
+lost. A client that sends no ``base_revision`` overwrites, as scripts expect.
 """
 
 from __future__ import annotations
@@ -130,15 +139,38 @@ class _Round:
         self._left[index] = left
         return left
 
-    def saved(self, index: int, labels: np.ndarray) -> int:
-        """Write image ``index``'s draft (checked labels); returns the regions left in it."""
+    def revision(self, index: int) -> str:
+        """Image ``index``'s draft revision: a hash of its file, "" while there is none (call
+        under :attr:`lock` to pair it with what is read)."""
+        try:
+            data = draft_path(self.round_dir, self.entries[index]["id"]).read_bytes()
+        except FileNotFoundError:
+            return ""
+        return hashlib.sha256(data).hexdigest()[:16]
+
+    def saved(self, index: int, labels: np.ndarray, base: str | None) -> tuple[int, str]:
+        """Write image ``index``'s draft (checked labels) unless ``base`` is given and is not
+        the draft's revision (:class:`DraftConflict`); returns the regions left in it and the
+        new revision."""
         left = regions_left(self.query(index), labels)
         with self.lock:
             if self.finished:
                 abort(409, "the labels are imported; the page is closed")
+            current = self.revision(index)
+            if base is not None and base != current:
+                raise DraftConflict(f"revision {base!r} is not the draft's {current!r}")
             write_draft(self.round_dir, self.entries[index], labels)
             self._left[index] = left
-        return left
+            return left, self.revision(index)
+
+
+class DraftConflict(Exception):
+    """A save from a stale revision: the draft changed since (another tab or person)."""
+
+
+def _answers(labels: np.ndarray | None) -> list | None:
+    """A draft's labels as JSON: null for an unanswered pixel (and for no draft at all)."""
+    return None if labels is None else [None if v < 0 else v for v in labels.tolist()]
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
@@ -222,12 +254,16 @@ def create_app(
     def image(index: int):
         entry, query = state.entry(index), state.query(index)
         note, labels = None, None
-        try:
-            labels = read_draft(state.round_dir, entry)
-            if labels is None and draft_path(state.round_dir, entry["id"]).is_file():
-                note = "The saved draft of this image was made for other queries; it is ignored."
-        except LabelsError as err:
-            note = f"The saved draft is unusable ({err}); your next change replaces it."
+        with state.lock:  # the labels and the revision they belong to
+            revision = state.revision(index)
+            try:
+                labels = read_draft(state.round_dir, entry)
+                if labels is None and revision:
+                    note = (
+                        "The saved draft of this image was made for other queries; it is ignored."
+                    )
+            except LabelsError as err:
+                note = f"The saved draft is unusable ({err}); your next change replaces it."
         regions = [
             {**region, "members": members.tolist()}
             for region, members in zip(entry["regions"], query.members, strict=True)
@@ -239,7 +275,8 @@ def create_app(
             query_sha256=entry["query_sha256"],
             pixels=query.pixels.tolist(),
             regions=regions,
-            labels=None if labels is None else [None if v < 0 else v for v in labels.tolist()],
+            labels=_answers(labels),
+            revision=revision,
             note=note,
         )
 
@@ -259,8 +296,25 @@ def create_app(
             return _error(
                 400, f"{where}: made for other queries (query_sha256 does not match the manifest)"
             )
+        base = body.get("base_revision")
+        if base is not None and not isinstance(base, str):
+            return _error(400, f"{where}: base_revision must be a string (the draft's revision)")
         labels = check_labels(body.get("labels"), entry, where)  # LabelsError → 400
-        return jsonify(saved=True, left=state.saved(index, labels))
+        try:
+            left, revision = state.saved(index, labels, base)
+        except DraftConflict:  # answered with the newer labels, read afresh
+            with state.lock:
+                try:
+                    newer = read_draft(state.round_dir, entry)
+                except LabelsError:
+                    newer = None
+                revision = state.revision(index)
+            message = f"{where}: changed since revision {base!r} (another tab or person saved it)"
+            response = jsonify(
+                error=message, conflict=True, revision=revision, labels=_answers(newer)
+            )
+            return response, 409
+        return jsonify(saved=True, left=left, revision=revision)
 
     @app.post("/api/finish")
     def finish():

@@ -15,6 +15,7 @@ import pytest
 from halo.acquisition.queries import draft_path, read_manifest
 from halo.acquisition.rounds import BUDGET_FILE, mask_path, read_mask
 from halo.annotate import serve
+from halo.annotate.drafts import image_query
 from tests.annotate.conftest import free_port, region_masks
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -195,3 +196,46 @@ def test_the_page_needs_nothing_from_the_network():
     for path in static.iterdir():
         text = path.read_text()
         assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
+
+
+def test_two_tabs_on_one_round_lose_no_answer(browser, served, round_dir):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    url, _, _ = served
+    members = image_query(round_dir, read_manifest(round_dir)[0]).members  # image a's regions
+    own = [
+        set(m.tolist()) - set().union(*(o.tolist() for o in members if o is not m)) for m in members
+    ]
+
+    def draft() -> dict[int, set]:  # region -> the answers its own pixels hold in the draft
+        labels = json.loads(draft_path(round_dir, "city/img_a").read_text())["labels"]
+        return {r: {labels[p] for p in positions} for r, positions in enumerate(own)}
+
+    browser.get(url)
+    _settled(browser)
+    tab_a = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(url)
+    _settled(browser)
+    tab_b = browser.current_window_handle
+    assert _position(browser) == (0, 0)  # both tabs opened on image a before any answer
+
+    browser.switch_to.window(tab_a)
+    ActionChains(browser).send_keys("1").perform()  # A: region 1 = road
+    _settled(browser)
+    assert draft() == {0: {0}, 1: {None}, 2: {None}}
+
+    browser.switch_to.window(tab_b)  # B still shows no answer; it labels region 2
+    ActionChains(browser).send_keys("n", "2").perform()
+    _settled(browser)
+    assert draft() == {0: {0}, 1: {1}, 2: {None}}  # A's answer kept, B's added
+    assert "merged" in browser.find_element("id", "message").text
+    assert _left(browser) == 5  # B's page now counts A's answer too
+
+    browser.switch_to.window(tab_a)  # A (at region 2, unaware of B) answers it: A's wins there
+    ActionChains(browser).send_keys("3").perform()
+    _settled(browser)
+    assert draft() == {0: {0}, 1: {2}, 2: {None}}
+    browser.switch_to.window(tab_b)
+    browser.close()
+    browser.switch_to.window(tab_a)

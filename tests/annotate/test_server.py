@@ -73,12 +73,56 @@ def test_drafts_are_saved_and_restored(round_dir):
     for p in data["regions"][2]["members"]:
         labels[p] = 255
     response = _put(client, 0, {"query_sha256": entry["query_sha256"], "labels": labels})
-    assert response.status_code == 200 and response.json == {"saved": True, "left": 1}
+    assert response.status_code == 200 and response.json["saved"] is True
+    assert (
+        response.json["left"] == 1 and response.json["revision"] == _labels(client, 0)["revision"]
+    )
     draft = json.loads(draft_path(round_dir, "city/img_a").read_text())
     assert draft["labels"] == labels and draft["query_sha256"] == entry["query_sha256"]
     restarted = _client(round_dir)  # a new server: everything restored
     assert _labels(restarted, 0)["labels"] == labels
     assert [i["left"] for i in restarted.get("/api/manifest").json["images"]] == [1, 4]
+
+
+def test_a_save_from_a_stale_revision_is_refused_with_the_newer_labels(round_dir):
+    client = _client(round_dir)
+    entry = read_manifest(round_dir)[0]
+    data = _labels(client, 0)
+    assert data["revision"] == ""  # no draft yet
+    n, regions = entry["query_pixels"], data["regions"]
+
+    def answered(region: int, value: int, labels=None) -> list:
+        labels = list(labels or [None] * n)
+        for p in regions[region]["members"]:
+            labels[p] = value
+        return labels
+
+    first = answered(0, 7)  # tab A, from no draft
+    body = {"query_sha256": entry["query_sha256"], "labels": first, "base_revision": ""}
+    saved = _put(client, 0, body).json
+    assert saved["revision"] not in ("", None)
+    draft = draft_path(round_dir, "city/img_a").read_text()
+    # tab B started from no draft too: refused, nothing written, told what A saved
+    stale = {**body, "labels": answered(1, 3)}
+    response = _put(client, 0, stale)
+    assert response.status_code == 409 and response.json["conflict"] is True
+    assert response.json["labels"] == first and response.json["revision"] == saved["revision"]
+    assert "changed since revision ''" in response.json["error"]
+    assert draft_path(round_dir, "city/img_a").read_text() == draft
+    # B merged and sends from A's revision: accepted, and the revision moves on
+    merged = answered(1, 3, first)
+    again = _put(client, 0, {**stale, "labels": merged, "base_revision": saved["revision"]})
+    assert again.status_code == 200 and again.json["revision"] != saved["revision"]
+    assert (
+        _labels(client, 0)["labels"] == merged
+        and _labels(client, 0)["revision"] == again.json["revision"]
+    )
+    # no base_revision: a plain overwrite, as scripts expect; a non-string base is refused
+    assert (
+        _put(client, 0, {"query_sha256": entry["query_sha256"], "labels": first}).status_code == 200
+    )
+    bad = _put(client, 0, {**body, "base_revision": 3})
+    assert bad.status_code == 400 and "base_revision must be a string" in bad.json["error"]
 
 
 def test_bad_drafts_are_refused_and_nothing_is_written(round_dir):

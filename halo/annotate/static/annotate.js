@@ -6,6 +6,11 @@
  * change is PUT as the image's draft at once (one request at a time, the newest state wins); the
  * position (image, region) is kept in localStorage. Undo reverts the actions of this session,
  * newest first, each on its own image (the page goes back to it).
+ *
+ * Each save names the draft revision its labels started from. When another tab (or person) saved
+ * the image in between, the server refuses with the newer labels; the page merges them (this
+ * tab's changes since that revision win pixel by pixel, every other pixel takes the newer answer)
+ * and saves again, so neither tab loses an answer.
  */
 'use strict';
 
@@ -34,6 +39,7 @@
     view: null, // the magnified view: {r0, r1, c0, c1, s}
     history: [], // this session's actions, oldest first: {image, positions, before, region}
     pending: new Map(), // image index -> draft body not yet saved
+    bases: new Map(), // image index -> {revision, codes}: the server's draft our labels start from
     saving: null, // the running save loop (a promise)
     saveFailed: false,
     finished: false,
@@ -81,6 +87,7 @@
     if (!response.ok) {
       const err = new Error((payload && payload.error) || `HTTP ${response.status}`);
       err.status = response.status;
+      err.payload = payload;
       throw err;
     }
     return payload;
@@ -153,11 +160,37 @@
 
   // --- saving --------------------------------------------------------------------------------
 
+  const toCodes = (labels, n) => {
+    const codes = new Int16Array(n).fill(NO_ANSWER);
+    if (labels) labels.forEach((v, k) => { codes[k] = v === null ? NO_ANSWER : v; });
+    return codes;
+  };
+  const toLabels = (codes) => Array.from(codes, (v) => (v === NO_ANSWER ? null : v));
+
+  function merge(index, conflict, sent) {
+    // The server has a newer draft (another tab saved it): ours wins where we changed a pixel
+    // since our base revision, the newer answer everywhere else; then save that.
+    const base = state.bases.get(index);
+    const ours = state.pending.has(index) ? state.pending.get(index) : sent;
+    const mine = toCodes(ours.labels, ours.labels.length);
+    const theirs = toCodes(conflict.labels, mine.length);
+    const merged = theirs.slice();
+    for (let k = 0; k < mine.length; k++) {
+      if (!base || mine[k] !== base.codes[k]) merged[k] = mine[k];
+    }
+    state.bases.set(index, { revision: conflict.revision, codes: theirs });
+    state.pending.set(index, { query_sha256: ours.query_sha256, labels: toLabels(merged) });
+    const img = state.image;
+    if (img && img.index === index) {
+      img.codes.set(merged);
+      state.manifest.images[index].left = imageLeft(img);
+      render();
+    }
+    message('This image was also labelled in another tab; its answers were merged with yours.');
+  }
+
   function scheduleSave(img) {
-    state.pending.set(img.index, {
-      query_sha256: img.sha,
-      labels: Array.from(img.codes, (v) => (v === NO_ANSWER ? null : v)),
-    });
+    state.pending.set(img.index, { query_sha256: img.sha, labels: toLabels(img.codes) });
     setStatus('saving', 'Saving…');
     if (!state.saving) {
       state.saveFailed = false;
@@ -169,9 +202,18 @@
     while (state.pending.size) {
       const [index, draft] = state.pending.entries().next().value;
       state.pending.delete(index);
+      const base = state.bases.get(index);
       try {
-        await api('PUT', `/api/images/${index}/draft`, draft);
+        const saved = await api('PUT', `/api/images/${index}/draft`,
+          base ? { ...draft, base_revision: base.revision } : draft);
+        state.bases.set(index, {
+          revision: saved.revision, codes: toCodes(draft.labels, draft.labels.length),
+        });
       } catch (err) {
+        if (err.status === 409 && err.payload && err.payload.conflict) {
+          merge(index, err.payload, draft);
+          continue;
+        }
         if (err.network) { // keep it (unless a newer state came) and try again
           if (!state.pending.has(index)) state.pending.set(index, draft);
           setStatus('error', `Not saved: ${err.message}; retrying…`);
@@ -306,8 +348,8 @@
       const rgba = await loadPixels(`/api/images/${index}/image.png`, W, H);
       const posOf = new Int32Array(H * W).fill(-1);
       data.pixels.forEach((p, k) => { posOf[p] = k; });
-      const codes = new Int16Array(data.pixels.length).fill(NO_ANSWER);
-      if (data.labels) data.labels.forEach((v, k) => { codes[k] = v === null ? NO_ANSWER : v; });
+      const codes = toCodes(data.labels, data.pixels.length);
+      state.bases.set(index, { revision: data.revision, codes: codes.slice() });
       const img = {
         index, id: data.id, sha: data.query_sha256, H, W, pixels: data.pixels, posOf,
         regions: data.regions, codes, rgba,
