@@ -49,7 +49,7 @@ def test_radius_only_runs_what_its_rows_need_and_keeps_the_other_rows(tmp_path):
     radius = _load("radius")
     jobs, rows = radius.plan(tmp_path, [0, 1])
     sub_jobs, sub_rows = radius.restrict(jobs, rows, ["labels"])
-    assert {r["experiment"] for r in sub_rows} == {"labels"} and len(sub_rows) == 3
+    assert {r["experiment"] for r in sub_rows} == {"labels"} and len(sub_rows) == 4
     names = {j.name for j in sub_jobs}
     assert all(a in names for j in sub_jobs for a in j.after)  # closed under "needs"
     assert {p for r in sub_rows for p in r["evals"].values()} <= {j.done for j in sub_jobs}

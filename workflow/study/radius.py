@@ -16,8 +16,9 @@ Experiments (``experiment`` column):
 - ``head``: HALO without HFR, and the Euclidean head (``featnorm``: the feature norm in place of
   the hyperbolic radius), for comparison with the default hyperbolic head with HFR;
 - ``labels``: one active round (``train.round_steps`` steps) from the default source model with
-  the round's target labels drawn at random or by HALO, and the same steps without target labels
-  (the source-only model trained on for as many steps: ``--set train.source_steps``);
+  the round's target labels drawn at random or by HALO, the same round with every target pixel
+  labelled (dense labels: is it the labels, or their sparsity?), and the same steps without
+  target labels;
 - ``frequency``: the frequency intervention: source sets written with one class's count scaled
   (``halo synth --scale CLASS=F``; every other object of every scene unchanged), a default
   source-only model trained on each, all scored on the same validation sets; the row also gives
@@ -30,8 +31,8 @@ Experiments (``experiment`` column):
   Figure 2, right panel: the correlation against the budget spent).
 
 ``--only EXPERIMENT ...`` runs those experiments alone (and the jobs they need) and replaces
-their rows in an existing ``--out``, keeping the others; every row records the ``commit`` it was
-made at.
+their rows in an existing ``--out``, keeping the others; every row records the ``commit`` its
+models were trained at (their ``provenance.json``).
 
 Correlations (Pearson, Spearman) are taken over the classes with a pixel share and a radius,
 averaged over seeds per class first (as in the report), and over the classes the models learned
@@ -219,12 +220,13 @@ for line in (base / "gta5" / "val.txt").read_text().split():
 
 
 def _labels(jobs: list[Job], rows: list[dict], root: Path, base: Path, seeds: list[int]) -> None:
-    """One active round from the default source model: labels drawn at random or by HALO, and
-    the same round without target labels (the random round's folder with every mask blanked:
-    255 = not labelled, so target images still pass through the model, with a zero loss; its
-    budget.json says nothing was labelled, and the pixel maps, which only a next round reads,
-    are left out)."""
-    for label in ("random", "halo", "none"):
+    """One active round from the default source model: labels drawn at random or by HALO, the
+    same round with every target pixel labelled (the random round's folder with each mask
+    replaced by the image's ground truth), and the same round without target labels (every mask
+    blanked: 255 = not labelled, so target images still pass through the model, with a zero
+    loss). The made-up rounds' budget.json says what they label; the pixel maps, which only a
+    next round reads, are left out."""
+    for label in ("random", "halo", "all", "none"):
         method = "halo" if label == "halo" else "random"
         evals = {}
         for seed in seeds:
@@ -233,9 +235,9 @@ def _labels(jobs: list[Job], rows: list[dict], root: Path, base: Path, seeds: li
             sets = [*DEFAULT, f"data_root={base}", f"method={method}", f"seed={seed}"]
             s = [a for x in sets for a in ("--set", x)]
             cfg = ["--config", OPTIONS["config"], *s]
-            if label == "none":
+            if label in ("none", "all"):
                 rnd = root / "labels" / "random" / f"seed{seed}" / "round1"
-                argv = [sys.executable, "-c", _BLANK, str(rnd), str(rd)]
+                argv = [sys.executable, "-c", _REMASK, label, str(rnd), str(rd), str(base)]
                 jobs.append(Job(f"make:{rd}", argv, rd / "budget.json", [f"make:{rnd}"]))
             else:
                 argv = halo("acquire", *cfg, "--checkpoint", str(src), "--round", "1")
@@ -246,36 +248,52 @@ def _labels(jobs: list[Job], rows: list[dict], root: Path, base: Path, seeds: li
             argv = halo("train", "--protocol", "active", *cfg, "--round", "1", "--init", str(src))
             argv += ["--masks", str(rd), "--out", str(rd), "--eval-out", str(evals[seed])]
             jobs.append(Job(f"round:{rd}", [*argv, "--quiet"], evals[seed], [f"make:{rd}"]))
-        what = "no target labels" if label == "none" else f"{label} labels"
+        what = {"none": "no target labels", "all": "every target pixel labelled"}.get(
+            label, f"{label} labels"
+        )
         rows.append(
             {
                 "experiment": "labels",
                 "setting": f"adamw-1e-3 + round 1 ({what})",
                 "eval_on": "target",
-                "sets": f"method={method}" if label != "none" else "",
+                "sets": f"method={method}" if label in ("random", "halo") else "",
                 "evals": evals,
             }
         )
 
 
-_BLANK = """
+_REMASK = """
 import json, shutil, sys
 from pathlib import Path
 import numpy as np
 from PIL import Image
-src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+how, src, dst, data = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 tmp = dst.with_name(dst.name + ".tmp")
 shutil.rmtree(tmp, ignore_errors=True)
 shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("model.pt", "eval*.json", "train_*", "*.npz"))
-for mask in (tmp / "masks").rglob("*.png"):
-    m = np.asarray(Image.open(mask))
-    Image.fromarray(np.full_like(m, 255)).save(mask)
-budget = json.loads((tmp / "budget.json").read_text())  # what this round labels: nothing
-zero = {"pixels_labelled": 0, "fraction": 0.0, "pixels_labelled_cumulative": 0,
-        "fraction_cumulative": 0.0}
-budget.update(strategy="none", regions=0, regions_requested=0, pixels_labelled_round=0,
-              pixels_labelled_cumulative=0, fraction_round=0.0, fraction_cumulative=0.0,
-              history=[{"round": h["round"], **zero} for h in budget.get("history", [])])
+masks = {p.relative_to(tmp / "masks").with_suffix("").as_posix(): p for p in (tmp / "masks").rglob("*.png")}
+truth = {}
+if how == "all":  # the pool's ground truth, as the round's masks hold labels (train ids, 255)
+    from halo.data import build_dataset
+    pool = build_dataset("cityscapes", data / "cityscapes", "train")
+    truth = {s.id: i for i, s in enumerate(pool.samples)}
+    if set(masks) - set(truth):
+        sys.exit(f"{src}: masks of images the pool lacks: {sorted(set(masks) - set(truth))[:3]}")
+labelled = total = 0
+for image_id, path in masks.items():
+    m = np.asarray(Image.open(path))
+    new = np.full_like(m, 255) if how == "none" else pool.load(truth[image_id])[1].astype(np.uint8)
+    if new.shape != m.shape:
+        sys.exit(f"{path}: ground truth {new.shape} is not the mask's size {m.shape}")
+    Image.fromarray(new).save(path)
+    labelled, total = labelled + int((new != 255).sum()), total + new.size
+budget = json.loads((tmp / "budget.json").read_text())  # what this round labels
+frac = labelled / total
+step = {"pixels_labelled": labelled, "fraction": frac, "pixels_labelled_cumulative": labelled,
+        "fraction_cumulative": frac}
+budget.update(strategy=how, regions=0, regions_requested=0, pixels_labelled_round=labelled,
+              pixels_labelled_cumulative=labelled, fraction_round=frac, fraction_cumulative=frac,
+              history=[{"round": h["round"], **step} for h in budget.get("history", [])])
 (tmp / "budget.json").write_text(json.dumps(budget, indent=2) + "\\n")
 tmp.rename(dst)
 """
@@ -307,10 +325,6 @@ def rounds_rows(grid_runs: Path) -> list[dict]:
     out = []
     for (method, budget, r), evals in sorted(groups.items()):
         metrics = [json.loads(p.read_text()) for p in evals]
-        revisions = {
-            json.loads((p.parent / "provenance.json").read_text()).get("git_revision", "")[:7]
-            for p in evals
-        }
         out.append(
             {
                 "experiment": "rounds",
@@ -325,7 +339,7 @@ def rounds_rows(grid_runs: Path) -> list[dict]:
                 "pearson_r_seeds": ";".join(
                     f"{group_correlations([m])['pearson_r']:.3f}" for m in metrics
                 ),
-                "commit": "/".join(sorted(revisions)),
+                "commit": _revisions(evals),
             }
         )
     return out
@@ -356,6 +370,20 @@ def merge(old: pd.DataFrame, new: pd.DataFrame, only: list[str]) -> pd.DataFrame
     table = pd.concat([old[~old["experiment"].isin(only)], new], ignore_index=True)
     order = table["experiment"].map({e: i for i, e in enumerate(EXPERIMENTS)})
     return table.iloc[order.argsort(kind="stable")].reset_index(drop=True)
+
+
+def _revisions(evals) -> str:
+    """The revisions the models behind ``evals`` were made at (the ``provenance.json`` beside
+    each evaluation: its training run's), short and ``/``-joined; the checkout's (:func:`_commit`)
+    where none is recorded."""
+    found = set()
+    for ev in evals:
+        for prov in (Path(ev).parent / "provenance.json", Path(ev).parents[1] / "provenance.json"):
+            if prov.is_file():  # a snapshot's: its training run's, one folder up
+                found.add(json.loads(prov.read_text()).get("git_revision", "")[:7])
+                break
+    found.discard("")
+    return "/".join(sorted(found)) or _commit()
 
 
 def _commit() -> str:
@@ -414,6 +442,7 @@ def gather(rows: list[dict]) -> pd.DataFrame:
         )
         rec.update(corr)
         rec["pearson_r_seeds"] = ";".join(f"{r:.3f}" for r in per_seed)
+        rec["commit"] = _revisions(Path(p) for p in row["evals"].values())
         if "class" in row:
             stats = json.loads((Path(rec.pop("data")) / "gta5" / "class_stats.json").read_text())
             rec["class_train_share"] = stats["train"]["share"][row["class"]]
@@ -476,7 +505,6 @@ def main(argv: list[str] | None = None) -> int:
         jobs, rows = restrict(jobs, rows, args.only)
     run_jobs(jobs, args.jobs, Path(args.root).resolve() / "logs")
     table = gather(rows)
-    table["commit"] = _commit()
     if args.grid_runs:  # rows of the grid's runs name the grid's commits
         rounds = pd.DataFrame(rounds_rows(Path(args.grid_runs))).astype({"round": "Int64"})
         table = pd.concat([table, rounds], ignore_index=True)
