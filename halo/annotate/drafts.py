@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +35,7 @@ __all__ = [
     "ImageQuery",
     "build_answer",
     "check_labels",
+    "draft_revision",
     "image_query",
     "read_draft",
     "regions_left",
@@ -143,7 +143,23 @@ def read_draft(round_dir: str | os.PathLike, entry: dict) -> np.ndarray | None:
     return check_labels(draft["labels"], entry, f"draft {path}")
 
 
-def write_draft(round_dir: str | os.PathLike, entry: dict, labels: np.ndarray) -> Path:
+def draft_revision(round_dir: str | os.PathLike, draft_id: str) -> str:
+    """A draft's revision: the first 16 hex digits of its file's SHA-256, "" while there is none.
+
+    The labelling page names the revision its labels started from, so that a save over a
+    draft changed since (another tab or person) is refused rather than lost.
+    """
+    try:
+        return _revision(draft_path(round_dir, draft_id).read_bytes())
+    except FileNotFoundError:
+        return ""
+
+
+def _revision(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def write_draft(round_dir: str | os.PathLike, entry: dict, labels: np.ndarray) -> str:
     """Write an image's draft atomically (format: module docstring).
 
     Args:
@@ -152,7 +168,7 @@ def write_draft(round_dir: str | os.PathLike, entry: dict, labels: np.ndarray) -
         labels: int ``[N]`` checked labels (:func:`check_labels`).
 
     Returns:
-        The draft's path.
+        The new draft's revision (:func:`draft_revision`), from the bytes written.
     """
     path = draft_path(round_dir, entry["id"])
     draft = {
@@ -162,8 +178,9 @@ def write_draft(round_dir: str | os.PathLike, entry: dict, labels: np.ndarray) -
         "query_pixels": int(entry["query_pixels"]),
         "labels": [None if v == NO_ANSWER else int(v) for v in np.asarray(labels).tolist()],
     }
-    write_text(path, json.dumps(draft, separators=(",", ":")) + "\n")
-    return path
+    text = json.dumps(draft, separators=(",", ":")) + "\n"  # ASCII: json escapes the rest
+    write_text(path, text)
+    return _revision(text.encode())
 
 
 def regions_left(query: ImageQuery, labels: np.ndarray | None) -> int:

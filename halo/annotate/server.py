@@ -67,6 +67,7 @@ from halo.annotate.drafts import (
     ImageQuery,
     build_answer,
     check_labels,
+    draft_revision,
     image_query,
     read_draft,
     regions_left,
@@ -140,13 +141,9 @@ class _Round:
         return left
 
     def revision(self, index: int) -> str:
-        """Image ``index``'s draft revision: a hash of its file, "" while there is none (call
-        under :attr:`lock` to pair it with what is read)."""
-        try:
-            data = draft_path(self.round_dir, self.entries[index]["id"]).read_bytes()
-        except FileNotFoundError:
-            return ""
-        return hashlib.sha256(data).hexdigest()[:16]
+        """Image ``index``'s :func:`draft_revision` (call under :attr:`lock` to pair it with
+        what is read)."""
+        return draft_revision(self.round_dir, self.entries[index]["id"])
 
     def saved(self, index: int, labels: np.ndarray, base: str | None) -> tuple[int, str]:
         """Write image ``index``'s draft (checked labels) unless ``base`` is given and is not
@@ -159,9 +156,9 @@ class _Round:
             current = self.revision(index)
             if base is not None and base != current:
                 raise DraftConflict(f"revision {base!r} is not the draft's {current!r}")
-            write_draft(self.round_dir, self.entries[index], labels)
+            revision = write_draft(self.round_dir, self.entries[index], labels)
             self._left[index] = left
-            return left, self.revision(index)
+            return left, revision
 
 
 class DraftConflict(Exception):

@@ -14,6 +14,7 @@ from halo.annotate.drafts import (
     UNSURE,
     build_answer,
     check_labels,
+    draft_revision,
     image_query,
     read_draft,
     regions_left,
@@ -82,8 +83,10 @@ def test_draft_round_trip_and_stale_drafts(round_dir):
     codes[query.members[0]] = 3
     codes[query.members[1]] = UNSURE
     codes[query.members[2][:1]] = 5
-    path = write_draft(round_dir, entry, codes)
-    assert path == draft_path(round_dir, "img_b")
+    assert draft_revision(round_dir, "img_b") == ""
+    revision = write_draft(round_dir, entry, codes)
+    path = draft_path(round_dir, "img_b")
+    assert revision == draft_revision(round_dir, "img_b") != ""
     draft = json.loads(path.read_text())
     assert draft["format"] == DRAFT_FORMAT and draft["query_sha256"] == entry["query_sha256"]
     assert draft["labels"].count(None) == entry["query_pixels"] - 9 - 4 - 1
