@@ -99,6 +99,12 @@ def rare_classes(freq: pd.DataFrame) -> list[str]:
     return list(freq.loc[freq["pixel_share"] < RARE_SHARE, "class"])
 
 
+def class_columns(per_class: pd.DataFrame) -> list[str]:
+    """The per-class IoU columns of ``per_class.csv`` (all but the cell's keys)."""
+    keys = ("backbone", "method", "variant", "budget", "n_seeds")
+    return [k for k in per_class.columns if k not in keys]
+
+
 def _row(frame: pd.DataFrame, method: str, budget: float) -> pd.Series | None:
     hit = frame[(frame["method"] == method) & ((frame["budget"] - budget).abs() < 1e-9)]
     return None if hit.empty else hit.iloc[0]
@@ -185,10 +191,7 @@ def rare_table(t: dict[str, pd.DataFrame], budget: float) -> pd.DataFrame:
     in rare classes, and its mean IoU over the rare and over the other classes."""
     rare = rare_classes(t["radius_vs_frequency"])
     acq, per = t["acquired_classes"], t["per_class"]
-    classes = [
-        k for k in per.columns if k not in ("backbone", "method", "variant", "budget", "n_seeds")
-    ]
-    other = [k for k in classes if k not in rare]
+    other = [k for k in class_columns(per) if k not in rare]
     out = []
     for method in NAMES:
         b = 1.0 if method == "supervised" else budget
@@ -224,11 +227,7 @@ def health(t: dict[str, pd.DataFrame]) -> list[str]:
     sup = per[per["method"] == "supervised"]
     if not sup.empty:
         row = sup.iloc[0]
-        classes = [
-            k
-            for k in per.columns
-            if k not in ("backbone", "method", "variant", "budget", "n_seeds")
-        ]
+        classes = class_columns(per)
         low = {k: round(float(row[k]), 1) for k in classes if float(row[k]) < 20}
         lines.append(
             f"supervised bound: IoU ≥ 20 on {len(classes) - len(low)} of {len(classes)} classes"
