@@ -2,7 +2,7 @@
 
 Where the whole grid fits in one go, the study is one command (README, "Results")::
 
-    uv run snakemake --cores 2 --configfile configs/study.yaml results/synth-gta2cs/
+    uv run snakemake --cores 2 results/synth-gta2cs/ --configfile configs/study.yaml
 
 Seeds are independent (each pretrains its own source model), so the same grid can also be run a
 seed at a time — on machines whose sessions are shorter than the grid, or on several machines —
