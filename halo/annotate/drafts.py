@@ -26,7 +26,7 @@ import numpy as np
 
 from halo.acquisition.queries import LabelsError, draft_path, read_query, region_windows
 from halo.acquisition.rounds import UNLABELLED
-from halo.io import read_json, write_text
+from halo.io import read_json, write_bytes
 
 __all__ = [
     "DRAFT_FORMAT",
@@ -178,9 +178,9 @@ def write_draft(round_dir: str | os.PathLike, entry: dict, labels: np.ndarray) -
         "query_pixels": int(entry["query_pixels"]),
         "labels": [None if v == NO_ANSWER else int(v) for v in np.asarray(labels).tolist()],
     }
-    text = json.dumps(draft, separators=(",", ":")) + "\n"  # ASCII: json escapes the rest
-    write_text(path, text)
-    return _revision(text.encode())
+    data = (json.dumps(draft, separators=(",", ":")) + "\n").encode()  # ASCII: json escapes
+    write_bytes(path, data)  # bytes, so the revision is what is on disk on any platform
+    return _revision(data)
 
 
 def regions_left(query: ImageQuery, labels: np.ndarray | None) -> int:

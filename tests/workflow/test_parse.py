@@ -63,12 +63,17 @@ def _documented_snakemake_commands() -> list[tuple[str, list[str]]]:
     ]
     found = []
     for path in files:
-        text = path.read_text().replace("\\\n", " ")
-        for n, line in enumerate(text.splitlines(), 1):
-            line = line.lstrip("#").strip().strip("`")
-            m = re.search(r"(?:uv run )?snakemake( [^`|;#]*)", line)
+        lines = path.read_text().splitlines()
+        n = 0
+        while n < len(lines):
+            start, line = n + 1, lines[n]
+            while line.endswith("\\") and n + 1 < len(lines):  # a shell continuation
+                n += 1
+                line = line[:-1] + " " + lines[n].lstrip("# ")
+            n += 1
+            m = re.search(r"snakemake( [^`|;#']*)", line.lstrip("#").strip().strip("`"))
             if m and "--configfile" in m.group(1):
-                found.append((f"{path.relative_to(ROOT)}:{n}", shlex.split(m.group(1))))
+                found.append((f"{path.relative_to(ROOT)}:{start}", shlex.split(m.group(1))))
     return found
 
 

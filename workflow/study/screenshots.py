@@ -21,6 +21,7 @@ For the study (the three grid seeds, unpacked by ``grid.py gather --unpack DIR``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
@@ -72,7 +73,9 @@ def serve(uri: str, cwd: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(  # its own session: stop() ends the server and its workers
+        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -82,8 +85,22 @@ def serve(uri: str, cwd: Path) -> tuple[subprocess.Popen, str]:
             if proc.poll() is not None:
                 raise SystemExit(f"mlflow ui exited with {proc.returncode}") from None
             time.sleep(0.5)
-    proc.kill()
+    stop(proc)
     raise SystemExit(f"mlflow ui did not answer on {url} within 2 min")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End ``mlflow ui`` and every process of its session."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def browser(width: int, height: int):
@@ -143,20 +160,21 @@ def runs_page(driver, url: str, experiment: str, out: Path) -> None:
         lambda: driver.find_elements(By.CSS_SELECTOR, "input[placeholder='Search columns']"),
         "column search",
     )[0]
+    tree = "//*[@data-testid='column-selector-tree']"
     for name in (*HIDE, *COLUMNS):
         search.send_keys(Keys.CONTROL, "a")
+        search.send_keys(Keys.BACKSPACE)
         search.send_keys(name)
-        time.sleep(0.7)
-        tree = "//*[@data-testid='column-selector-tree']"
-        boxes = driver.find_elements(
-            By.XPATH,
-            f"{tree}//div[contains(@class,'tree-treenode')][normalize-space(.)='{name}']"
-            "/span[contains(@class,'tree-checkbox')]",
-        )
+        box = f"{tree}//div[contains(@class,'tree-treenode')][normalize-space(.)='{name}']"
+        box += "/span[contains(@class,'tree-checkbox')]"
+        end = time.monotonic() + 10  # the menu filters as one types; a loaded machine lags
+        while not (boxes := driver.find_elements(By.XPATH, box)) and time.monotonic() < end:
+            time.sleep(0.3)
         if not boxes:  # final_miou_std needs two seeds
             print(f"the Columns menu has no {name!r}: left out", file=sys.stderr)
             continue
         boxes[0].click()
+        time.sleep(0.3)
     search.send_keys(Keys.ESCAPE)
     time.sleep(1)
     expander = "button[data-component-id*='runnamecellrenderer']"
@@ -246,13 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     if exp is None:
         raise SystemExit(f"{uri}: no experiment {args.bench!r}")
     cells = client.search_runs([exp.experiment_id], "tags.`halo.kind` = 'cell'", max_results=500)
+    if not cells:
+        raise SystemExit(f"{uri}: no cell runs in {args.bench!r} (log the report: halo report)")
     top = max(float(c.data.tags["halo.budget"]) for c in cells)
     chosen = [c for c in cells if float(c.data.tags["halo.budget"]) == top]
     chosen.sort(key=lambda c: -c.data.metrics.get("final_miou", 0.0))
     args.out.mkdir(parents=True, exist_ok=True)
     proc, url = serve(uri, args.store)
-    driver = browser(1600, 1000)
+    driver = None
     try:
+        driver = browser(1600, 1000)
         runs_page(driver, url, exp.experiment_id, args.out / "mlflow_runs.png")
         driver.set_window_size(1600, 1400)
         compare_page(
@@ -263,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             args.out / "mlflow_compare.png",
         )
     finally:
-        driver.quit()
-        proc.terminate()
-        proc.wait(timeout=30)
+        if driver is not None:
+            driver.quit()
+        stop(proc)
     print(f"{args.out / 'mlflow_runs.png'}, {args.out / 'mlflow_compare.png'} from {uri}")
     return 0
 
