@@ -143,8 +143,12 @@ def write_radius_vs_frequency(
     fig = _new_figure((6.4, 4.8))
     ax = fig.add_subplot()
     ax.scatter(frame["pixel_share"], frame["mean_radius"], s=24, color="C0")
-    for name, x, y in zip(frame["class"], frame["pixel_share"], frame["mean_radius"], strict=True):
+    labels = [
         ax.annotate(str(name), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        for name, x, y in zip(
+            frame["class"], frame["pixel_share"], frame["mean_radius"], strict=True
+        )
+    ]
     if len(frame):
         from matplotlib.ticker import NullFormatter
 
@@ -161,8 +165,29 @@ def write_radius_vs_frequency(
         f"({src['method']}{budget}, {src['backbone']}, {len(src['seeds'])} seed(s))",
         fontsize=9,
     )
+    _declutter(fig, sorted(labels, key=lambda t: t.xy[0]))
     _save_figure(fig, png_path)
     return [csv_path, png_path], stats
+
+
+def _declutter(fig: Figure, labels: list, step: float = 7.0, tries: int = 8) -> None:
+    """Move each point label that would overlap one placed before it up or down in ``step``-point
+    steps (+1, −1, +2, −2, … steps), keeping the first free place; labels in x order, so close
+    points are settled together. Deterministic: the same figure gets the same places."""
+    fig.canvas.draw()  # final limits and text sizes
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for text in labels:
+        x0, y0 = text.xyann
+        for k in range(tries + 1):
+            text.xyann = (x0, y0 + step * ((k + 1) // 2) * (1 if k % 2 else -1))
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+        else:
+            text.xyann = (x0, y0)  # no free place near: leave it where it was
+            box = text.get_window_extent(renderer)
+        placed.append(box)
 
 
 # --------------------------------------------------------------------------------------------
