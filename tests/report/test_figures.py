@@ -56,3 +56,29 @@ def test_acquisition_figures_from_plain_arrays(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "acquisition").iterdir()) == sorted(
         p.name for p in paths
     )  # no temporaries
+
+
+def test_point_labels_are_moved_apart_until_none_overlaps() -> None:
+    """Clustered class labels (as bus, fence, person, traffic light are in the study) end up
+    with no two boxes overlapping, and a lone label stays where it was."""
+    from halo.report.figures import _declutter, _new_figure
+
+    fig = _new_figure((6.4, 4.8))
+    ax = fig.add_subplot()
+    xs = [1.0, 1.02, 1.04, 1.05, 1.07, 3.0]
+    ys = [2.0, 2.001, 1.999, 2.002, 2.0, 2.5]
+    ax.scatter(xs, ys)
+    ax.set_xlim(0, 4)
+    ax.set_ylim(1, 3)
+    labels = [
+        ax.annotate(f"class {i}", (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        for i, (x, y) in enumerate(zip(xs, ys, strict=True))
+    ]
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    before = [t.get_window_extent(renderer) for t in labels]
+    assert any(a.overlaps(b) for i, a in enumerate(before) for b in before[i + 1 :])
+    _declutter(fig, labels)
+    after = [t.get_window_extent(renderer) for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(after) for b in after[i + 1 :])
+    assert labels[-1].xyann == (3, 3)
