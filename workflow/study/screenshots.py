@@ -77,7 +77,8 @@ def serve(uri: str, cwd: Path) -> tuple[subprocess.Popen, str]:
         cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
         try:
             urllib.request.urlopen(url, timeout=2)
             return proc, url
