@@ -153,3 +153,14 @@ def test_optimiser_and_schedule_keys_default_to_the_sgd_poly_regime():
     )
     t = build_config({}, ["train.optimizer=adamw", "train.round_lr=2e-4"]).train
     assert t.optimizer == "adamw" and t.phase_rate("active") == (2e-4, t.warmup_steps)
+
+
+@pytest.mark.parametrize("base", ["random", "entropy", "ripu", "halo"])
+def test_negative_learning_twins_fix_the_official_weight_and_share_the_source_model(base):
+    """``<base>-nl`` trains with negative learning 1.0 whatever the config says, and shares its
+    base's source model (same model key); the base keeps the config's value."""
+    twin = resolve(build_config(overrides=[f"method={base}-nl", "train.negative_learning=0.3"]))
+    plain = resolve(build_config(overrides=[f"method={base}", "train.negative_learning=0.3"]))
+    assert twin.config.train.negative_learning == 1.0
+    assert plain.config.train.negative_learning == 0.3
+    assert twin.model_key == plain.model_key and twin.mask_radius == plain.mask_radius

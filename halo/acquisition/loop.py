@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import ExitStack
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from halo.acquisition.annotators import Human, Simulated
 from halo.acquisition.answers import merge_answer
+from halo.acquisition.budget import PoolBudget
 from halo.acquisition.rounds import (
     BUDGET_FILE,
     BudgetReport,
@@ -36,7 +38,7 @@ from halo.acquisition.rounds import (
     round_complete,
     write_budget,
 )
-from halo.acquisition.selection import check_budget, regions_per_image
+from halo.acquisition.selection import check_budget
 from halo.acquisition.strategies import Strategy
 from halo.models.segmenter import module_device
 from halo.progress import progress as progress_bar
@@ -61,6 +63,15 @@ def _check_acquire_args(
             )
 
 
+def _radius(out, radius_model: nn.Module | None, images: torch.Tensor) -> torch.Tensor | None:
+    """``[B, h, w]``: the radius map the strategy reads: the scored model's, or
+    ``radius_model``'s on the same images (moved to the scored model's device)."""
+    if radius_model is None:
+        return getattr(out, "radius", None)
+    radius = radius_model(images.to(module_device(radius_model))).radius
+    return None if radius is None else radius.to(out.logits.device)
+
+
 def acquire(
     model: nn.Module,
     dataset: Dataset,
@@ -74,6 +85,7 @@ def acquire(
     progress: bool = True,
     on_complete: Callable[[BudgetReport], None] | None = None,
     annotator: Simulated | Human | None = None,
+    radius_model: nn.Module | None = None,
 ) -> BudgetReport:
     """Run one acquisition round over the target pool and write the round folder.
 
@@ -90,7 +102,10 @@ def acquire(
         strategy: the acquisition strategy, built with the run's radii.
         out_dir: the new round folder.
         prev_dir: the previous round folder (complete), or ``None`` for the first round.
-        round_budget: fraction of each image's pixels to label this round.
+        round_budget: fraction of the pool's pixels to label per round: after round ``r``
+            (``r - 1`` rounds in ``prev_dir``'s history) the pool holds at most
+            ``floor(r · round_budget · pixels)`` labelled pixels, and less than one region fewer
+            (:mod:`halo.acquisition.budget`).
         batch_size: images per forward pass.
         num_workers: DataLoader workers.
         progress: show a tqdm progress bar.
@@ -99,6 +114,8 @@ def acquire(
         annotator: :class:`~halo.acquisition.annotators.Simulated` (the default) or
             :class:`~halo.acquisition.annotators.Human`, whose round ends with its queries
             (``queries/manifest.jsonl``) and waits for the answers: no masks, no ``budget.json``.
+        radius_model: a segmenter whose radius map the strategy reads in place of ``model``'s
+            (``halo-src``: the run's source-only model; it runs on its own device, in eval mode).
 
     Returns:
         The :class:`~halo.acquisition.rounds.BudgetReport` written to ``budget.json`` (by a
@@ -117,8 +134,7 @@ def acquire(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     device = module_device(model)
     seen: set[str] = set()
-    totals = {"pixels": 0, "regions": 0, "requested": 0, "new": 0, "cumulative": 0}
-    was_training = model.training
+    totals = {"pixels": 0, "regions": 0, "new": 0, "cumulative": 0, "before": 0}
     annotator = Simulated() if annotator is None else annotator
     sources = {s.id: str(s.image) for s in getattr(dataset, "samples", ())}
     with ExitStack() as stack:
@@ -127,8 +143,14 @@ def acquire(
         prev = stack.enter_context(RoundState(prev_dir)) if prev_dir is not None else None
         if prev is not None:
             history = list(prev.budget.get("history", []))
-        model.eval()
-        stack.callback(model.train, was_training)
+        # the labelled fraction allowed after this round: round_budget x round, over the pool
+        account = PoolBudget(
+            Fraction(float(round_budget)).limit_denominator(10**9) * (len(history) + 1)
+        )
+        for net in (model, radius_model):
+            if net is not None:
+                stack.callback(net.train, net.training)
+                net.eval()
         stack.enter_context(torch.inference_mode())
         bar = progress_bar(loader, desc=f"acquire {strategy.name}", enabled=progress)
         for batch in bar:
@@ -154,9 +176,12 @@ def acquire(
                 prev_labelled = np.stack([ml for _, ml in maps])
             sel = strategy.select(
                 logits,
-                round_budget=round_budget,
-                radius=getattr(out, "radius", None) if strategy.needs_radius else None,
+                account=account,
+                radius=_radius(out, radius_model, batch["image"])
+                if strategy.needs_radius
+                else None,
                 blocked=None if prev_blocked is None else torch.from_numpy(prev_blocked).to(device),
+                labelled=None if prev_labelled is None else torch.from_numpy(prev_labelled),
             )
             labelled = sel.labelled.cpu().numpy()
             blocked = sel.blocked.cpu().numpy()
@@ -186,7 +211,7 @@ def acquire(
                 writer.add(image_id, mask=mask, blocked=blocked[j], labelled=labelled[j])
             totals["pixels"] += int(labels_np.size)
             totals["regions"] += sum(int(c.shape[0]) for c in sel.centres)
-            totals["requested"] += len(ids) * regions_per_image(*shape, round_budget, a)
+            totals["before"] += 0 if prev_labelled is None else int(prev_labelled.sum())
             totals["new"] += int(new.sum())
             totals["cumulative"] += int(labelled.sum())
     if prev is not None:
@@ -212,7 +237,7 @@ def acquire(
         images=len(seen),
         pixels_total=pixels,
         regions=totals["regions"],
-        regions_requested=totals["requested"],
+        pixels_target_round=account.target - totals["before"],
         pixels_labelled_round=totals["new"],
         pixels_labelled_cumulative=totals["cumulative"],
         history=tuple(history),

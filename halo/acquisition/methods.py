@@ -6,17 +6,27 @@ block radius ``m`` and whether its score reads the model's radius map. The confi
 a run from these presets without importing torch (docs/design.md, section "The resolved run");
 :mod:`halo.acquisition.strategies` implements each method's score and takes its preset from here.
 
-========== ================================================ ============================== ==
-name       score                                            model preset                   m
-========== ================================================ ============================== ==
-random     uniform noise from a seeded CPU generator        --                             5
-entropy    window-summed entropy                            --                             5
-ripu       impurity × window-mean entropy (no min-max)      euclidean head, 512-ch decoder 3
-halo       minmax(radius) × minmax(window-summed entropy)   hyperbolic head, HFR           5
-halo-nohfr as ``halo``                                      hyperbolic head, no HFR        5
-featnorm   as ``halo``; the radius is the feature norm      euclidean head                 5
-radius     minmax(radius) (ablation)                        hyperbolic head, HFR           5
-========== ================================================ ============================== ==
+============ ============================================== ============================== ==
+name         score                                          model preset                   m
+============ ============================================== ============================== ==
+random       uniform noise from a seeded CPU generator      --                             5
+entropy      window-summed entropy                          --                             5
+ripu         impurity × window-mean entropy (no min-max)    euclidean head, 512-ch decoder 3
+halo         minmax(radius) × minmax(window-summed entropy) hyperbolic head, HFR           5
+halo-nohfr   as ``halo``                                    hyperbolic head, no HFR        5
+featnorm     as ``halo``; the radius is the feature norm    euclidean head                 5
+radius       minmax(radius) (ablation)                      hyperbolic head, HFR           5
+halo-src     as ``halo``, the radius of the source model    hyperbolic head, HFR           5
+halo-src-inv as ``halo-src``, 1 − minmax(source radius)     hyperbolic head, HFR           5
+*-nl         as ``*``, trained with negative learning 1.0   as ``*``                       as
+============ ============================================== ============================== ==
+
+``halo-src`` keeps the radius of the paper's sign: the source-only model (which orders class
+radius against class frequency as the paper reads it) scores every round's radius, the current
+model the entropy. ``halo-src-inv`` inverts that radius: the control for "a scarcity radius adds
+information to entropy". The ``-nl`` methods (``random-nl``, ``entropy-nl``, ``ripu-nl``,
+``halo-nl``) select as their base method and train the active rounds with the official
+negative-learning term (``train.negative_learning = 1.0``, threshold 0.05).
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from typing import Any
 
 from halo.registry import Registry
 
-__all__ = ["METHODS", "MethodPreset", "get_method"]
+__all__ = ["METHODS", "NEGATIVE_LEARNING", "RADIUS_FROM", "MethodPreset", "get_method"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,11 @@ class MethodPreset:
             read-only.
         active_radius: ``a``: a region labels ``(2a+1)²`` pixels; also the score window ``k``.
         mask_radius: ``m``: a centre blocks its ``(2m+1)²`` window for later centres.
-        needs_radius: whether the score reads the model's radius map.
+        needs_radius: whether the score reads a radius map.
+        radius_from: whose radius the score reads: ``"model"`` (the model being scored) or
+            ``"source"`` (the run's source-only model, frozen).
+        needs_seed: whether the strategy draws random numbers (it is built with a seed).
+        train: training options the method fixes (``train.<key>`` values; read-only).
     """
 
     name: str
@@ -49,21 +63,44 @@ class MethodPreset:
     active_radius: int = 1
     mask_radius: int = 5
     needs_radius: bool = False
+    radius_from: str = "model"
+    needs_seed: bool = False
+    train: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", MappingProxyType(dict(self.model)))
+        object.__setattr__(self, "train", MappingProxyType(dict(self.train)))
+        if self.radius_from not in RADIUS_FROM:
+            raise ValueError(
+                f"method {self.name!r}: radius_from must be one of {RADIUS_FROM}, "
+                f"got {self.radius_from!r}"
+            )
 
+
+RADIUS_FROM = ("model", "source")
+"""Whose radius map a method's score reads."""
+
+NEGATIVE_LEARNING = MappingProxyType({"negative_learning": 1.0})
+"""The official negative-learning weight (``-nl`` methods; threshold 0.05 in the loss)."""
 
 METHODS: Registry[MethodPreset] = Registry("strategy")
 """Method presets, lower-case name -> :class:`MethodPreset` (the strategies' names)."""
+_HALO = {"head": "hyperbolic", "hfr": True}
+_RIPU = {"head": "euclidean", "decoder_channels": 512}
 for _preset in (
-    MethodPreset("random"),
+    MethodPreset("random", needs_seed=True),
     MethodPreset("entropy"),
-    MethodPreset("ripu", {"head": "euclidean", "decoder_channels": 512}, mask_radius=3),
-    MethodPreset("halo", {"head": "hyperbolic", "hfr": True}, needs_radius=True),
+    MethodPreset("ripu", _RIPU, mask_radius=3),
+    MethodPreset("halo", _HALO, needs_radius=True),
     MethodPreset("halo-nohfr", {"head": "hyperbolic", "hfr": False}, needs_radius=True),
     MethodPreset("featnorm", {"head": "euclidean"}, needs_radius=True),
-    MethodPreset("radius", {"head": "hyperbolic", "hfr": True}, needs_radius=True),
+    MethodPreset("radius", _HALO, needs_radius=True),
+    MethodPreset("halo-src", _HALO, needs_radius=True, radius_from="source"),
+    MethodPreset("halo-src-inv", _HALO, needs_radius=True, radius_from="source"),
+    MethodPreset("random-nl", needs_seed=True, train=NEGATIVE_LEARNING),
+    MethodPreset("entropy-nl", train=NEGATIVE_LEARNING),
+    MethodPreset("ripu-nl", _RIPU, mask_radius=3, train=NEGATIVE_LEARNING),
+    MethodPreset("halo-nl", _HALO, needs_radius=True, train=NEGATIVE_LEARNING),
 ):
     METHODS.add(_preset.name, _preset)
 

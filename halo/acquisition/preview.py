@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from halo.acquisition.budget import cumulative_target
 from halo.acquisition.scores import pixel_entropy, upsample_radius, window_sum
 from halo.models.segmenter import module_device
 
@@ -39,7 +40,7 @@ def acquisition_panels(
     training flag is restored afterwards) on each chosen item and computes what
     :meth:`Strategy.select` computes for a first round (no earlier blocked pixels): the
     acquisition map (:meth:`Strategy.acquisition_map`) and its regions (:meth:`Strategy.pick`,
-    ``n =`` :meth:`Strategy.region_count` per image).
+    each image a pool of its own: :func:`~halo.acquisition.budget.select_within`).
 
     Args:
         model: a segmenter returning ``SegmenterOutput(logits, embeddings, radius)``.
@@ -54,7 +55,8 @@ def acquisition_panels(
         non-hyperbolic head), ``entropy`` float32 ``[H, W]`` (normalised entropy summed over the
         ``(2a+1)²`` window), ``score`` float32 ``[H, W]`` (the acquisition map; ``-inf`` where
         the strategy's score was not finite), ``selected`` bool ``[H, W]`` (labelled pixels),
-        ``centres`` int64 ``[n, 2]`` (row, col, in pick order), ``regions_requested`` (n),
+        ``centres`` int64 ``[n, 2]`` (row, col, in pick order), ``pixels_allowed``
+        (``floor(round_budget · H · W)``: the labelled pixels never exceed it),
         ``round_budget``, ``active_radius``, ``mask_radius``.
     """
     a, m = strategy.active_radius, strategy.mask_radius
@@ -79,7 +81,7 @@ def acquisition_panels(
                 radius = getattr(out, "radius", None)
                 score = strategy.acquisition_map(logits, radius)
                 sel = strategy.pick(score[0], round_budget=round_budget)
-                n = strategy.region_count(int(h), int(w), round_budget=round_budget)
+                allowed = cumulative_target(round_budget, int(h) * int(w))
                 entropy = window_sum(pixel_entropy(logits), a)[0]
                 shown_radius = None
                 if hyperbolic and radius is not None:
@@ -96,7 +98,7 @@ def acquisition_panels(
                         "score": score[0].float().cpu().numpy(),
                         "selected": sel.labelled.cpu().numpy().astype(bool),
                         "centres": sel.centres.cpu().numpy().astype(np.int64),
-                        "regions_requested": int(n),
+                        "pixels_allowed": int(allowed),
                         "round_budget": float(round_budget),
                         "active_radius": int(a),
                         "mask_radius": int(m),

@@ -236,7 +236,10 @@ class BudgetReport:
         images: images in the pool.
         pixels_total: pixels in the pool.
         regions: region centres picked this round.
-        regions_requested: ``sum(n)`` over images (more than ``regions`` when images ran out).
+        pixels_target_round: the pixels this round was to label: ``floor(c_r · S)`` less the
+            pixels labelled before (``c_r``: the labelled fraction allowed after this round,
+            ``S``: the pool's pixels); it labels at most that, and less than one region fewer
+            unless the images ran out of unblocked pixels.
         pixels_labelled_round: pixels newly shown to the annotator this round.
         pixels_labelled_cumulative: pixels shown so far, all rounds.
         history: one dict per round so far (``round``, ``pixels_labelled``, ``fraction``,
@@ -251,7 +254,7 @@ class BudgetReport:
     images: int
     pixels_total: int
     regions: int
-    regions_requested: int
+    pixels_target_round: int
     pixels_labelled_round: int
     pixels_labelled_cumulative: int
     history: tuple[dict, ...] = field(default=())
@@ -286,7 +289,7 @@ class BudgetReport:
             "images": self.images,
             "pixels_total": self.pixels_total,
             "regions": self.regions,
-            "regions_requested": self.regions_requested,
+            "pixels_target_round": self.pixels_target_round,
             "pixels_labelled_round": self.pixels_labelled_round,
             "pixels_labelled_cumulative": self.pixels_labelled_cumulative,
             "fraction_round": self.fraction_round,

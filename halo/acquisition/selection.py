@@ -41,7 +41,14 @@ from torch import Tensor
 
 from halo.acquisition.greedy import ID, SENTINEL, rank_order, walk
 
-__all__ = ["Selection", "check_budget", "paint_windows", "regions_per_image", "select_regions"]
+__all__ = [
+    "Selection",
+    "check_budget",
+    "paint_selection",
+    "paint_windows",
+    "regions_per_image",
+    "select_regions",
+]
 
 _SAMPLE_STRIDE = 16  # threshold estimate reads every 16th pixel of the map
 _SLACK = 1024  # a sampled bound is redone exactly once it lists over 4 x target + _SLACK pixels
@@ -349,16 +356,40 @@ def select_regions(
         raise ValueError(
             "select_regions: score contains NaN (map non-finite scores before selecting)"
         )
-    centres = _select_centres(score, counts, m, blocked)
+    sel = paint_selection(
+        _select_centres(score, counts, m, blocked), (b_count, h, w), a, m, blocked
+    )
+    if single:
+        return Selection(sel.centres[0], sel.labelled[0], sel.blocked[0])
+    return sel
+
+
+def paint_selection(
+    centres: list[Tensor],
+    shape: tuple[int, int, int],
+    active_radius: int,
+    mask_radius: int,
+    blocked: Tensor | None = None,
+) -> Selection:
+    """The :class:`Selection` of given centres: their windows painted, the blocked mask updated.
+
+    Args:
+        centres: one ``[n_b, 2]`` int64 ``(row, col)`` tensor per image, on one device.
+        shape: ``(B, H, W)``.
+        active_radius: ``a``: the labelled ``(2a+1)²`` windows.
+        mask_radius: ``m``: the blocked ``(2m+1)²`` windows.
+        blocked: ``[B, H, W]`` bool, the pixels blocked before, or None.
+
+    Returns:
+        ``Selection(centres, labelled [B, H, W], blocked [B, H, W])`` on the centres' device.
+    """
     bb = torch.cat([torch.full_like(c[:, 0], i) for i, c in enumerate(centres)])
     yy = torch.cat([c[:, 0] for c in centres])
     xx = torch.cat([c[:, 1] for c in centres])
-    labelled = paint_windows(bb, yy, xx, a, (b_count, h, w))
-    new_blocked = paint_windows(bb, yy, xx, m, (b_count, h, w))
+    labelled = paint_windows(bb, yy, xx, active_radius, shape)
+    new_blocked = paint_windows(bb, yy, xx, mask_radius, shape)
     if blocked is not None:
-        new_blocked |= blocked
-    if single:
-        return Selection(centres[0], labelled[0], new_blocked[0])
+        new_blocked |= blocked.to(device=new_blocked.device, dtype=torch.bool)
     return Selection(centres, labelled, new_blocked)
 
 

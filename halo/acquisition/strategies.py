@@ -15,7 +15,8 @@ Each registered class carries its method's preset, declared once, torch-free, in
 ``k``), ``mask_radius`` (``m``), ``needs_radius`` and ``model_preset`` (the segmenter options the
 method requires). A strategy registered here under a name ``METHODS`` does not know adds its
 class attributes there as its preset. Registered names: ``random``, ``entropy``, ``ripu``,
-``halo``, ``halo-nohfr``, ``featnorm``, ``radius`` (the table in :mod:`halo.acquisition.methods`).
+``halo``, ``halo-nohfr``, ``featnorm``, ``radius``, ``halo-src``, ``halo-src-inv`` and the ``-nl``
+twins of the first four (the table in :mod:`halo.acquisition.methods`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from halo.acquisition.budget import PoolBudget, select_within
 from halo.acquisition.methods import METHODS, MethodPreset
 from halo.acquisition.scores import (
     minmax_normalize,
@@ -37,17 +39,23 @@ from halo.acquisition.scores import (
     window_mean,
     window_sum,
 )
-from halo.acquisition.selection import Selection, regions_per_image, select_regions
+from halo.acquisition.selection import Selection, check_budget
 from halo.registry import Registry
 
 __all__ = [
     "STRATEGIES",
+    "EntropyNlStrategy",
     "EntropyStrategy",
     "FeatNormStrategy",
+    "HaloNlStrategy",
     "HaloNoHfrStrategy",
+    "HaloSourceInverseStrategy",
+    "HaloSourceStrategy",
     "HaloStrategy",
     "RadiusStrategy",
+    "RandomNlStrategy",
     "RandomStrategy",
+    "RipuNlStrategy",
     "RipuStrategy",
     "Strategy",
     "build_strategy",
@@ -67,7 +75,10 @@ class Strategy(ABC):
 
     Class attributes (the method preset):
         name: registry name (set by :func:`register_strategy`).
-        needs_radius: whether :meth:`score` reads the model's radius map.
+        needs_radius: whether :meth:`score` reads a radius map.
+        radius_from: whose radius: ``"model"`` (the scored model) or ``"source"`` (the run's
+            source-only model).
+        needs_seed: whether the class takes a ``seed`` (it draws random numbers).
         active_radius: ``a``: a region labels ``(2a+1)²`` pixels; also the score window ``k``.
         mask_radius: ``m``: a centre blocks its ``(2m+1)²`` window for later centres.
         model_preset: segmenter options the method requires (read-only; copy before changing).
@@ -79,6 +90,8 @@ class Strategy(ABC):
 
     name: ClassVar[str] = ""
     needs_radius: ClassVar[bool] = False
+    radius_from: ClassVar[str] = "model"
+    needs_seed: ClassVar[bool] = False
     model_preset: ClassVar[dict[str, Any]] = {}
     active_radius: int = 1
     mask_radius: int = 5
@@ -134,53 +147,78 @@ class Strategy(ABC):
         self,
         logits: Tensor,
         *,
-        round_budget: float,
+        round_budget: float | None = None,
+        account: PoolBudget | None = None,
         radius: Tensor | None = None,
         blocked: Tensor | None = None,
+        labelled: Tensor | None = None,
     ) -> Selection:
         """Score a batch and pick this round's regions in every image.
 
         Args:
             logits: ``[B, C, H, W]`` float logits.
-            round_budget: fraction of each image's pixels to label this round.
+            round_budget: fraction of the batch's pixels to label (a pool of its own), when no
+                ``account`` is given.
+            account: the round's :class:`~halo.acquisition.budget.PoolBudget` over the pool.
             radius: ``[B, h, w]`` radius map (when :attr:`needs_radius`).
             blocked: ``[B, H, W]`` bool, pixels earlier rounds blocked (never centres).
+            labelled: ``[B, H, W]`` bool, pixels earlier rounds labelled (they count).
 
         Returns:
             :class:`~halo.acquisition.selection.Selection` for the batch (centres as a list).
         """
         return self.pick(
-            self.acquisition_map(logits, radius), round_budget=round_budget, blocked=blocked
+            self.acquisition_map(logits, radius),
+            round_budget=round_budget,
+            account=account,
+            blocked=blocked,
+            labelled=labelled,
         )
 
     def pick(
-        self, score: Tensor, *, round_budget: float, blocked: Tensor | None = None
+        self,
+        score: Tensor,
+        *,
+        round_budget: float | None = None,
+        account: PoolBudget | None = None,
+        blocked: Tensor | None = None,
+        labelled: Tensor | None = None,
     ) -> Selection:
         """This round's regions from an acquisition map: the one selection routine of every
-        strategy (``n = regions_per_image(H, W, round_budget, a)`` regions per image, exact
-        greedy with this strategy's radii).
+        strategy (exact greedy with this strategy's radii, each image within its pixel
+        allowance: :func:`~halo.acquisition.budget.select_within`).
 
         Args:
             score: ``[B, H, W]`` (or ``[H, W]``) acquisition map, e.g. :meth:`acquisition_map`.
-            round_budget: fraction of each image's pixels to label this round.
+            round_budget: fraction of the map's pixels to label, when no ``account`` is given.
+            account: the round's :class:`~halo.acquisition.budget.PoolBudget` over the pool.
             blocked: bool, ``score``'s shape: pixels earlier rounds blocked (never centres).
+            labelled: bool, ``score``'s shape: pixels earlier rounds labelled.
 
         Returns:
             :class:`~halo.acquisition.selection.Selection` (centres as a list for a batch).
         """
-        h, w = score.shape[-2:]
-        return select_regions(
+        if account is None:
+            if round_budget is None:
+                raise ValueError(f"strategy {self.name!r}: give round_budget or account")
+            check_budget(round_budget, f"strategy {self.name!r}")
+            account = PoolBudget(round_budget)
+        single = score.ndim == 2
+        if single:
+            score = score.unsqueeze(0)
+            blocked = None if blocked is None else blocked.unsqueeze(0)
+            labelled = None if labelled is None else labelled.unsqueeze(0)
+        sel, _ = select_within(
             score,
-            self.region_count(int(h), int(w), round_budget=round_budget),
+            account,
             active_radius=self.active_radius,
             mask_radius=self.mask_radius,
             blocked=blocked,
+            labelled=labelled,
         )
-
-    def region_count(self, height: int, width: int, *, round_budget: float) -> int:
-        """Regions :meth:`pick` requests per ``height x width`` image in a round:
-        ``regions_per_image(H, W, round_budget, a)`` with this strategy's ``a``."""
-        return regions_per_image(height, width, round_budget, self.active_radius)
+        if single:
+            return Selection(sel.centres[0], sel.labelled[0], sel.blocked[0])
+        return sel
 
     def with_radii(
         self, *, active_radius: int | None = None, mask_radius: int | None = None
@@ -218,6 +256,8 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
             cls.active_radius = preset.active_radius
             cls.mask_radius = preset.mask_radius
             cls.needs_radius = preset.needs_radius
+            cls.radius_from = preset.radius_from
+            cls.needs_seed = preset.needs_seed
         else:
             METHODS.add(
                 name,
@@ -227,6 +267,8 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
                     active_radius=cls.active_radius,
                     mask_radius=cls.mask_radius,
                     needs_radius=cls.needs_radius,
+                    radius_from=cls.radius_from,
+                    needs_seed=cls.needs_seed,
                 ),
             )
         cls.name = name
@@ -344,3 +386,38 @@ class RadiusStrategy(Strategy):
         assert radius is not None  # checked by acquisition_map
         r = upsample_radius(radius, tuple(logits.shape[-2:]))
         return minmax_normalize(r.to(torch.promote_types(r.dtype, logits.dtype)))
+
+
+@register_strategy("halo-src")
+class HaloSourceStrategy(HaloStrategy):
+    """HALO's score with the radius of the run's source-only model (frozen, the paper's sign)
+    and the entropy of the model being scored; the caller passes the source model's radius."""
+
+
+@register_strategy("halo-src-inv")
+class HaloSourceInverseStrategy(Strategy):
+    """Control of ``halo-src``: ``minmax(−R_source) ⊙ minmax(H)``, the source radius inverted."""
+
+    def score(self, logits: Tensor, radius: Tensor | None = None) -> Tensor:
+        assert radius is not None  # checked by acquisition_map
+        return HaloStrategy.score(self, logits, -radius)
+
+
+@register_strategy("random-nl")
+class RandomNlStrategy(RandomStrategy):
+    """``random``'s selection; the run trains with negative learning (the method's preset)."""
+
+
+@register_strategy("entropy-nl")
+class EntropyNlStrategy(EntropyStrategy):
+    """``entropy``'s selection; the run trains with negative learning (the method's preset)."""
+
+
+@register_strategy("ripu-nl")
+class RipuNlStrategy(RipuStrategy):
+    """``ripu``'s selection; the run trains with negative learning (the method's preset)."""
+
+
+@register_strategy("halo-nl")
+class HaloNlStrategy(HaloStrategy):
+    """``halo``'s selection; the run trains with negative learning (the method's preset)."""

@@ -74,9 +74,9 @@ def _evaluate(
     args: argparse.Namespace, run, checkpoint: Path, out: Path, budget=None, on="target"
 ) -> None:
     """Evaluate ``checkpoint`` and write the metrics JSON ``out`` (halo evaluate's file)."""
-    from halo.engine import session
+    from halo.engine import scoring
 
-    metrics = session.evaluate_checkpoint(
+    metrics = scoring.evaluate_checkpoint(
         run, checkpoint, budget=budget, on=on, **_session_options(args)
     )
     timing.mark("write")
@@ -150,15 +150,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_acquire(args: argparse.Namespace) -> int:
     """Score the target pool with a checkpoint and write the next round's label masks."""
-    from halo.engine import session
+    from halo.engine import scoring
 
-    report = session.acquire_round(
+    report = scoring.acquire_round(
         _run(args),
         args.round,
         checkpoint=Path(args.checkpoint),
         prev=Path(args.prev) if args.prev else None,
         out_dir=Path(args.out),
         annotator=args.annotator,
+        source_checkpoint=Path(args.source_checkpoint) if args.source_checkpoint else None,
         **_session_options(args),
     )
     if args.annotator == "human":
@@ -311,7 +312,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     losses = [runs.train_losses(p, rec) for p, rec in zip(args.records, records, strict=True)]
     panels = None
     if args.panels_checkpoint and args.panels > 0:
-        from halo.engine.session import preview_panels
+        from halo.engine.scoring import preview_panels
 
         panels = preview_panels(run, Path(args.panels_checkpoint), args.panels, device=args.device)
     out = Path(args.out)

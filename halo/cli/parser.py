@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
         "acquire",
         help="score the target pool and write the next round's label masks",
         description="Run --checkpoint over the target pool, score pixels with the config's "
-        "method, select regions under the round budget (active.budget / active.rounds) and "
+        "method, select regions under the round budget (after round r at most "
+        "r x active.budget / active.rounds of the pool's pixels, less than one region fewer) and "
         "write OUT/masks/<id>.png (cumulative, 255 = unlabelled), OUT/blocked.npz and "
         "OUT/budget.json (written last: its presence marks a complete round).",
     )
@@ -212,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="model to score with")
     p.add_argument("--round", type=_positive, required=True, help="round number r (1..rounds)")
     p.add_argument("--prev", default=None, help="the previous round's folder (rounds > 1)")
+    p.add_argument(
+        "--source-checkpoint",
+        default=None,
+        help="the run's source-only model, whose radius the score reads (methods halo-src, "
+        "halo-src-inv; required there, refused elsewhere)",
+    )
     p.add_argument("--out", required=True, help="this round's folder")
     p.add_argument(
         "--annotator",

@@ -34,7 +34,8 @@ class Run:
     """A run, resolved.
 
     Attributes:
-        config: the validated config as the user set it (what ``config.yaml`` records).
+        config: the validated config as the user set it, with the training options its method
+            fixes (``-nl`` methods: ``train.negative_learning``); what ``config.yaml`` records.
         benchmark: the benchmark's datasets, protocol and default sizes.
         protocol: the class protocol (``num_classes``, class names, SYNTHIA's 13-class subset).
         method: the method's preset (model requirements, radii).
@@ -142,6 +143,8 @@ def resolve(cfg: Config) -> Run:
         except ValueError as err:
             raise ConfigError(f"{what} {list(size)} (benchmark {bench.name}): {err}") from None
     bench = _with_folders(bench, cfg)
+    if preset.train:  # training options the method fixes (the -nl methods)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **preset.train))
     a = cfg.active
     return Run(
         config=cfg,

@@ -1,14 +1,13 @@
 """The run life cycle: devices, datasets, models from checkpoints, and the jobs themselves.
 
-Every ``halo`` command that trains, scores or evaluates is one function here, called by the thin
+Every ``halo`` command that trains is one function here, called by the thin
 CLI with a resolved :class:`~halo.config.Run` (docs/design.md, "Commands and jobs"):
 
 - :func:`train_source`, :func:`train_supervised`, :func:`train_round`: the resumable training
   session (:func:`train_session`): a killed job restarts from ``train_state.pt``; ``model.pt``
   appears only when the schedule is complete;
-- :func:`acquire_round`: one acquisition round into a round folder;
-- :func:`evaluate_checkpoint`: mIoU and per-class statistics of a checkpoint;
-- :func:`preview_panels`: what a first round sees on a few target images (the report's figures).
+- the jobs that run a model without training it (acquisition, evaluation, previews) are in
+  :mod:`halo.engine.scoring`.
 
 The device is picked here and only here (``auto``: this rank's GPU under torchrun, else the
 visible GPU with the most free memory, else the CPU); below this module, device follows data.
@@ -27,26 +26,23 @@ from torch import nn
 from halo import timing
 from halo.engine.checkpoint import check_fits, load_checkpoint, load_weights
 from halo.engine.train import Schedule, train
-from halo.io import read_json, remove_stray_temp, write_json
+from halo.io import remove_stray_temp, write_json
 from halo.provenance import CONFIG_FILE, PROVENANCE_FILE, write_provenance
 from halo.runs import MODEL_FILE, TRAIN_LOG
 
 if TYPE_CHECKING:
-    from halo.acquisition.rounds import BudgetReport
     from halo.config import Run
     from halo.data.dataset import SegmentationDataset
 
 __all__ = [
-    "acquire_round",
     "budget_file",
     "build_model",
+    "check_round",
     "dataset",
     "drop_state",
-    "evaluate_checkpoint",
     "init_distributed",
     "model_from_checkpoint",
     "pick_device",
-    "preview_panels",
     "train_round",
     "train_session",
     "train_source",
@@ -328,7 +324,7 @@ def budget_file(round_dir: Path) -> Path:
     return Path(round_dir) / BUDGET_FILE
 
 
-def _check_round(run: Run, r: int) -> None:
+def check_round(run: Run, r: int) -> None:
     rounds = run.config.active.rounds
     if not 1 <= r <= rounds:
         raise ValueError(f"--round {r}: expected 1..{rounds} (active.rounds)")
@@ -341,7 +337,7 @@ def train_round(
     ``round_dir``; the schedule (warm-up + poly decay) runs continuously over all rounds."""
     from halo.acquisition.rounds import MaskedTarget
 
-    _check_round(run, r)
+    check_round(run, r)
     start = (init, _load_fitting(run, init))  # a missing, foreign or unsafe model fails first
     rounds, per = run.config.active.rounds, run.config.train.round_steps
     target = MaskedTarget(dataset(run, "target"), round_dir)
@@ -356,144 +352,4 @@ def train_round(
         init=start,
         extra_meta={"round": r},
         **options,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Acquisition, evaluation, preview
-# --------------------------------------------------------------------------------------------
-
-
-def build_round_strategy(run: Run, *, seed: int):
-    """The run's strategy, built once with its radii (``seed`` drives ``random``)."""
-    from halo.acquisition.strategies import build_strategy
-
-    options = {"seed": seed} if run.config.method == "random" else {}
-    return build_strategy(
-        run.config.method,
-        active_radius=run.active_radius,
-        mask_radius=run.mask_radius,
-        **options,
-    )
-
-
-def acquire_round(
-    run: Run,
-    r: int,
-    *,
-    checkpoint: Path,
-    prev: Path | None,
-    out_dir: Path,
-    device: str = "auto",
-    progress: bool = True,
-    annotator: str = "simulated",
-) -> BudgetReport:
-    """Score the target pool with ``checkpoint`` and write round ``r``'s folder (with
-    ``annotator="human"``: its queries, and the round waits for the answers)."""
-    from halo.acquisition.annotators import ANNOTATORS, Human
-    from halo.acquisition.loop import acquire
-    from halo.acquisition.queries import QueryWriter, class_table, file_sha256
-    from halo.acquisition.rounds import PROVENANCE_FILE, read_budget
-
-    _check_round(run, r)
-    if (r == 1) != (prev is None):
-        raise ValueError(
-            "--prev (the previous round's folder) is required for rounds > 1 "
-            "and not allowed for round 1"
-        )
-    if prev is not None:
-        read_budget(prev)  # a missing or broken budget.json fails here, before any work
-    kind = ANNOTATORS.lookup(annotator)
-    model, _ = model_from_checkpoint(run, checkpoint, pick_device(device))  # before the pool
-    target = dataset(run, "target")
-    if kind is Human:
-        queries = QueryWriter(
-            out_dir,
-            round=r,
-            classes=class_table(run.protocol.classes, run.protocol.palette),
-            checkpoint=file_sha256(checkpoint),
-        )
-        annotator_obj = Human(queries)
-    else:
-        annotator_obj = kind()
-
-    def provenance(_report: BudgetReport) -> None:  # written once the round's files are
-        write_provenance(
-            out_dir,
-            run.config,
-            "halo acquire",
-            {"round": r, "checkpoint": str(checkpoint), "annotator": annotator},
-            name=PROVENANCE_FILE,  # the round folder's provenance.json is training's
-        )
-
-    timing.mark("compute")
-    return acquire(
-        model,
-        target,
-        build_round_strategy(run, seed=run.config.seed * 1000 + r),
-        out_dir=out_dir,
-        prev_dir=prev,
-        round_budget=run.round_budget,
-        batch_size=run.config.active.batch_size,
-        progress=progress,
-        on_complete=provenance,
-        annotator=annotator_obj,
-    )
-
-
-def evaluate_checkpoint(
-    run: Run,
-    checkpoint: Path,
-    *,
-    budget: Path | None = None,
-    on: str = "target",
-    device: str = "auto",
-    progress: bool = True,
-) -> dict:
-    """mIoU (and mIoU* for SYNTHIA), per-class IoU, pixel shares and radii of a checkpoint on
-    the target validation set (``on="source"``: the source's held-out ``val`` split), as the
-    metrics dict ``halo evaluate`` writes."""
-    from halo.engine.evaluate import evaluate
-
-    if on not in EVAL_ON:
-        raise ValueError(f"on: expected one of {', '.join(EVAL_ON)}, got {on!r}")
-    model, ckpt = model_from_checkpoint(run, checkpoint, pick_device(device))
-    val = dataset(run, EVAL_ON[on])
-    timing.mark("compute")
-    result = evaluate(
-        model,
-        val,
-        batch_size=run.config.eval.batch_size,
-        flip=run.config.eval.flip,
-        subset13=run.protocol.subset13,
-        progress=progress,
-    )
-    metrics = result.to_metrics(list(run.class_names))
-    metrics.update(
-        on=on,
-        checkpoint=str(checkpoint),
-        step=ckpt.get("step"),
-        protocol=ckpt.get("protocol"),
-        round=ckpt.get("round"),
-    )
-    if budget is not None:
-        metrics["budget"] = read_json(budget, "budget report")
-    return metrics
-
-
-def preview_panels(run: Run, checkpoint: Path, count: int, *, device: str = "auto") -> list[dict]:
-    """Score ``count`` evenly spaced target images with ``checkpoint``, as a first round would
-    (the report's acquisition figures)."""
-    from halo.acquisition.preview import acquisition_panels
-
-    model, _ = model_from_checkpoint(run, checkpoint, pick_device(device))
-    target = dataset(run, "target")
-    count = min(count, len(target))
-    indices = [round(i * (len(target) - 1) / max(count - 1, 1)) for i in range(count)]
-    return acquisition_panels(
-        model,
-        target,
-        build_round_strategy(run, seed=run.config.seed),
-        indices,
-        round_budget=run.round_budget,
     )

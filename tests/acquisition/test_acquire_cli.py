@@ -140,3 +140,19 @@ def test_peak_memory_does_not_grow_with_the_pool(pools, reference, tmp_path):
     logits_mb = (POOL - SMALL) * 19 * SIZE[0] * SIZE[1] * 4 / 2**20
     print(f"peak RSS: {SMALL} images {small:.0f} MB, {POOL} images {large:.0f} MB")
     assert large - small < 0.4 * logits_mb, (small, large, logits_mb)
+
+
+@pytest.mark.parametrize(
+    ("method", "give_source", "expect"),
+    [("halo-src", False, "reads the source model's radius"), ("halo", True, "leave it out")],
+)
+def test_source_checkpoint_is_required_exactly_where_the_method_reads_it(
+    pools, tmp_path, capsys, method, give_source, expect
+):
+    argv = _acquire(pools, SMALL, tmp_path / "r1", f"method={method}")[3:]
+    if give_source:
+        argv += ["--source-checkpoint", str(pools["checkpoint"])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--source-checkpoint" in err[0] and expect in err[0]
+    assert not (tmp_path / "r1").exists() or not any((tmp_path / "r1").iterdir())

@@ -24,12 +24,11 @@ from halo.acquisition.rounds import (
     read_mask,
     round_complete,
 )
-from halo.acquisition.selection import regions_per_image
 from halo.acquisition.strategies import build_strategy
 from halo.models.segmenter import build_backbone
 
 H, W, C = 32, 64, 5
-BUDGET = 0.02  # per image per round: ceil(2048 * 0.02 / 9) = 5 regions
+BUDGET = 0.02  # per round: floor(0.02 * 2048) = 40 pixels an image, 4-5 regions
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -107,14 +106,17 @@ def test_two_rounds_write_cumulative_masks_and_budget(
         batch_size=3,
         progress=False,
     )
-    n = regions_per_image(H, W, BUDGET, 1)
     for report, r in ((r1, 1), (r2, 2)):
         assert round_complete(tmp_path / f"r{r}")
         assert read_budget(tmp_path / f"r{r}") == json.loads(json.dumps(report.to_dict()))
         assert report.round == r and report.images == 5 and report.pixels_total == 5 * H * W
-        assert report.regions == report.regions_requested == 5 * n
-        # a = 1, m = 5: windows never overlap, so each region labels 9 pixels (fewer at borders)
-        assert 5 * n * 4 <= report.pixels_labelled_round <= 5 * n * 9
+        # exact budget: after round r at most floor(r * BUDGET * pixels), < one region fewer
+        target = math.floor(r * BUDGET * 5 * H * W)
+        assert target - 9 < report.pixels_labelled_cumulative <= target
+        before = 0 if r == 1 else r1.pixels_labelled_cumulative
+        assert report.pixels_target_round == target - before
+        assert report.pixels_labelled_round <= report.pixels_target_round
+        assert report.regions * 4 <= report.pixels_labelled_round <= report.regions * 9
     assert r2.pixels_labelled_cumulative == r1.pixels_labelled_round + r2.pixels_labelled_round
     assert [h["round"] for h in r2.history] == [1, 2]
     assert math.isclose(r2.fraction_cumulative, r2.pixels_labelled_cumulative / (5 * H * W))
@@ -184,7 +186,8 @@ def test_other_strategies_run(tmp_path: Path, euclidean_model: torch.nn.Module, 
         round_budget=BUDGET,
         progress=False,
     )
-    assert report.strategy == name and report.regions == 2 * regions_per_image(H, W, BUDGET, 1)
+    target = math.floor(BUDGET * 2 * H * W)
+    assert report.strategy == name and target - 9 < report.pixels_labelled_round <= target
     assert report.mask_radius == build_strategy(name).mask_radius
 
 
@@ -202,7 +205,8 @@ def test_radii_overrides_and_model_mode_restored(
     )
     assert hyperbolic_model.training
     assert (report.active_radius, report.mask_radius) == (2, 6)
-    assert report.regions == 2 * regions_per_image(H, W, BUDGET, 2)
+    target = math.floor(BUDGET * 2 * H * W)  # one region is 25 pixels now
+    assert target - 25 < report.pixels_labelled_round <= target
     hyperbolic_model.eval()
     acquire(
         hyperbolic_model,
@@ -324,3 +328,31 @@ def test_random_masks_are_identical_on_cpu_and_cuda(
         progress=False,
     )
     assert files_of(tmp_path / "cpu") == files_of(tmp_path / "cuda")
+
+
+def test_source_radius_methods_read_the_radius_model(
+    tmp_path: Path, hyperbolic_model: torch.nn.Module
+) -> None:
+    """halo-src scores the model's entropy with ``radius_model``'s radius: with the scored model
+    as its own radius model it is HALO; with another model the masks follow that radius, and
+    halo-src-inv inverts it."""
+
+    def masks(name: str, out: str, radius_model=None) -> dict[str, bytes]:
+        acquire(
+            hyperbolic_model,
+            Pool(n=3),
+            build_strategy(name),
+            out_dir=tmp_path / out,
+            round_budget=BUDGET,
+            progress=False,
+            radius_model=radius_model,
+        )
+        return {k: v for k, v in files_of(tmp_path / out).items() if k.startswith("masks")}
+
+    torch.manual_seed(7)
+    other = build_backbone("deeplabv3plus-r18", C, encoder_weights=None).train()
+    assert masks("halo-src", "self", hyperbolic_model) == masks("halo", "halo")
+    with_other = masks("halo-src", "other", other)
+    assert with_other != masks("halo", "halo2")
+    assert masks("halo-src-inv", "inv", other) != with_other
+    assert other.training  # the radius model's mode is restored

@@ -66,7 +66,7 @@ def make_round(round_dir: Path) -> Path:
         images=len(CENTRES),
         pixels_total=total,
         regions=sum(len(c) for c in CENTRES.values()),
-        regions_requested=sum(len(c) for c in CENTRES.values()),
+        pixels_target_round=sum(9 * len(c) for c in CENTRES.values()),
         pixels_labelled_round=new,
         pixels_labelled_cumulative=new,
         history=(

@@ -163,7 +163,7 @@ def _refused(capsys, out: Path, argv: list[str], pattern: str) -> None:
 CONFIG_FAULTS = {
     "benchmark=gta2city": r"benchmark: unknown name 'gta2city'; valid: synth-gta2cs, .*, cs2acdc",
     "backbone=resnet18": r"backbone: unknown name 'resnet18'; valid: .*deeplabv3plus-r18",
-    "method=coreset": r"method: unknown strategy 'coreset'; valid names: .*halo.*random, ripu",
+    "method=coreset": r"method: unknown strategy 'coreset'; valid names: .*halo.*random.*ripu",
     "model.head=spherical": r"model\.head: unknown name 'spherical'; valid: euclidean, hyperbolic",
     "active.budget=0": r"active\.budget: expected a fraction in \(0, 1\], got 0\.0",
     "active.budget=1.5": r"active\.budget: expected a fraction in \(0, 1\], got 1\.5",

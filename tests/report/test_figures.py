@@ -38,7 +38,7 @@ def test_acquisition_figures_from_plain_arrays(tmp_path: Path) -> None:
         "score": score,
         "selected": selected,
         "centres": np.array([[4, 11]], np.int64),
-        "regions_requested": 1,
+        "pixels_allowed": 9,
         "round_budget": 0.01,
         "active_radius": 1,
         "mask_radius": 5,

@@ -528,17 +528,21 @@ def test_the_shipped_human_grid_plans_queries_and_labels(tmp_path):
     assert "runs/synth-gta2cs/deeplabv3plus-r18/halo/0.5/seed0/round5/queries/manifest.jsonl" in out
 
 
+CONFIG_STUDY = ("--configfile", "study.yaml")
+
+
 def test_study_grid_with_extra_cells_plans(tmp_path):
-    """configs/study.yaml: 5 methods x 3 budgets x 3 seeds plus 2 ablations at 5 % x 3 seeds,
-    one source model per model variant and seed, one supervised bound per seed; a cell in both
-    grids counts once."""
+    """configs/study.yaml: 6 methods x 3 budgets x 5 seeds, plus 4 negative-learning twins and 3
+    ablations at 5 % x 5 seeds, one source model per model variant and seed, one supervised
+    bound per seed; a cell in both grids counts once; the source-radius methods read their
+    seed's source model."""
     project = copy_project(tmp_path / "p")
     study = yaml.safe_load((ROOT / "configs/study.yaml").read_text())
     spec = study["benchmarks"][BENCH]
     spec["extra"].append({"methods": ["halo"], "budgets": [5]})  # already in the main grid
     (project / "study.yaml").write_text(yaml.safe_dump(study))
     res = run(
-        ["snakemake", f"results/{BENCH}/", "-n", "--cores", "2", "--configfile", "study.yaml"],
+        ["snakemake", f"results/{BENCH}/", "-n", "-p", "--cores", "2", *CONFIG_STUDY],
         project,
     )
     out = res.stdout + res.stderr
@@ -546,19 +550,32 @@ def test_study_grid_with_extra_cells_plans(tmp_path):
         m.group(1): int(m.group(2))
         for m in re.finditer(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE)
     }
-    active = 5 * 3 * 3 + 2 * 3
+    seeds = 5
+    active = 6 * 3 * seeds + (4 + 3) * seeds
     # + sources + supervised bounds, one per seed
-    assert counts["summarize"] == counts["track"] == active + 4 * 3 + 1 * 3
-    # hyperbolic-hfr (random, entropy, halo, radius), euclidean-d512 (ripu), hyperbolic
-    # (halo-nohfr), euclidean (featnorm), each seed its own
-    assert counts["pretrain"] == 4 * 3 and counts["supervised"] == 3
-    for seed in (0, 1, 2):
+    assert counts["summarize"] == counts["track"] == active + 4 * seeds + 1 * seeds
+    # hyperbolic-hfr (random, entropy, halo, halo-src(-inv), the -nl twins but ripu-nl, radius),
+    # euclidean-d512 (ripu, ripu-nl), hyperbolic (halo-nohfr), euclidean (featnorm), per seed
+    assert counts["pretrain"] == 4 * seeds and counts["supervised"] == seeds
+    for seed in range(seeds):
         assert f"{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed{seed}/model.pt" in out
     assert counts["acquire"] == counts["train_round"] == active * 5
-    assert f"{BENCH}/deeplabv3plus-r18/radius/1/seed0" in out
-    for name in ("halo-nohfr", "featnorm"):
-        assert f"{BENCH}/deeplabv3plus-r18/{name}/5/seed2" in out
+    for name in ("halo-nohfr", "featnorm", "radius", "halo-nl", "random-nl"):
+        assert f"{BENCH}/deeplabv3plus-r18/{name}/5/seed4" in out
         assert f"{BENCH}/deeplabv3plus-r18/{name}/1/seed0" not in out
+    source3 = f"--source-checkpoint runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed3/"
+    for name in ("halo-src", "halo-src-inv"):
+        acquires = [
+            line
+            for line in out.splitlines()
+            if " acquire " in line and f"/{name}/2.2/seed3/round" in line
+        ]
+        assert len(acquires) == 5 and all(source3 in line for line in acquires)
+    assert all(
+        "--source-checkpoint" not in line
+        for line in out.splitlines()
+        if " acquire " in line and "/halo/" in line
+    )
 
 
 def test_real_benchmark_without_data_stops_at_once(tmp_path):

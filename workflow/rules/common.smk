@@ -286,6 +286,20 @@ def get_previous_model(w):
     return f"{round_dir(path_of(ACTIVE_RUN, w), r - 1)}/{MODEL_FILE}"
 
 
+def get_source_radius_model(w):
+    """The source-only model whose radius the method's score reads (halo-src, halo-src-inv), as
+    a list: empty for a method that reads the scored model's own radius."""
+    if resolved(w.bench, w.backbone, w.method).method.radius_from != "source":
+        return []
+    variant = variant_of(w.bench, w.backbone, w.method)
+    return [f"{fixed_run(w.bench, w.backbone, 'source', variant, w.seed)}/{MODEL_FILE}"]
+
+
+def source_radius_arg(input):
+    """``--source-checkpoint PATH`` for a job whose input names a source radius model."""
+    return f"--source-checkpoint {input.radius[0]}" if input.radius else ""
+
+
 def get_previous_round(w):
     """The previous round's completion marker (none for round 1)."""
     r = int(w.round)

@@ -58,6 +58,7 @@ rule acquire:
     input:
         model=get_previous_model,
         prev=get_previous_round,
+        radius=get_source_radius_model,
         cfg=get_run_config,
     output:
         budget=f"{ROUND_DIR}/{BUDGET_FILE}",
@@ -70,6 +71,7 @@ rule acquire:
         halo=HALO,
         args=lambda w: run_args(round_run(w)),
         prev=lambda w, input: f"--prev $(dirname {input.prev[0]})" if input.prev else "",
+        radius=lambda w, input: source_radius_arg(input),
     threads: THREADS
     resources:
         gpu=GPU_UNIT,
@@ -77,7 +79,7 @@ rule acquire:
         ENV
     shell:
         "{params.halo} acquire {params.args} --checkpoint {input.model} --round {wildcards.round} "
-        "{params.prev} --out $(dirname {output.budget}) > {log} 2>&1"
+        "{params.prev} {params.radius} --out $(dirname {output.budget}) > {log} 2>&1"
 
 
 # A person labels the regions (annotator: human): the acquisition writes the round's queries,
@@ -92,6 +94,7 @@ rule acquire_queries:
     input:
         model=get_previous_model,
         prev=get_previous_round,
+        radius=get_source_radius_model,
         cfg=get_run_config,
     output:
         manifest=f"{ROUND_DIR}/{MANIFEST_FILE}",
@@ -103,6 +106,7 @@ rule acquire_queries:
         halo=HALO,
         args=lambda w: run_args(round_run(w)),
         prev=lambda w, input: f"--prev $(dirname {input.prev[0]})" if input.prev else "",
+        radius=lambda w, input: source_radius_arg(input),
     threads: THREADS
     resources:
         gpu=GPU_UNIT,
@@ -110,7 +114,7 @@ rule acquire_queries:
         ENV
     shell:
         "{params.halo} acquire {params.args} --checkpoint {input.model} --round {wildcards.round} "
-        "{params.prev} --annotator human --out $(dirname {output.blocked}) > {log} 2>&1"
+        "{params.prev} {params.radius} --annotator human --out $(dirname {output.blocked}) > {log} 2>&1"
 
 
 rule labels:

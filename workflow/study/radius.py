@@ -291,7 +291,7 @@ budget = json.loads((tmp / "budget.json").read_text())  # what this round labels
 frac = labelled / total
 step = {"pixels_labelled": labelled, "fraction": frac, "pixels_labelled_cumulative": labelled,
         "fraction_cumulative": frac}
-budget.update(strategy=how, regions=0, regions_requested=0, pixels_labelled_round=labelled,
+budget.update(strategy=how, regions=0, pixels_target_round=0, pixels_labelled_round=labelled,
               pixels_labelled_cumulative=labelled, fraction_round=frac, fraction_cumulative=frac,
               history=[{"round": h["round"], **step} for h in budget.get("history", [])])
 (tmp / "budget.json").write_text(json.dumps(budget, indent=2) + "\\n")
