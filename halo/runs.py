@@ -255,16 +255,21 @@ def acquired_counts(record_path: str | os.PathLike, record: dict) -> Any:
     return labelled_class_counts(itertools.chain([first], masks), len(record["class_names"]))
 
 
-def train_losses(record_path: str | os.PathLike, record: dict) -> list[float] | None:
-    """The logged training losses of an active run, round 1 first, read from each round's
-    ``train_log.json`` beside its record; ``None`` for other runs or where a round's log is not
+def train_losses(record_path: str | os.PathLike, record: dict) -> list[list[float]] | None:
+    """The training losses of an active run as ``[step, loss]`` pairs, round 1 first: every
+    step, from the last round's ``train_log.json`` curve (it continues the earlier rounds'),
+    else each round's logged history; ``None`` for other runs or where a round's log is not
     there (a record copied on its own)."""
     if _last_round(record_path, record) is None:
         return None
-    out: list[float] = []
+    logs = []
     for r in record["rounds"]:
         log = Path(round_dir(Path(record_path).parent, r["round"])) / TRAIN_LOG
         if not log.is_file():
             return None
-        out += [float(h["loss"]) for h in read_json(log, "training log").get("history", [])]
+        logs.append(read_json(log, "training log"))
+    curve = logs[-1].get("curve") if logs else None
+    if curve:
+        return [[float(c[0]), float(c[1])] for c in curve]
+    out = [[float(h["step"]), float(h["loss"])] for log in logs for h in log.get("history", [])]
     return out or None

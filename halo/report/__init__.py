@@ -14,7 +14,10 @@ PNGs), :mod:`~halo.report.layout` (the file names); everything public is re-expo
 
 Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``)::
 
-    miou_table.csv            tidy: backbone, method, variant, budget, n_seeds, mean, std
+    miou_table.csv            tidy: backbone, method, variant, budget, n_seeds, mean, std,
+                              labelled_fraction (the mean labelled share of the target pool)
+    runs.csv                  one row per run: backbone, method, variant, kind, budget, seed,
+                              miou, labelled_fraction (the seeds behind each cell)
     miou_table.md             wide: rows (backbone, method), columns 0% | budgets | 100%
     per_class.csv             backbone, method, variant, budget, n_seeds, <class>... (mean IoU)
     acquired_classes.csv      same keys, <class>...: % of the labelled pixels per class after the

@@ -15,12 +15,14 @@ __all__ = [
     "RADIUS_CSV",
     "RADIUS_PNG",
     "ROUNDS_CSV",
+    "RUNS_CSV",
     "STABILITY_CSV",
     "SUMMARY_FILE",
 ]
 
 MIOU_CSV = "miou_table.csv"
 MIOU_MD = "miou_table.md"
+RUNS_CSV = "runs.csv"  # one row per run: the seeds behind each mIoU cell
 PER_CLASS_CSV = "per_class.csv"
 ACQUIRED_CSV = "acquired_classes.csv"
 BUDGET_CURVE_FILE = "budget_curve.png"

@@ -101,7 +101,8 @@ def _float(value: Any) -> float:
 
 
 def _runs_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per record: backbone, method, variant, kind, budget, seed, miou, label, order."""
+    """One row per record: backbone, method, variant, kind, budget, seed, miou, labelled (the
+    labelled fraction of the target pool, ``budget_used``; NaN where none), label, order."""
     frame = pd.DataFrame(
         {
             "backbone": [str(r["backbone"]) for r in records],
@@ -111,6 +112,7 @@ def _runs_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "budget": [_budget_key(r) for r in records],
             "seed": [r["seed"] for r in records],
             "miou": [_float(r["miou"]) for r in records],
+            "labelled": [_float(r.get("budget_used")) for r in records],
         }
     )
     n_variants = frame.groupby(["backbone", "kind", "method"])["variant"].transform("nunique")
@@ -163,24 +165,22 @@ def miou_long(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         One row per group, sorted by backbone, then source / active / supervised, method,
         variant and budget; columns ``backbone, method, variant, budget`` (float fraction; 0 for
         source-only, 1 for supervised), ``n_seeds`` (int: records with a defined mIoU),
-        ``mean``, ``std`` (float percent, sample std, NaN with < 2 seeds), ``kind`` and
-        ``label`` (the row name of the wide table).
+        ``mean``, ``std`` (float percent, sample std, NaN with < 2 seeds),
+        ``labelled_fraction`` (mean labelled fraction of the target pool over the seeds, NaN for
+        source-only and supervised), ``kind`` and ``label`` (the row name of the wide table).
 
     Raises:
         ValueError: see :func:`check_records`.
     """
     check_records(records)
     frame = _runs_frame(records)
-    out = (
-        frame.groupby([*_GROUP, "label", "kind_order"], sort=False)["miou"]
-        .agg(n_seeds="count", mean="mean", std=lambda s: s.std(ddof=1))
-        .reset_index()
-    )
+    groups = frame.groupby([*_GROUP, "label", "kind_order"], sort=False)
+    out = groups["miou"].agg(n_seeds="count", mean="mean", std=lambda s: s.std(ddof=1))
+    out = out.join(groups["labelled"].mean().rename("labelled_fraction")).reset_index()
     out["n_seeds"] = out["n_seeds"].astype(int)
     out = _sort(out)
-    return out[["backbone", "method", "variant", "budget", "n_seeds", "mean", "std"]].assign(
-        kind=out["kind"], label=out["label"]
-    )
+    cols = ["backbone", "method", "variant", "budget", "n_seeds", "mean", "std"]
+    return out[[*cols, "labelled_fraction"]].assign(kind=out["kind"], label=out["label"])
 
 
 def _budget_columns(long: pd.DataFrame) -> dict[tuple[str, float], str]:

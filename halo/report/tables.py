@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from halo.io import write_text
-from halo.report.layout import MIOU_CSV, MIOU_MD, PER_CLASS_CSV, STABILITY_CSV
+from halo.report.layout import MIOU_CSV, MIOU_MD, PER_CLASS_CSV, RUNS_CSV, STABILITY_CSV
 from halo.report.records import (
     _GROUP,
     _class_long,
@@ -75,14 +75,17 @@ def write_miou_table(
     digits: int = 1,
     note: str = "",
 ) -> list[Path]:
-    """Write ``miou_table.csv`` (tidy, numeric) and ``miou_table.md`` (wide) into ``out_dir``.
+    """Write ``miou_table.csv`` (tidy, numeric), ``miou_table.md`` (wide) and ``runs.csv`` (one
+    row per run: the seeds behind each cell, for paired comparisons) into ``out_dir``.
 
     The CSV has columns ``backbone, method, variant, budget, n_seeds, mean, std`` (empty std
-    with one seed); the Markdown file a header naming the benchmark and the seed count, then
-    :func:`miou_table`, then ``note`` (Markdown, e.g. the unstable runs).
+    with one seed) and ``labelled_fraction`` (the mean labelled fraction of the target pool);
+    the Markdown file a header naming the benchmark and the seed count, then
+    :func:`miou_table`, then ``note`` (Markdown, e.g. the unstable runs); ``runs.csv`` the
+    columns ``backbone, method, variant, kind, budget, seed, miou, labelled_fraction``.
 
     Returns:
-        The two paths.
+        The three paths.
     """
     benchmark = check_records(records)
     out_dir = Path(out_dir)
@@ -90,9 +93,17 @@ def write_miou_table(
     wide = miou_table(records, digits=digits)
     csv_path, md_path = out_dir / MIOU_CSV, out_dir / MIOU_MD
     cols = ["backbone", "method", "variant", "budget", "n_seeds", "mean", "std"]
+    cols.append("labelled_fraction")
     write_text(csv_path, long[cols].to_csv(index=False, lineterminator="\n"))
     write_text(md_path, _markdown(wide, long, benchmark) + note)
-    return [csv_path, md_path]
+    runs = _runs_frame(records).sort_values(
+        ["backbone", "kind_order", "method", "variant", "budget", "seed"], kind="stable"
+    )
+    runs_path = out_dir / RUNS_CSV
+    keep = ["backbone", "method", "variant", "kind", "budget", "seed", "miou", "labelled"]
+    frame = runs[keep].rename(columns={"labelled": "labelled_fraction"})
+    write_text(runs_path, frame.to_csv(index=False, lineterminator="\n"))
+    return [csv_path, md_path, runs_path]
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,14 +241,15 @@ def training_stability(
 
     Args:
         records: run records of one benchmark.
-        losses: aligned with ``records``: the run's logged training losses in order (float
-            ``[N]``, round 1 first, as in each round's ``train_log.json`` history), or ``None``.
+        losses: aligned with ``records``: the run's training losses in order, round 1 first:
+            ``[N, 2]`` ``(step, loss)`` pairs (every step: the last round's ``train_log.json``
+            curve), or ``[N]`` losses of steps ``0..N-1``; or ``None``.
         factor: a run is ``unstable`` when its peak loss exceeds ``factor`` x its first loss.
 
     Returns:
         One row per run with losses, sorted as :func:`miou_long` then by seed: ``backbone,
-        method, variant, budget, seed, start_loss, peak_loss, peak_at`` (index into the losses),
-        ``final_loss, unstable`` (bool), ``miou``.
+        method, variant, budget, seed, start_loss, peak_loss, peak_step`` (the training step of
+        the peak), ``final_loss, unstable`` (bool), ``miou``.
     """
     check_records(records)
     if len(losses) != len(records):
@@ -245,24 +257,34 @@ def training_stability(
     if not factor > 1:
         raise ValueError(f"training_stability: factor must be > 1, got {factor}")
     have = [
-        (r, np.asarray(x, dtype=np.float64))
+        (r, _step_losses(x))
         for r, x in zip(records, losses, strict=True)
         if x is not None and len(x)
     ]
-    cols = [*_GROUP, "seed", "start_loss", "peak_loss", "peak_at", "final_loss", "unstable"]
+    cols = [*_GROUP, "seed", "start_loss", "peak_loss", "peak_step", "final_loss", "unstable"]
     if not have:
         return pd.DataFrame(columns=[*cols, "miou"])
     runs = _runs_frame([r for r, _ in have])
     x = [x for _, x in have]
-    runs["start_loss"] = [v[0] for v in x]
-    runs["peak_loss"] = [v.max() for v in x]
-    runs["peak_at"] = [int(v.argmax()) for v in x]
-    runs["final_loss"] = [v[-1] for v in x]
+    runs["start_loss"] = [v[0, 1] for v in x]
+    runs["peak_loss"] = [v[:, 1].max() for v in x]
+    runs["peak_step"] = [int(v[v[:, 1].argmax(), 0]) for v in x]
+    runs["final_loss"] = [v[-1, 1] for v in x]
     runs["unstable"] = runs["peak_loss"] > factor * runs["start_loss"]
     runs = runs.sort_values(
         ["backbone", "kind_order", "method", "variant", "budget", "seed"], kind="stable"
     )
     return runs[[*cols, "miou"]].reset_index(drop=True)
+
+
+def _step_losses(x: Sequence) -> np.ndarray:
+    """``[N, 2]`` float64 ``(step, loss)``: pairs as given, or a loss list indexed by step."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1:
+        return np.stack([np.arange(arr.size, dtype=np.float64), arr], axis=1)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"training_stability: losses must be [N] or [N, 2], got {list(arr.shape)}")
+    return arr
 
 
 def _stability_note(table: pd.DataFrame) -> str:

@@ -19,6 +19,7 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
     assert summary["files"] == [
         "miou_table.csv",
         "miou_table.md",
+        "runs.csv",
         "per_class.csv",
         "budget_curve.png",
         "radius_vs_frequency.csv",
@@ -70,4 +71,4 @@ def test_report_imports_no_torch(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "11"
+    assert done.stdout.strip() == "12"

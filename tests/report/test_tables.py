@@ -16,7 +16,7 @@ from tests.report.conftest import ACTIVE, BENCH, CLASSES, R18, study
 
 def test_miou_csv_known_answer(tmp_path: Path) -> None:
     paths = report.write_miou_table(study(), tmp_path)
-    assert [p.name for p in paths] == ["miou_table.csv", "miou_table.md"]
+    assert [p.name for p in paths] == ["miou_table.csv", "miou_table.md", "runs.csv"]
     csv = pd.read_csv(tmp_path / "miou_table.csv")
     assert list(csv.columns) == [
         "backbone",
@@ -26,7 +26,18 @@ def test_miou_csv_known_answer(tmp_path: Path) -> None:
         "n_seeds",
         "mean",
         "std",
+        "labelled_fraction",
     ]
+    # the records label exactly their budget; source-only and supervised label nothing
+    active = csv[~csv["method"].isin(["source", "supervised"])]
+    assert np.allclose(active["labelled_fraction"], active["budget"])
+    assert csv.loc[csv["method"].isin(["source", "supervised"]), "labelled_fraction"].isna().all()
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 3 * len(ACTIVE) + 2 + 1 + 1
+    for (method, variant, budget), values in ACTIVE.items():
+        seeds = runs[(runs["method"] == method) & (runs["budget"] == budget)]
+        assert seeds["seed"].tolist() == [0, 1, 2]
+        assert seeds["miou"].tolist() == pytest.approx(list(values))
     rows = {(r.method, r.variant, r.budget): r for r in csv.itertuples()}
     assert len(rows) == len(csv) == 7
     for (method, variant, budget), values in ACTIVE.items():
@@ -45,7 +56,7 @@ def test_miou_csv_known_answer(tmp_path: Path) -> None:
     assert list(csv["method"]) == ["source", "source", "halo", "halo", "ripu", "ripu", "supervised"]
     # one-seed std is an empty field in the file itself
     line = next(ln for ln in (tmp_path / "miou_table.csv").read_text().splitlines() if "65.4" in ln)
-    assert line.endswith("65.4,")
+    assert line.endswith("65.4,,")
 
 
 def test_per_class_known_answer(tmp_path: Path) -> None:
@@ -127,7 +138,7 @@ def test_training_stability_flags_loss_spikes(tmp_path: Path) -> None:
     assert table["unstable"].tolist().count(True) == 1
     bad = table[table["unstable"]].iloc[0]
     assert (bad["method"], bad["budget"], bad["seed"]) == ("ripu", 0.01, 1)
-    assert (bad["start_loss"], bad["peak_loss"], bad["peak_at"], bad["final_loss"]) == (
+    assert (bad["start_loss"], bad["peak_loss"], bad["peak_step"], bad["final_loss"]) == (
         2.0,
         40.0,
         2,
@@ -136,6 +147,10 @@ def test_training_stability_flags_loss_spikes(tmp_path: Path) -> None:
     assert report.training_stability(recs, losses, factor=4.9)["unstable"].sum() == 2
     with pytest.raises(ValueError, match="3 loss lists for"):
         report.training_stability(recs, losses[:3])
+    # (step, loss) pairs: the peak's step is the step's number, not its position
+    pairs = [None if x is None else [[10 * i + 5, v] for i, v in enumerate(x)] for x in losses]
+    steps = report.training_stability(recs, pairs)
+    assert steps.loc[steps["unstable"], "peak_step"].tolist() == [25]
     with pytest.raises(ValueError, match="factor must be > 1"):
         report.training_stability(recs, losses, factor=1.0)
 
