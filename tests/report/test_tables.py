@@ -34,7 +34,7 @@ def test_miou_csv_known_answer(tmp_path: Path) -> None:
     assert csv.loc[csv["method"].isin(["source", "supervised"]), "labelled_fraction"].isna().all()
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert len(runs) == 3 * len(ACTIVE) + 2 + 1 + 1
-    for (method, variant, budget), values in ACTIVE.items():
+    for (method, _variant, budget), values in ACTIVE.items():
         seeds = runs[(runs["method"] == method) & (runs["budget"] == budget)]
         assert seeds["seed"].tolist() == [0, 1, 2]
         assert seeds["miou"].tolist() == pytest.approx(list(values))

@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -82,23 +83,37 @@ def test_sweep_adds_each_setting_to_every_run_of_the_grid(tmp_path):
         sweep._setting(["a/b", "x=1"])
 
 
-def _claims_tables(folder: Path, means: dict[str, float], std: float = 0.5) -> None:
-    """The six report tables claims.py reads, for two classes (one rare) and three seeds."""
+def _claims_tables(folder: Path, means: dict[str, float], spread: float = 5.0) -> None:
+    """The report tables claims.py reads, for two classes (one rare) and three seeds: seed s
+    shifts every method by the same ``spread * (s - 1)`` (what a seed's source model does), so
+    the paired differences are exact while the cells' stds are ``spread``."""
     budgets = [0.01, 0.05]
-    rows = [("source", "hyperbolic-hfr", 0.0, 10.0), ("supervised", "hyperbolic-hfr", 1.0, 60.0)]
-    rows += [(m, "v", b, means[m] + 10 * b) for m in means for b in budgets]
-    frame = pd.DataFrame(rows, columns=["method", "variant", "budget", "mean"])
+    runs = [("source", "hyperbolic-hfr", "source", 0.0, s, 10.0 + s) for s in range(3)]
+    runs += [("supervised", "hyperbolic-hfr", "supervised", 1.0, s, 60.0 + s) for s in range(3)]
+    runs += [
+        (m, "v", "active", b, s, means[m] + 10 * b + spread * (s - 1) + 0.01 * s * (m == "halo"))
+        for m in means
+        for b in budgets
+        for s in range(3)
+    ]
+    frame = pd.DataFrame(runs, columns=["method", "variant", "kind", "budget", "seed", "miou"])
     frame.insert(0, "backbone", "bb")
-    frame["n_seeds"], frame["std"] = 3, std
-    frame.to_csv(folder / "miou_table.csv", index=False)
-    per = frame[["backbone", "method", "variant", "budget", "n_seeds"]].copy()
-    per["road"], per["rider"] = 90.0, frame["mean"] - 40
+    frame["labelled_fraction"] = frame["budget"].where(frame["kind"] == "active")
+    frame.to_csv(folder / "runs.csv", index=False)
+    keys = ["backbone", "method", "variant", "budget"]
+    cells = frame.groupby(keys, sort=False)
+    miou = cells["miou"].agg(n_seeds="count", mean="mean", std="std").reset_index()
+    miou["labelled_fraction"] = cells["labelled_fraction"].mean().to_numpy()
+    miou.to_csv(folder / "miou_table.csv", index=False)
+    per = miou[[*keys, "n_seeds"]].copy()
+    per["road"], per["rider"] = 90.0, miou["mean"] - 40
     per.to_csv(folder / "per_class.csv", index=False)
     acq = per[per["method"].isin(list(means))].copy()
     acq["road"], acq["rider"] = 80.0, 20.0
     acq.to_csv(folder / "acquired_classes.csv", index=False)
-    corr = frame[["backbone", "method", "variant", "budget", "n_seeds"]].copy()
-    corr["pearson_r"], corr["spearman_rho"] = -0.5, -0.4
+    corr = miou[[*keys, "n_seeds"]].copy()
+    corr["pearson_r"] = np.where(corr["method"] == "halo", 0.8, -0.5)
+    corr["spearman_rho"] = -0.4
     corr.to_csv(folder / "radius_correlations.csv", index=False)
     pd.DataFrame({"method": ["halo"], "unstable": [False]}).to_csv(
         folder / "training_stability.csv", index=False
@@ -109,33 +124,49 @@ def _claims_tables(folder: Path, means: dict[str, float], std: float = 0.5) -> N
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_claims_verdicts_are_antisymmetric_and_ties_are_within_the_seed_spread(seed):
+def test_paired_interval_is_the_paired_t_test_and_verdicts_are_antisymmetric(seed):
+    from scipy import stats
+
     claims = _load("claims")
-    rng = __import__("random").Random(seed)
-    for _ in range(200):
-        a = claims.Cell(rng.uniform(0, 60), rng.choice([None, rng.uniform(0, 5)]), 3)
-        b = claims.Cell(rng.uniform(0, 60), rng.choice([None, rng.uniform(0, 5)]), 3)
-        ab, ba = claims.verdict(a, b).split()[0], claims.verdict(b, a).split()[0]
-        assert {"yes": "no", "no": "yes", "tie": "tie"}[ab] == ba
-        spread = max([s for s in (a.std, b.std) if s is not None], default=0.0)
-        assert (ab == "tie") == (abs(a.mean - b.mean) <= spread)
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        n = int(rng.integers(2, 9))
+        a = rng.normal(50, 5, n)
+        b = a - rng.normal(rng.uniform(-3, 3), rng.uniform(0.1, 3), n)
+        mean, sd, low, high, p = claims.paired_interval(a - b)
+        assert p == pytest.approx(stats.ttest_rel(a, b).pvalue)
+        assert low < mean < high and sd == pytest.approx(np.std(a - b, ddof=1))
+        _, _, low2, high2, _ = claims.paired_interval(b - a)
+        swap = {"yes": "no", "no": "yes", "inconclusive": "inconclusive"}
+        assert swap[claims.verdict(low, high)] == claims.verdict(low2, high2)
+        # the verdict is "yes" exactly when the 95 % interval excludes 0 from above
+        assert (claims.verdict(low, high) == "yes") == (p < 0.05 and mean > 0)
+    assert claims.verdict(*claims.paired_interval(np.array([1.0]))[2:4]) == "n/a"
 
 
-def test_claims_read_the_tables_and_name_a_missing_one(tmp_path):
+def test_claims_pair_the_seeds_and_write_their_tables(tmp_path):
     claims = _load("claims")
-    means = {"random": 30.0, "entropy": 40.0, "halo": 45.0, "ripu": 44.8, "radius": 20.0}
+    means = {"random": 30.0, "entropy": 40.0, "halo": 41.0, "ripu": 44.8, "radius": 20.0}
+    means |= {"halo-src": 42.0, "halo-src-inv": 42.0}
     _claims_tables(tmp_path, means)
-    text = claims.markdown(claims.load(tmp_path), [0.01, 0.05])
-    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()}
-    assert "1 % yes (+5.0), 5 % yes (+5.0)" in rows["HALO ≥ entropy at equal budget"]
-    assert "tie (+0.2)" in rows["HALO ≥ RIPU (the paper's main comparison)"]  # within std 0.5
-    assert "no (−10.0)" in rows["radius alone ≥ random (the radius carries information)"]
+    text = claims.write(tmp_path, [0.01, 0.05])
+    assert text == (tmp_path / "claims.md").read_text()
+    table = pd.read_csv(tmp_path / "claims.csv")
+    row = table[(table["a"] == "halo") & (table["b"] == "entropy") & (table["budget"] == 1)]
+    # +1.0 on every seed (+0.01 s): "yes" although the cells' stds (5) are far larger
+    assert row["verdict"].item() == "yes" and row["n"].item() == 3
+    assert row["diff"].item() == pytest.approx(1.01) and row["ci_low"].item() > 0
+    ripu = table[(table["b"] == "ripu") & (table["budget"] == 5)]
+    assert ripu["verdict"].item() == "no"
+    inv = table[(table["a"] == "halo-src") & (table["b"] == "halo-src-inv")]
+    assert set(inv["verdict"]) == {"inconclusive"}  # identical on every seed
+    sup = table[table["b"] == "supervised"]
+    assert sup["mean_b"].tolist() == [61.0, 61.0]  # each seed against its own bound
+    assert "HALO after 1 %: r = +0.80" in text and "(r < 0 for the models" in text
+    assert "reading (r < 0 for the models active learning produced): **no**" in text
     assert "Rare classes (under 1 % of the target pixels): rider." in text
     assert "supervised bound: IoU ≥ 20 on 2 of 2 classes" in text
-    means["halo"] = 35.0  # the verdict follows the numbers
-    _claims_tables(tmp_path, means)
-    text = claims.markdown(claims.load(tmp_path), [0.01, 0.05])
-    assert "HALO ≥ entropy at equal budget" in text and "1 % no (−5.0)" in text
+    assert "budget 1 %: labelled 1.0000–1.0000 % of the target pixels" in text
     (tmp_path / "acquired_classes.csv").unlink()
     with pytest.raises(SystemExit, match=r"acquired_classes\.csv: missing"):
         claims.load(tmp_path)

@@ -1,77 +1,190 @@
-"""The paper's claims, checked against the study's tables (issue #18): the README's claims table.
+"""The paper's claims, checked against the study's tables with paired statistics (issue #29).
 
-Reads the CSVs that ``halo report`` (or ``grid.py gather``) writes and prints, in Markdown, one
-row per claim of the HALO paper with this study's numbers and a verdict, then the rare-class
-table and the study's health (seeds per cell, unstable runs, classes the supervised bound
-learns)::
+Reads the CSVs that ``halo report`` (or ``grid.py gather``) writes and writes the claims table
+twice, as data and as the Markdown the README and docs/study.md copy::
 
     uv run python workflow/study/claims.py docs/study [--budgets 1 2.2 5]
 
-Verdict rule, the same for every comparison "A ≥ B": the difference of the seed means d = A − B
-is called a **tie** when |d| is at most the larger of the two cells' seed standard deviations
-(sample std, ddof = 1; a cell of one seed has none, and then d decides alone), else **yes**
-(d > 0) or **no** (d < 0). Rare classes are those under 1 % of the evaluated target pixels
-(``radius_vs_frequency.csv``). Nothing here trains or evaluates: the numbers are the tables'.
+writes ``docs/study/claims.csv`` and ``docs/study/claims.md`` (and prints the Markdown).
+
+**Paired comparisons.** A claim "A ≥ B" at a budget is tested on the seeds both cells have: each
+seed has its own source model and data order, so the per-seed difference ``d_s = A_s − B_s``
+removes what the seeds share. The table gives the mean difference, its 95 % paired
+*t*-interval (``mean ± t₀.₉₇₅,ₙ₋₁ · sd / √n``, sample sd of the differences), the two-sided
+paired *t*-test's p-value and the number of seeds. The verdict comes from the interval alone:
+**yes** when it lies above 0, **no** when it lies below 0, **inconclusive** when it holds 0
+(and **n/a** with fewer than two paired seeds). The supervised bound has one run per seed; a
+claim against it pairs each active run with its seed's bound.
+
+**The radius sign** (the paper's Figure 2): the correlation between a class's mean radius and
+its pixel share, for the source model and for the models active learning produced
+(``radius_correlations.csv``); the paper reads a negative r. Rare classes are those under 1 % of
+the evaluated target pixels (``radius_vs_frequency.csv``), the one definition every table uses.
+Nothing here trains or evaluates: the numbers are the tables'.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 TABLES = (
     "miou_table.csv",
+    "runs.csv",
     "per_class.csv",
     "radius_correlations.csv",
     "acquired_classes.csv",
     "training_stability.csv",
     "radius_vs_frequency.csv",
 )
+CLAIMS_CSV, CLAIMS_MD = "claims.csv", "claims.md"
+CONFIDENCE = 0.95
 RARE_SHARE = 0.01
 NAMES = {
     "random": "random",
     "entropy": "entropy",
     "ripu": "RIPU",
     "halo": "HALO",
+    "halo-src": "HALO, source radius",
+    "halo-src-inv": "HALO, inverted source radius",
     "radius": "radius alone",
     "featnorm": "feature norm × entropy (Euclidean)",
     "halo-nohfr": "HALO without HFR",
+    "random-nl": "random + NL",
+    "entropy-nl": "entropy + NL",
+    "ripu-nl": "RIPU + NL",
+    "halo-nl": "HALO + NL",
     "supervised": "supervised",
 }
+#: (claim, A, B, at): "A ≥ B" at every budget (``"all"``) or at the largest one (``"top"``)
+COMPARISONS = (
+    ("entropy ≥ random", "entropy", "random", "all"),
+    ("HALO ≥ random", "halo", "random", "all"),
+    ("HALO ≥ entropy", "halo", "entropy", "all"),
+    ("HALO ≥ RIPU (the paper's main comparison)", "halo", "ripu", "all"),
+    ("HALO surpasses target-supervised (the paper: from 1 % on)", "halo", "supervised", "all"),
+    ("a scarcity radius adds to entropy: source radius ≥ entropy", "halo-src", "entropy", "all"),
+    ("... its direction matters: source radius ≥ inverted", "halo-src", "halo-src-inv", "all"),
+    ("... the paper's sign kept ≥ HALO's own radius", "halo-src", "halo", "all"),
+    ("radius alone ≥ random (the radius carries information)", "radius", "random", "top"),
+    ("HFR helps", "halo", "halo-nohfr", "top"),
+    ("the hyperbolic radius ≥ a Euclidean feature norm", "halo", "featnorm", "top"),
+    ("with NL: entropy ≥ random", "entropy-nl", "random-nl", "top"),
+    ("with NL: HALO ≥ entropy", "halo-nl", "entropy-nl", "top"),
+    ("with NL: HALO ≥ RIPU", "halo-nl", "ripu-nl", "top"),
+    *(
+        (f"negative learning helps {NAMES[m]}", f"{m}-nl", m, "top")
+        for m in ("random", "entropy", "ripu", "halo")
+    ),
+)
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One cell of ``miou_table.csv``: the seed mean and sample std of the final mIoU (%)."""
+class Paired:
+    """One paired comparison "a ≥ b" at one budget (percent)."""
 
-    mean: float
-    std: float | None
+    claim: str
+    a: str
+    b: str
+    budget: float
     n: int
-
-    def __str__(self) -> str:
-        return f"{self.mean:.1f}" + (f" ± {self.std:.1f}" if self.std is not None else "")
-
-
-def verdict(a: Cell, b: Cell) -> str:
-    """``"yes (+d)"``, ``"no (−d)"`` or ``"tie (±d)"`` for the claim a ≥ b (module docstring)."""
-    d = a.mean - b.mean
-    spread = max((s for s in (a.std, b.std) if s is not None), default=0.0)
-    sign = "+" if d >= 0 else "−"
-    word = "tie" if abs(d) <= spread else ("yes" if d > 0 else "no")
-    return f"{word} ({sign}{abs(d):.1f})"
+    mean_a: float
+    mean_b: float
+    diff: float
+    diff_sd: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    verdict: str
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "−")
+def paired_interval(diffs: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, ...]:
+    """``(mean, sd, low, high, p)`` of per-seed differences ``[n]``: the paired t-interval and
+    the two-sided p-value of mean 0 (NaN where ``n < 2``; a zero sd gives a zero-width interval
+    and p = 0, or 1 when the mean is 0)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    n = d.size
+    mean = float(d.mean()) if n else math.nan
+    if n < 2:
+        return mean, math.nan, math.nan, math.nan, math.nan
+    sd = float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    if sd == 0:
+        p = 1.0 if mean == 0 else 0.0
+    else:
+        p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+    return mean, sd, mean - half, mean + half, p
 
 
-def _with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
-    """NaN as None, which the Markdown writer prints as its missing value."""
-    return frame.astype(object).where(frame.notna(), None)
+def verdict(low: float, high: float) -> str:
+    """``yes`` / ``no`` / ``inconclusive`` from a difference's interval (``n/a`` without one)."""
+    if math.isnan(low) or math.isnan(high):
+        return "n/a"
+    if low > 0:
+        return "yes"
+    if high < 0:
+        return "no"
+    return "inconclusive"
+
+
+def seeds_of(runs: pd.DataFrame, method: str, budget: float) -> pd.Series:
+    """Final mIoU per seed of one cell (``budget`` a fraction; the supervised bound at 1.0)."""
+    hit = runs[(runs["method"] == method) & ((runs["budget"] - budget).abs() < 1e-9)]
+    return hit.groupby("seed")["miou"].mean()
+
+
+def compare(runs: pd.DataFrame, claim: str, a: str, b: str, budget: float) -> Paired | None:
+    """The paired comparison of ``a`` and ``b`` at ``budget``, or None when a cell is missing."""
+    sa = seeds_of(runs, a, budget)
+    sb = seeds_of(runs, b, 1.0 if b == "supervised" else budget)
+    common = sa.index.intersection(sb.index)
+    if common.empty:
+        return None
+    sa, sb = sa.loc[common], sb.loc[common]
+    mean, sd, low, high, p = paired_interval((sa - sb).to_numpy())
+    return Paired(
+        claim, a, b, round(100 * budget, 6), int(common.size), float(sa.mean()), float(sb.mean()),
+        mean, sd, low, high, p, verdict(low, high),
+    )  # fmt: skip
+
+
+def claims(runs: pd.DataFrame, budgets: list[float]) -> list[Paired]:
+    """Every comparison of :data:`COMPARISONS` whose cells the tables have."""
+    out = []
+    for claim, a, b, at in COMPARISONS:
+        for budget in budgets if at == "all" else [max(budgets)]:
+            got = compare(runs, claim, a, b, budget)
+            if got is not None:
+                out.append(got)
+    return out
+
+
+def _signed(x: float, digits: int = 1) -> str:
+    return f"{x:+.{digits}f}".replace("-", "−")
+
+
+def claims_markdown(rows: list[Paired]) -> str:
+    """The claims table (Markdown), one row per claim and budget."""
+    lines = [
+        "| claim (paper) | budget | A | B | A − B, paired [95 % CI] | p | seeds | holds? |",
+        "|---|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for r in rows:
+        ci = "" if math.isnan(r.ci_low) else f" [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
+        p = "—" if math.isnan(r.p_value) else f"{r.p_value:.2g}"
+        lines.append(
+            f"| {r.claim} | {r.budget:g} % | {NAMES.get(r.a, r.a)} {r.mean_a:.1f} | "
+            f"{NAMES.get(r.b, r.b)} {r.mean_b:.1f} | {_signed(r.diff)}{ci} | {p} | {r.n} | "
+            f"**{r.verdict}** |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def load(folder: Path) -> dict[str, pd.DataFrame]:
@@ -82,16 +195,36 @@ def load(folder: Path) -> dict[str, pd.DataFrame]:
     return {t.removesuffix(".csv"): pd.read_csv(folder / t) for t in TABLES}
 
 
-def cells(miou: pd.DataFrame) -> dict[tuple[str, float], Cell]:
-    """``(method, budget) → Cell`` for the active runs and the supervised bound (``budget`` as a
-    fraction; the supervised bound at 1.0); source-only models are keyed ``("source:VARIANT",
-    0.0)``."""
-    out = {}
-    for r in miou.itertuples(index=False):
-        key = f"source:{r.variant}" if r.method == "source" else r.method
-        std = None if pd.isna(r.std) else float(r.std)
-        out[(key, round(float(r.budget), 6))] = Cell(float(r.mean), std, int(r.n_seeds))
-    return out
+def radius_sign(t: dict[str, pd.DataFrame], budgets: list[float]) -> list[str]:
+    """The radius-sign lines: r (Pearson) and ρ (Spearman) of class-mean radius against class
+    pixel share, for HALO's source model, HALO's active-learning models and the supervised
+    bound, with the paper's reading (r < 0) checked on the active-learning models."""
+    corr = t["radius_correlations"]
+    lines, signs = [], []
+    for method, budget, label in (
+        ("source", 0.0, "HALO's source-only model"),
+        *(("halo", b, f"HALO after {100 * b:g} %") for b in budgets),
+        ("supervised", 1.0, "supervised"),
+    ):
+        hit = corr[(corr["method"] == method) & ((corr["budget"] - budget).abs() < 1e-9)]
+        if method == "source":
+            hit = hit[hit["variant"] == "hyperbolic-hfr"]
+        if hit.empty:
+            continue
+        r = hit.iloc[0]
+        lines.append(
+            f"{label}: r = {_signed(float(r['pearson_r']), 2)}, "
+            f"ρ = {_signed(float(r['spearman_rho']), 2)} ({int(r['n_seeds'])} seeds)"
+        )
+        if method == "halo":
+            signs.append(float(r["pearson_r"]) < 0)
+    if signs:
+        holds = "yes" if all(signs) else ("no" if not any(signs) else "mixed")
+        lines.append(
+            "the paper's Figure 2 reading (r < 0 for the models active learning produced): "
+            f"**{holds}**"
+        )
+    return lines
 
 
 def rare_classes(freq: pd.DataFrame) -> list[str]:
@@ -108,82 +241,6 @@ def class_columns(per_class: pd.DataFrame) -> list[str]:
 def _row(frame: pd.DataFrame, method: str, budget: float) -> pd.Series | None:
     hit = frame[(frame["method"] == method) & ((frame["budget"] - budget).abs() < 1e-9)]
     return None if hit.empty else hit.iloc[0]
-
-
-def claims(t: dict[str, pd.DataFrame], budgets: list[float]) -> list[tuple[str, str, str]]:
-    """``(claim, here, holds?)`` rows; a claim whose cells are missing from the tables is left
-    out. ``budgets`` are fractions (0.05 for 5 %)."""
-    c = cells(t["miou_table"])
-    pct = {b: f"{100 * b:g} %" for b in budgets}
-    rows = []
-
-    def at(method: str, b: float) -> Cell | None:
-        return c.get((method, round(b, 6)))
-
-    def per_budget(a: str, b: str) -> tuple[str, str] | None:
-        have = [x for x in budgets if at(a, x) and at(b, x)]
-        if not have:
-            return None
-        here = "; ".join(f"{pct[x]}: {NAMES[a]} {at(a, x)}, {NAMES[b]} {at(b, x)}" for x in have)
-        holds = ", ".join(f"{pct[x]} {verdict(at(a, x), at(b, x))}" for x in have)
-        return here, holds
-
-    for a, b, claim in (
-        ("entropy", "random", "entropy ≥ random at equal budget"),
-        ("halo", "entropy", "HALO ≥ entropy at equal budget"),
-        ("halo", "ripu", "HALO ≥ RIPU (the paper's main comparison)"),
-        ("radius", "random", "radius alone ≥ random (the radius carries information)"),
-    ):
-        got = per_budget(a, b)
-        if got:
-            rows.append((claim, *got))
-    top = max(budgets)
-    halo, sup = at("halo", top), at("supervised", 1.0)
-    if halo and sup:
-        rows.append(
-            (
-                f"HALO at {pct[top]} close to target-supervised",
-                f"HALO {halo}, supervised {sup}: {100 * halo.mean / sup.mean:.0f} % of it",
-                verdict(halo, sup),
-            )
-        )
-    nohfr, feat = at("halo-nohfr", top), at("featnorm", top)
-    if halo and nohfr:
-        rows.append(
-            ("HFR helps", f"{pct[top]}: HALO {halo}, without HFR {nohfr}", verdict(halo, nohfr))
-        )
-    if halo and feat:
-        rows.append(
-            (
-                "the hyperbolic radius beats a Euclidean feature norm",
-                f"{pct[top]}: HALO {halo}, feature norm × entropy {feat}",
-                verdict(halo, feat),
-            )
-        )
-    corr = t["radius_correlations"]
-    parts = []
-    for method, budget, label in (
-        ("source", 0.0, "HALO's source-only model"),
-        *(("halo", b, f"HALO after {pct[b]}") for b in budgets),
-        ("supervised", 1.0, "supervised"),
-    ):
-        hit = corr[(corr["method"] == method) & ((corr["budget"] - budget).abs() < 1e-9)]
-        if method == "source":
-            hit = hit[hit["variant"] == "hyperbolic-hfr"]
-        if not hit.empty:
-            r = hit.iloc[0]
-            parts.append(
-                (label, float(r["pearson_r"]), float(r["spearman_rho"]), int(r["n_seeds"]))
-            )
-    if parts:
-        here = "; ".join(
-            f"{lab}: r = {_signed(r)}, ρ = {_signed(rho)} ({n} seed{'s' * (n != 1)})"
-            for lab, r, rho, n in parts
-        )
-        signs = {lab: r < 0 for lab, r, _, _ in parts}
-        holds = ", ".join(f"{lab}: {'yes' if neg else 'no'}" for lab, neg in signs.items())
-        rows.append(("class-mean radius falls with class pixel share (r < 0)", here, holds))
-    return rows
 
 
 def rare_table(t: dict[str, pd.DataFrame], budget: float) -> pd.DataFrame:
@@ -211,9 +268,27 @@ def rare_table(t: dict[str, pd.DataFrame], budget: float) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def budget_check(miou: pd.DataFrame) -> list[str]:
+    """Per budget: the methods' mean labelled fractions, their spread relative to the smallest,
+    and whether every one is within the budget."""
+    active = miou[~miou["method"].isin(["source", "supervised"])].dropna(
+        subset=["labelled_fraction"]
+    )
+    lines = []
+    for budget, cell in active.groupby("budget"):
+        lo, hi = float(cell["labelled_fraction"].min()), float(cell["labelled_fraction"].max())
+        within = "all within it" if hi <= budget + 1e-12 else "ABOVE it"
+        lines.append(
+            f"budget {100 * budget:g} %: labelled {100 * lo:.4f}–{100 * hi:.4f} % of the target "
+            f"pixels over {len(cell)} methods (spread {100 * (hi - lo) / lo:.2f} % of the "
+            f"smallest; {within})"
+        )
+    return lines
+
+
 def health(t: dict[str, pd.DataFrame]) -> list[str]:
-    """The study's own checks (issue #18's acceptance): seeds per active cell, unstable runs, and
-    the classes the supervised bound learns to IoU ≥ 20."""
+    """The study's own checks: seeds per active cell, equal budgets, unstable runs, and the
+    classes the supervised bound learns to IoU ≥ 20."""
     miou, stab, per = t["miou_table"], t["training_stability"], t["per_class"]
     active = miou[~miou["method"].isin(["source", "supervised"])]
     unstable = stab[stab["unstable"].astype(str).str.lower().isin(["true", "1"])]
@@ -222,6 +297,7 @@ def health(t: dict[str, pd.DataFrame]) -> list[str]:
         + "–".join(
             dict.fromkeys(str(n) for n in (active["n_seeds"].min(), active["n_seeds"].max()))
         ),
+        *budget_check(miou),
         f"unstable training: {len(unstable)} of {len(stab)} runs",
     ]
     sup = per[per["method"] == "supervised"]
@@ -236,14 +312,22 @@ def health(t: dict[str, pd.DataFrame]) -> list[str]:
     return lines
 
 
+def _with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    """NaN as None, which the Markdown writer prints as its missing value."""
+    return frame.astype(object).where(frame.notna(), None)
+
+
 def markdown(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
-    """The whole printout: the claims table, the rare-class table at the largest budget, the
-    study's health."""
-    lines = ["| claim (paper) | here (mean ± std over seeds) | holds? |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in claims(t, budgets)]
+    """claims.md: the claims table, the radius sign, the rare-class table at the largest budget
+    and the study's health."""
     top = max(budgets)
     rare = rare_classes(t["radius_vs_frequency"])
-    lines += [
+    lines = [
+        claims_markdown(claims(t["runs"], budgets)).rstrip("\n"),
+        "",
+        "Radius sign (class-mean radius against class pixel share):",
+        "",
+        *(f"- {x}" for x in radius_sign(t, budgets)),
         "",
         f"Rare classes (under 1 % of the target pixels): {', '.join(rare)}. At {100 * top:g} %:",
         "",
@@ -254,6 +338,20 @@ def markdown(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(folder: Path, budgets: list[float]) -> str:
+    """Write ``claims.csv`` and ``claims.md`` into ``folder``; return the Markdown."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from halo.io import write_text
+
+    t = load(folder)
+    rows = claims(t["runs"], budgets)
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=list(Paired.__dataclass_fields__))
+    write_text(folder / CLAIMS_CSV, frame.to_csv(index=False, lineterminator="\n"))
+    text = markdown(t, budgets)
+    write_text(folder / CLAIMS_MD, text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("tables", type=Path, help="folder of the report's CSVs (docs/study)")
@@ -261,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if any(not 0 < b <= 100 for b in args.budgets):
         ap.error("--budgets: each must be in (0, 100] (percent of the target pixels)")
-    sys.stdout.write(markdown(load(args.tables), [b / 100 for b in args.budgets]))
+    sys.stdout.write(write(args.tables, [b / 100 for b in args.budgets]))
 
 
 if __name__ == "__main__":
