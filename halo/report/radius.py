@@ -19,6 +19,7 @@ __all__ = [
     "LEARNED_IOU",
     "class_means",
     "group_correlations",
+    "partial_r",
     "pearson_r",
     "radius_correlations",
     "radius_vs_frequency",
@@ -52,6 +53,29 @@ def spearman_rho(x: Any, y: Any) -> float | None:
     rx = pd.Series(x).rank(method="average").to_numpy()
     ry = pd.Series(y).rank(method="average").to_numpy()
     return pearson_r(rx, ry)
+
+
+def partial_r(x: Any, y: Any, z: Any) -> float | None:
+    """Partial correlation of ``x`` and ``y`` given ``z`` (1-D samples of one length): the
+    Pearson r of their residuals after a least-squares line on ``z``; ``None`` with < 4 points
+    or where a residual has no spread."""
+    x, y, z = (np.asarray(v, dtype=np.float64) for v in (x, y, z))
+    if not x.shape == y.shape == z.shape or x.ndim != 1:
+        raise ValueError(
+            f"partial_r: 1-D samples of one length, got {x.shape}, {y.shape}, {z.shape}"
+        )
+    if x.size < 4:
+        return None
+    design = np.stack([np.ones_like(z), z], axis=1)
+
+    def residual(v: np.ndarray) -> np.ndarray | None:
+        coef, *_ = np.linalg.lstsq(design, v, rcond=None)
+        rest = v - design @ coef
+        # what z explains exactly leaves rounding noise, not a spread
+        return rest if np.linalg.norm(rest) > 1e-9 * max(np.linalg.norm(v), 1e-300) else None
+
+    rx, ry = residual(x), residual(y)
+    return None if rx is None or ry is None else pearson_r(rx, ry)
 
 
 def _has_radius(rec: Mapping[str, Any]) -> bool:
@@ -140,13 +164,21 @@ def group_correlations(metrics: Sequence[Mapping[str, Any]]) -> dict[str, float 
     """Radius-vs-frequency correlation of one group of metrics (class values averaged over the
     group first, :func:`class_means`), over all classes and over the classes the group learned
     (mean IoU >= ``LEARNED_IOU``): ``n_classes, pearson_r, spearman_rho, n_learned,
-    pearson_r_learned, spearman_rho_learned`` (NaN where undefined: fewer than 3 classes or no
-    spread)."""
+    pearson_r_learned, spearman_rho_learned``; then, over the classes with an IoU, the radius
+    against the log pixel share (``pearson_r_log_share``), against the IoU (``pearson_r_iou``),
+    and against the log share given the IoU (``partial_r_iou``: does frequency tell anything
+    about the radius once how well a class is segmented is known?). NaN where undefined (too
+    few classes or no spread)."""
     frame = class_means(metrics, extra=("per_class_iou",))
     learned = frame[frame["per_class_iou"] >= LEARNED_IOU]
+    scored = frame[np.isfinite(frame["per_class_iou"])]
+    log_share = np.log(scored["pixel_share"])
 
     def corr(fn, f: pd.DataFrame) -> float:
         value = fn(f["mean_radius"], f["pixel_share"])
+        return math.nan if value is None else value
+
+    def nan(value: float | None) -> float:
         return math.nan if value is None else value
 
     return {
@@ -156,6 +188,9 @@ def group_correlations(metrics: Sequence[Mapping[str, Any]]) -> dict[str, float 
         "n_learned": len(learned),
         "pearson_r_learned": corr(pearson_r, learned),
         "spearman_rho_learned": corr(spearman_rho, learned),
+        "pearson_r_log_share": nan(pearson_r(scored["mean_radius"], log_share)),
+        "pearson_r_iou": nan(pearson_r(scored["mean_radius"], scored["per_class_iou"])),
+        "partial_r_iou": nan(partial_r(scored["mean_radius"], log_share, scored["per_class_iou"])),
     }
 
 
@@ -172,7 +207,8 @@ def radius_correlations(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         method and variant:
         ``backbone, method, variant, budget`` (0 source-only, 1 supervised), ``n_seeds``,
         ``n_classes``, ``pearson_r``, ``spearman_rho``, ``n_learned``, ``pearson_r_learned``,
-        ``spearman_rho_learned`` (NaN where undefined: fewer than 3 classes or no spread).
+        ``spearman_rho_learned``, ``pearson_r_log_share``, ``pearson_r_iou``, ``partial_r_iou``
+        (:func:`group_correlations`; NaN where undefined: too few classes or no spread).
     """
     check_records(records)
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
@@ -204,6 +240,9 @@ def radius_correlations(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         "n_learned",
         "pearson_r_learned",
         "spearman_rho_learned",
+        "pearson_r_log_share",
+        "pearson_r_iou",
+        "partial_r_iou",
     ]
     out = pd.DataFrame(rows, columns=columns)
     return out.sort_values(["backbone", "budget", "method", "variant"], kind="stable").reset_index(

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from halo import report
 from tests.report.conftest import R18, RADII, assert_png, record, study
@@ -166,3 +168,32 @@ def test_group_correlations_of_bare_metrics_match_the_report() -> None:
     one = dict(bare[0], class_mean_radius=dict(bare[0]["class_mean_radius"], road=None))
     frame = class_means([one, bare[1]]).set_index("class")
     assert frame.at["road", "mean_radius"] == bare[1]["class_mean_radius"]["road"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(4, 25))
+def test_partial_r_is_the_formula_of_the_three_correlations(seed: int, n: int) -> None:
+    """partial_r(x, y | z) = (r_xy − r_xz r_yz) / sqrt((1 − r_xz²)(1 − r_yz²))."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=n)
+    x = 2 * z + rng.normal(size=n)
+    y = -z + rng.normal(size=n)
+    rxy, rxz, ryz = (report.pearson_r(a, b) for a, b in ((x, y), (x, z), (y, z)))
+    expected = (rxy - rxz * ryz) / np.sqrt((1 - rxz**2) * (1 - ryz**2))
+    assert report.partial_r(x, y, z) == pytest.approx(expected, abs=1e-9)
+    assert report.partial_r(x, y, z) == pytest.approx(report.partial_r(y, x, z), abs=1e-12)
+
+
+def test_partial_r_of_a_relation_through_the_covariate_is_zero() -> None:
+    """Radius that follows IoU only, and share that follows IoU only: r(radius, share) is large,
+    the partial r given IoU is 0."""
+    iou = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+    # two noises orthogonal to each other and to (1, iou): what is left after the IoU
+    q, _ = np.linalg.qr(np.stack([np.ones(6), iou, [1, 0, 2, 0, 1, 5], [0, 3, 0, 1, 4, 1]], 1))
+    radius, share = 0.1 * iou + 1.0 + 0.2 * q[:, 2], 3.0 * iou - 2.0 + 5 * q[:, 3]
+    assert report.pearson_r(radius, share) > 0.95
+    assert report.partial_r(radius, share, iou) == pytest.approx(0.0, abs=1e-9)
+    assert report.partial_r(0.1 * iou, share, iou) is None  # all of it through the IoU
+    assert report.partial_r([1, 2, 3], [1, 2, 3], [1, 2, 3]) is None  # < 4 points
+    with pytest.raises(ValueError, match="partial_r"):
+        report.partial_r([1, 2, 3, 4], [1, 2, 3], [1, 2, 3, 4])
