@@ -164,3 +164,46 @@ def test_negative_learning_twins_fix_the_official_weight_and_share_the_source_mo
     assert twin.config.train.negative_learning == 1.0
     assert plain.config.train.negative_learning == 0.3
     assert twin.model_key == plain.model_key and twin.mask_radius == plain.mask_radius
+
+
+def test_round_starts_place_the_rounds_and_a_bad_list_names_the_key():
+    run = resolve(
+        build_config(
+            overrides=["active.round_starts=[0, 0.25, 0.5, 0.67, 0.83]", "train.round_steps=100"]
+        )
+    )
+    spans = [run.round_span(r) for r in range(1, 6)]
+    assert spans == [
+        (0, 125, 500),
+        (125, 250, 500),
+        (250, 335, 500),
+        (335, 415, 500),
+        (415, 500, 500),
+    ]
+    even = resolve(build_config(overrides=["train.round_steps=100"]))
+    assert [even.round_span(r) for r in range(1, 6)] == [
+        (100 * i, 100 * i + 100, 500) for i in range(5)
+    ]
+    for bad in (
+        "[0, 0.5]",
+        "[0.1, 0.2, 0.3, 0.4, 0.5]",
+        "[0, 0.3, 0.2, 0.6, 0.8]",
+        "[0, 0.2, 0.4, 0.6, 1.0]",
+    ):
+        with pytest.raises(ConfigError, match=r"active\.round_starts: expected 5 increasing"):
+            build_config(overrides=[f"active.round_starts={bad}"])
+    with pytest.raises(ConfigError, match=r"active\.round_starts"):
+        build_config(overrides=["active.round_starts=[0, a]"])
+
+
+def test_pretrained_encoders_get_frozen_batchnorm_unless_told_otherwise():
+    plain = resolve(build_config(overrides=[]))
+    assert "frozen_bn" not in plain.model_options
+    real = resolve(build_config(overrides=["model.encoder_weights=imagenet"]))
+    assert real.model_options["frozen_bn"] is True and real.model_key.endswith("-imagenet")
+    off = resolve(
+        build_config(overrides=["model.encoder_weights=imagenet", "model.frozen_bn=false"])
+    )
+    assert "frozen_bn" not in off.model_options and off.model_key.endswith("-imagenet-bn")
+    on = resolve(build_config(overrides=["model.frozen_bn=true"]))
+    assert on.model_options["frozen_bn"] is True and on.model_key.endswith("-frozenbn")

@@ -75,6 +75,18 @@ class Run:
         """The fraction of each image's pixels one round labels: budget / rounds."""
         return self.config.active.budget / self.config.active.rounds
 
+    def round_span(self, r: int) -> tuple[int, int, int]:
+        """``(start, stop, total)``: the global steps round ``r`` (1-based) trains in the active
+        phase of ``total = rounds x train.round_steps`` steps: evenly spaced, or from
+        ``active.round_starts`` (each start rounded to the nearest step)."""
+        rounds, per = self.config.active.rounds, self.config.train.round_steps
+        total = rounds * per
+        starts = self.config.active.round_starts
+        if starts is None:
+            return (r - 1) * per, r * per, total
+        edges = [round(s * total) for s in starts] + [total]
+        return edges[r - 1], edges[r], total
+
     def fingerprint(self, *parts: object) -> str:
         """A short hash of the config (and ``parts``): identifies a run for resumption."""
         blob = json.dumps([to_dict(self.config), *map(str, parts)], sort_keys=True, default=str)
@@ -97,6 +109,9 @@ def _model_options(cfg: Config, preset: MethodPreset) -> dict[str, Any]:
         options["decoder_channels"] = channels
     if options["head"] == "hyperbolic":
         options.update(embed_dim=m.embed_dim, curvature=m.curvature)
+    # the encoder's BatchNorm frozen (the official recipe with pretrained weights)
+    if m.frozen_bn if m.frozen_bn is not None else bool(m.encoder_weights):
+        options["frozen_bn"] = True
     return options
 
 
@@ -110,6 +125,8 @@ def _model_key(cfg: Config, options: Mapping[str, Any]) -> str:
         key += f"-e{cfg.model.embed_dim}-c{cfg.model.curvature:g}"
     if cfg.model.encoder_weights:
         key += f"-{cfg.model.encoder_weights}"
+    if options.get("frozen_bn", False) != bool(cfg.model.encoder_weights):  # not the default
+        key += "-frozenbn" if options.get("frozen_bn") else "-bn"
     return key
 
 

@@ -9,6 +9,7 @@ valid ones). Names (benchmark, backbone, method, head) are checked when the conf
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 import types
@@ -31,17 +32,25 @@ class ModelConfig:
     curvature: float = 1.0
     decoder_channels: int | None = None
     encoder_weights: str | None = None
+    frozen_bn: bool | None = None  # None: frozen exactly when encoder_weights is set
 
 
 @dataclass(frozen=True)
 class ActiveConfig:
-    """Acquisition: total budget (fraction of target pixels) split evenly over the rounds."""
+    """Acquisition: total budget (fraction of target pixels) split evenly over the rounds.
+
+    ``round_starts`` places the rounds in the active phase: round ``r`` selects at fraction
+    ``round_starts[r-1]`` of the phase's ``rounds x train.round_steps`` steps and trains until
+    the next round's (the official code: ``[0, 0.25, 0.5, 0.67, 0.83]``); ``null`` spaces them
+    evenly (``round_steps`` each).
+    """
 
     budget: float = 0.05
     rounds: int = 5
     active_radius: int | None = None
     mask_radius: int | None = None
     batch_size: int = 8
+    round_starts: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class TrainConfig:
     adam_beta2: float = 0.999
     weight_decay: float = 5e-4
     warmup_steps: int = 20
+    warmup_start: float = 0.0
     round_warmup_steps: int | None = None
     schedule: str = "poly"
     poly_power: float = 0.9
@@ -146,6 +156,12 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
         return isinstance(value, bool), value
     if tp is str:
         return isinstance(value, str), value
+    if origin is tuple and typing.get_args(tp)[1:] == (Ellipsis,):  # tuple[float, ...]
+        if isinstance(value, (list, tuple)):
+            items = [_type_ok(v, typing.get_args(tp)[0]) for v in value]
+            if all(ok for ok, _ in items):
+                return True, tuple(v for _, v in items)
+        return False, value
     if origin is tuple:
         if isinstance(value, (list, tuple)) and len(value) == 2:
             if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
@@ -259,6 +275,17 @@ def check_ranges(cfg: Config) -> None:
         v = getattr(a, name)
         if v is not None and v < 0:
             raise ConfigError(f"active.{name}: expected >= 0, got {v}")
+    starts = a.round_starts
+    if starts is not None and not (
+        len(starts) == a.rounds
+        and starts[0] == 0
+        and all(x < y for x, y in itertools.pairwise(starts))
+        and starts[-1] < 1
+    ):
+        raise ConfigError(
+            f"active.round_starts: expected {a.rounds} increasing fractions (one per round) from "
+            f"0 and below 1, got {list(starts)}"
+        )
     t = cfg.train
     for name in (
         "batch_size",
@@ -271,6 +298,8 @@ def check_ranges(cfg: Config) -> None:
             raise ConfigError(f"train.{name}: expected >= 1, got {getattr(t, name)}")
     if t.warmup_steps < 0 or t.num_workers < 0:
         raise ConfigError("train.warmup_steps and train.num_workers must be >= 0")
+    if not 0 <= t.warmup_start < 1:
+        raise ConfigError(f"train.warmup_start: expected a factor in [0, 1), got {t.warmup_start}")
     if t.round_warmup_steps is not None and t.round_warmup_steps < 0:
         raise ConfigError(f"train.round_warmup_steps: expected >= 0, got {t.round_warmup_steps}")
     for name in ("lr", "round_lr", "head_lr_mult"):

@@ -334,18 +334,18 @@ def train_round(
     run: Run, r: int, *, init: Path, round_dir: Path, out_dir: Path, **options: Any
 ) -> dict | None:
     """Active round ``r``: fine-tune from ``init`` on source labels plus the labels of
-    ``round_dir``; the schedule (warm-up + poly decay) runs continuously over all rounds."""
+    ``round_dir``; the schedule (warm-up, then the configured decay) runs continuously over all
+    rounds, each round its span of it (:meth:`~halo.config.Run.round_span`)."""
     from halo.acquisition.rounds import MaskedTarget
 
     check_round(run, r)
     start = (init, _load_fitting(run, init))  # a missing, foreign or unsafe model fails first
-    rounds, per = run.config.active.rounds, run.config.train.round_steps
     target = MaskedTarget(dataset(run, "target"), round_dir)
     return train_session(
         run,
         protocol="active",
         out_dir=out_dir,
-        schedule=Schedule((r - 1) * per, r * per, rounds * per),
+        schedule=Schedule(*run.round_span(r)),
         command="halo train",
         source=dataset(run, "source"),
         target=target,

@@ -48,15 +48,24 @@ PROTOCOLS = ("source", "active", "supervised")
 # --------------------------------------------------------------------------------------------
 
 
-def lr_factor(step: int, total: int, *, warmup: int, power: float, schedule: str = "poly") -> float:
+def lr_factor(
+    step: int,
+    total: int,
+    *,
+    warmup: int,
+    power: float,
+    schedule: str = "poly",
+    start: float = 0.0,
+) -> float:
     """Learning-rate multiplier at global ``step`` of ``total``: linear warm-up, then decay.
 
-    ``(step + 1) / warmup`` for the first ``warmup`` steps, then with
+    ``start + (1 − start) · (step + 1) / warmup`` for the first ``warmup`` steps (from
+    ``start``, e.g. the official 0.01, towards 1), then with
     ``p = (step − warmup) / (total − warmup)`` either ``(1 − p)^power`` (``poly``) or
     ``(1 + cos(π p)) / 2`` (``cosine``).
     """
     if step < warmup:
-        return (step + 1) / warmup
+        return start + (1.0 - start) * (step + 1) / warmup
     p = min((step - warmup) / max(total - warmup, 1), 1.0)
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * p))
@@ -388,7 +397,12 @@ def train(
         # give the resumed run other dropout masks).
         torch.manual_seed(step_seed(seed, step, rank))
         factor = lr_factor(
-            step, schedule.total, warmup=warmup, power=cfg.poly_power, schedule=cfg.schedule
+            step,
+            schedule.total,
+            warmup=warmup,
+            power=cfg.poly_power,
+            schedule=cfg.schedule,
+            start=cfg.warmup_start,
         )
         for g in optimizer.param_groups:
             g["lr"] = g["initial_lr"] * factor

@@ -185,6 +185,37 @@ class Segmenter(nn.Module):
         ]
 
 
+def freeze_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace, in place, every ``BatchNorm2d`` below ``module`` by a torchvision
+    ``FrozenBatchNorm2d`` holding the same running statistics and affine parameters (constant
+    buffers: no gradient, no statistics update, the same output in train and eval mode).
+
+    Returns:
+        ``module`` (a ``BatchNorm2d`` passed itself is returned frozen).
+    """
+    from torchvision.ops import FrozenBatchNorm2d
+
+    def frozen(bn: nn.BatchNorm2d) -> FrozenBatchNorm2d:
+        out = FrozenBatchNorm2d(bn.num_features, eps=bn.eps)
+        with torch.no_grad():
+            if bn.affine:
+                out.weight.copy_(bn.weight)
+                out.bias.copy_(bn.bias)
+            if bn.running_mean is not None:
+                out.running_mean.copy_(bn.running_mean)
+                out.running_var.copy_(bn.running_var)
+        return out
+
+    if isinstance(module, nn.BatchNorm2d):
+        return frozen(module)
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, frozen(child))
+        else:
+            freeze_batchnorm(child)
+    return module
+
+
 def build_segmenter(
     arch: str,
     encoder: str,
@@ -198,6 +229,7 @@ def build_segmenter(
     decoder_channels: int | None = None,
     encoder_output_stride: int | None = None,
     precision: str = "float32",
+    frozen_bn: bool = False,
     **arch_options: object,
 ) -> Segmenter:
     """Build a :class:`Segmenter` from an smp architecture, an smp encoder and a head name.
@@ -217,6 +249,9 @@ def build_segmenter(
         decoder_channels: decoder output channels (smp's default, 256, when ``None``).
         encoder_output_stride: DeepLabV3+ only: 8 or 16 (smp's default 16 when ``None``).
         precision: ``"float32"`` or ``"float64"`` for the hyperbolic math (hyperbolic head only).
+        frozen_bn: replace every BatchNorm2d of the encoder by a FrozenBatchNorm2d with its
+            statistics and affine parameters (the official recipe with ImageNet weights: the
+            encoder's normalisation is never trained or updated).
         **arch_options: further keyword arguments for the smp architecture.
 
     Returns:
@@ -251,6 +286,8 @@ def build_segmenter(
         classes=num_classes,
         **smp_options,
     )
+    if frozen_bn:
+        freeze_batchnorm(model.encoder)
     in_channels = model.segmentation_head[0].in_channels
     head_module = build_head(head, in_channels, num_classes, **head_options)
     return Segmenter(

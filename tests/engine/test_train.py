@@ -260,3 +260,13 @@ def test_a_continued_round_takes_the_configs_rates_and_the_saved_moments(tmp_pat
     assert max(int(st["step"]) for st in other["optimizer"]["state"].values()) == 4
     key = "encoder.conv1.weight"
     assert not torch.equal(same["model"][key], other["model"][key])
+
+
+def test_warmup_starts_at_its_factor_and_a_zero_start_is_the_plain_ramp() -> None:
+    plain = [T.lr_factor(s, 100, warmup=10, power=0.5) for s in range(100)]
+    zero = [T.lr_factor(s, 100, warmup=10, power=0.5, start=0.0) for s in range(100)]
+    assert plain == zero  # bit for bit: the default changes nothing
+    f = [T.lr_factor(s, 100, warmup=10, power=0.5, start=0.01) for s in range(100)]
+    assert f[0] == pytest.approx(0.01 + 0.99 * 0.1) and f[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in itertools.pairwise(f[:10]))
+    assert f[10:] == plain[10:]  # the decay does not depend on where the ramp started

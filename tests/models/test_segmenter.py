@@ -219,3 +219,35 @@ def test_segmenter_follows_the_device(head) -> None:
     out = model(_images().to("cuda"))
     assert all(t.device.type == "cuda" for t in out)
     out.logits.sum().backward()
+
+
+def test_frozen_batchnorm_keeps_the_statistics_and_never_trains() -> None:
+    """freeze_batchnorm: the same output as the BatchNorm in eval mode, in train and eval mode
+    alike, no trainable parameter and no statistics update."""
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from halo.models.segmenter import freeze_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU())
+    net(torch.randn(8, 3, 9, 9))  # move the running statistics off their start values
+    net[1].weight.data.uniform_(0.5, 2.0)
+    net.eval()
+    x = torch.randn(2, 3, 9, 9)
+    expected = net(x)
+    frozen = freeze_batchnorm(net).train()
+    assert isinstance(frozen[1], FrozenBatchNorm2d)
+    torch.testing.assert_close(frozen(x), expected)
+    before = frozen[1].running_mean.clone()
+    frozen(torch.randn(4, 3, 9, 9) * 5)
+    torch.testing.assert_close(frozen[1].running_mean, before)
+    assert {n for n, p in frozen.named_parameters()} == {"0.weight", "0.bias"}
+
+
+def test_the_encoder_of_a_frozen_bn_segmenter_has_no_batchnorm_left() -> None:
+    from torchvision.ops import FrozenBatchNorm2d
+
+    seg = build_backbone("deeplabv3plus-r18", 5, encoder_weights=None, frozen_bn=True)
+    kinds = {type(m) for m in seg.encoder.modules()}
+    assert FrozenBatchNorm2d in kinds and torch.nn.BatchNorm2d not in kinds
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in seg.decoder.modules())  # decoder trains
