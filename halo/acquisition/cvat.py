@@ -129,6 +129,40 @@ def _parse_labelmap(text: str, where: str, classes: list[dict]) -> list[tuple[st
 
 
 _ZIP_ERRORS = (OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError)
+#: what a zip of answers may hold beyond one mask per queried image, and labelmap.txt's size
+EXTRA_MEMBERS = 64
+LABELMAP_BYTES = 1 << 20
+
+
+def mask_bytes(height: int, width: int) -> int:
+    """The most a mask member of an ``H x W`` image may inflate to: an RGBA PNG stored without
+    compression (4 bytes a pixel and a filter byte a row) and 64 KiB of chunks besides."""
+    return height * (4 * width + 1) + (1 << 16)
+
+
+def _limited_reader(zf: zipfile.ZipFile, path: Path, members: dict[str, str], limits: dict):
+    """``read(name)``: a member's bytes, refused before reading when its declared size is over
+    its limit and while reading when it inflates past it (a lying header)."""
+
+    def read(name: str) -> bytes:
+        where = f"labels {path}:{name}"
+        info = zf.getinfo(members[name])
+        limit = limits.get(name, LABELMAP_BYTES)
+        if info.file_size > limit:
+            raise LabelsError(
+                f"{where}: declares {info.file_size} bytes, more than the {limit} this member "
+                "may hold (a zip bomb?)"
+            )
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(limit + 1)
+        except _ZIP_ERRORS as err:
+            raise LabelsError(f"{where}: unreadable zip member ({err})") from None
+        if len(data) > limit:
+            raise LabelsError(f"{where}: inflates past {limit} bytes (a zip bomb?)")
+        return data
+
+    return read
 
 
 def read_zip(path: str | os.PathLike, entries: list[dict]) -> LazyAnswers:
@@ -149,15 +183,19 @@ def read_zip(path: str | os.PathLike, entries: list[dict]) -> LazyAnswers:
     path = Path(path)
     try:
         zf = zipfile.ZipFile(path)
-        members = {n.replace("\\", "/"): n for n in zf.namelist()}
+        names = zf.namelist()
     except _ZIP_ERRORS as err:
         raise LabelsError(f"labels {path}: not a readable zip ({err})") from None
-
-    def read(name: str) -> bytes:
-        try:
-            return zf.read(members[name])
-        except _ZIP_ERRORS as err:
-            raise LabelsError(f"labels {path}:{name}: unreadable zip member ({err})") from None
+    if len(names) > len(entries) + EXTRA_MEMBERS:
+        raise LabelsError(
+            f"labels {path}: {len(names)} members, more than the {len(entries)} queried masks "
+            f"and {EXTRA_MEMBERS} others a CVAT export holds"
+        )
+    members = {n.replace("\\", "/"): n for n in names}
+    limits = {
+        f"SegmentationClass/{e['id']}.png": mask_bytes(*map(int, e["size"])) for e in entries
+    }
+    read = _limited_reader(zf, path, members, limits)
 
     if "labelmap.txt" not in members:
         raise LabelsError(f"labels {path}: no labelmap.txt (a CVAT 'Segmentation mask 1.1' zip)")

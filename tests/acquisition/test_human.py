@@ -7,7 +7,12 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import struct
+import subprocess
+import sys
+import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -434,3 +439,93 @@ def test_label_ids_255_is_not_labelled(rounds, tmp_path):
         write_png(tmp_path / "ids" / f"{entry['id']}.png", np.full(SIZE, 255, np.uint8))
     assert main(["import-labels", str(hum), str(tmp_path / "ids"), "--ids", "label"]) == 0
     assert json.loads((hum / "answers.json").read_text())["pixels_answered"] == 0
+
+
+def _bomb_zip(path: Path, members: dict[str, bytes], bomb: str, size: int, declared: int) -> None:
+    """A zip of ``members`` plus ``bomb``: ``size`` zero bytes deflated (about size / 1000
+    bytes on disk), its header declaring ``declared``. Written by hand: no library writes a
+    member whose header lies."""
+    chunk = b"\0" * (1 << 20)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)  # the same bytes for every chunk
+    data = block * (size // len(chunk)) + c.flush()
+    crc = 0
+    for _ in range(size // len(chunk)):
+        crc = zlib.crc32(chunk, crc)
+    entries = [(n, zlib.crc32(b), b, len(b), 0) for n, b in members.items()]
+    entries.append((bomb, crc, data, declared, 8))
+    out, central = io.BytesIO(), io.BytesIO()
+    for name, crc32, body, raw, method in entries:
+        offset, encoded = out.tell(), name.encode()
+        fields = (20, 0, method, 0, 0x21, crc32, len(body), raw, len(encoded), 0)
+        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, *fields) + encoded + body)
+        central.write(
+            struct.pack("<IH", 0x02014B50, 20)
+            + struct.pack("<HHHHHIIIHHHHHII", *fields[:-1], 0, 0, 0, 0, 0, offset)
+            + encoded
+        )
+    start, cd = out.tell(), central.getvalue()
+    out.write(
+        cd
+        + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(cd), start, 0)
+    )
+    path.write_bytes(out.getvalue())
+
+
+_PEAK = (  # VmHWM: the peak of this process's own memory (ru_maxrss keeps the parent's)
+    "import sys\n"
+    "from halo.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
+    "print('PEAK_KB', hwm, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("bomb", "declared", "expect"),
+    [
+        ("labelmap.txt", 1 << 30, "declares 1073741824 bytes"),
+        ("labelmap.txt", 100, "unreadable zip member"),  # the header lies: stops at its size
+        ("mask", 1 << 30, "declares 1073741824 bytes"),
+        ("mask", 16 << 20, "declares 16777216 bytes"),
+    ],
+    ids=["labelmap", "labelmap-lying", "mask", "mask-16MiB"],
+)
+def test_a_zip_bomb_is_refused_at_once_in_little_memory(rounds, tmp_path, bomb, declared, expect):
+    """A 1 MB zip whose member inflates to 1 GiB: exit 2 with one line, in seconds and under
+    500 MB of peak memory, and nothing written."""
+    hum, src = _cvat_case(rounds, tmp_path, None)
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    name = f"SegmentationClass/{_first(hum)['id']}.png" if bomb == "mask" else bomb
+    members.pop(name)
+    bombed = tmp_path / "bomb.zip"
+    _bomb_zip(bombed, members, name, 1 << 30, declared)
+    assert bombed.stat().st_size < 2 << 20
+    before = sorted(p.relative_to(hum) for p in hum.rglob("*"))
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, "import-labels", str(hum), str(bombed)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    seconds = time.monotonic() - start
+    lines = [ln for ln in done.stderr.strip().splitlines() if not ln.startswith("PEAK_KB")]
+    peak_kb = int(done.stderr.split("PEAK_KB")[1].split()[0])
+    assert done.returncode == 2 and len(lines) == 1 and expect in lines[0], done.stderr
+    assert name in lines[0] and seconds < 30  # what the issue asks is < 5 s on an idle machine
+    assert peak_kb < 500 * 1024, peak_kb
+    assert sorted(p.relative_to(hum) for p in hum.rglob("*")) == before
+
+
+def test_a_zip_of_too_many_members_is_refused(rounds, tmp_path, capsys):
+    hum, src = _cvat_case(rounds, tmp_path, None)
+    crowded = tmp_path / "crowded.zip"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(crowded, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, zin.read(name))
+        for i in range(200):
+            zout.writestr(f"junk/{i}.txt", b"")
+    _refused(hum, ["import-labels", str(hum), str(crowded)], "members, more than the", capsys)
