@@ -192,9 +192,7 @@ def read_zip(path: str | os.PathLike, entries: list[dict]) -> LazyAnswers:
             f"and {EXTRA_MEMBERS} others a CVAT export holds"
         )
     members = {n.replace("\\", "/"): n for n in names}
-    limits = {
-        f"SegmentationClass/{e['id']}.png": mask_bytes(*map(int, e["size"])) for e in entries
-    }
+    limits = {f"SegmentationClass/{e['id']}.png": mask_bytes(*map(int, e["size"])) for e in entries}
     read = _limited_reader(zf, path, members, limits)
 
     if "labelmap.txt" not in members:

@@ -64,6 +64,10 @@ def _run_command(args) -> int:
     out = Path(args.out) if getattr(args, "out", None) else None
     created = out is not None and not out.exists()
     try:
+        if getattr(args, "dry_run", False):  # before any work: --out is not touched
+            from halo.cli.commands import dry_run
+
+            return dry_run(args)
         return args.func(args)
     except TrainingDiverged as err:  # the last good checkpoint is kept for inspection
         print(f"halo {args.command}: error: {_one_line(err)}", file=sys.stderr)

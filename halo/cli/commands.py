@@ -23,6 +23,16 @@ def _run(args: argparse.Namespace):
     return load_run(args.config, args.set or [])
 
 
+def dry_run(args: argparse.Namespace) -> int:
+    """``--dry-run``: the resolved run as YAML on stdout (halo.config.describe_run)."""
+    import yaml
+
+    from halo.config import describe_run
+
+    print(yaml.safe_dump(describe_run(_run(args)), sort_keys=False), end="")
+    return 0
+
+
 def _session_options(args: argparse.Namespace) -> dict:
     return {"device": args.device, "progress": not args.quiet}
 

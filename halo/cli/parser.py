@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="auto (this rank's GPU if present, else CPU), cpu, cuda or cuda:N",
         )
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the resolved run (the config after the method's preset, the model "
+            "options and key, the radii, the image sizes) as YAML and exit; nothing is read "
+            "or written",
+        )
 
     def queried_round(p: argparse.ArgumentParser) -> None:
         p.add_argument("round_dir", metavar="ROUND_DIR", help="a round folder with queries/")

@@ -15,7 +15,7 @@ Torch-free: the Snakemake workflow resolves its whole grid with this package at 
 from halo.config.benchmarks import BENCHMARKS, Benchmark, DatasetSpec, get_benchmark
 from halo.config.errors import ConfigError
 from halo.config.load import build_config, load_config, load_run, validate
-from halo.config.run import Run, check_data, resolve
+from halo.config.run import Run, check_data, describe_run, resolve
 from halo.config.schema import (
     ActiveConfig,
     Config,
@@ -39,6 +39,7 @@ __all__ = [
     "TrainConfig",
     "build_config",
     "check_data",
+    "describe_run",
     "get_benchmark",
     "load_config",
     "load_run",

@@ -26,7 +26,7 @@ from halo.config.schema import Config, to_dict
 from halo.data.labels import ClassProtocol, get_protocol
 from halo.models.presets import BACKBONES, HEADS, check_input_size
 
-__all__ = ["Run", "check_data", "resolve"]
+__all__ = ["Run", "check_data", "describe_run", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -226,3 +226,22 @@ def check_data(run: Run) -> None:
             + ", ".join(str(p) for p in missing)
             + f". {hint} (see docs/real-data.md)."
         )
+
+
+def describe_run(run: Run) -> dict:
+    """The resolved run as plain data (``halo ... --dry-run``): the config as it will train,
+    then what was derived from it."""
+    return {
+        **to_dict(run.config),
+        "resolved": {
+            "model_options": dict(run.model_options),
+            "model_key": run.model_key,
+            "active_radius": run.active_radius,
+            "mask_radius": run.mask_radius,
+            "source_size": list(run.source_size),
+            "target_size": list(run.target_size),
+            "round_spans": [
+                list(run.round_span(r)) for r in range(1, run.config.active.rounds + 1)
+            ],
+        },
+    }

@@ -66,6 +66,8 @@ class BackbonePreset:
         decoder_channels: decoder output channels.
         input_divisor: H and W must be multiples of this (the encoder's output stride).
         encoder_output_stride: DeepLabV3+'s encoder output stride, ``None`` for SegFormer.
+        decoder_options: further smp keyword arguments of the decoder (e.g. the ASPP's
+            ``decoder_atrous_rates``); pairs, so the preset stays hashable.
         description: one line for listings.
     """
 
@@ -75,6 +77,7 @@ class BackbonePreset:
     decoder_channels: int
     input_divisor: int
     encoder_output_stride: int | None = None
+    decoder_options: tuple[tuple[str, object], ...] = ()
     description: str = ""
 
 
@@ -88,10 +91,12 @@ BACKBONES: Registry[BackbonePreset] = Registry(
                 arch="deeplabv3plus",
                 encoder="resnet101",
                 decoder_channels=512,
-                input_divisor=16,
-                encoder_output_stride=16,
-                description="paper: DeepLabV3+ ResNet-101, 512-channel decoder as the official "
-                "HALO/RIPU code",
+                input_divisor=8,
+                encoder_output_stride=8,
+                decoder_options=(("decoder_atrous_rates", (6, 12, 18)),),
+                description="paper: DeepLabV3+ ResNet-101 at output stride 8 (layers 3-4 "
+                "dilated), separable ASPP at rates 6/12/18, 512-channel decoder, 48-channel "
+                "low-level projection, as the official HALO/RIPU code",
             ),
             BackbonePreset(
                 name="segformer-b4",

@@ -249,9 +249,11 @@ def build_segmenter(
         decoder_channels: decoder output channels (smp's default, 256, when ``None``).
         encoder_output_stride: DeepLabV3+ only: 8 or 16 (smp's default 16 when ``None``).
         precision: ``"float32"`` or ``"float64"`` for the hyperbolic math (hyperbolic head only).
-        frozen_bn: replace every BatchNorm2d of the encoder by a FrozenBatchNorm2d with its
-            statistics and affine parameters (the official recipe with ImageNet weights: the
-            encoder's normalisation is never trained or updated).
+        frozen_bn: replace every BatchNorm2d of the encoder and the decoder by a
+            FrozenBatchNorm2d with its statistics and affine parameters (the official recipe with
+            ImageNet weights: the encoder's normalisation is never trained or updated, and the
+            decoder's, frozen at their initial values, are identities); the head's HFR keeps
+            its BatchNorm1d.
         **arch_options: further keyword arguments for the smp architecture.
 
     Returns:
@@ -286,8 +288,9 @@ def build_segmenter(
         classes=num_classes,
         **smp_options,
     )
-    if frozen_bn:
+    if frozen_bn:  # the encoder's and the decoder's, as the official code (not the head's)
         freeze_batchnorm(model.encoder)
+        freeze_batchnorm(model.decoder)
     in_channels = model.segmentation_head[0].in_channels
     head_module = build_head(head, in_channels, num_classes, **head_options)
     return Segmenter(
@@ -316,5 +319,6 @@ def build_backbone(name: str, num_classes: int, **overrides: object) -> Segmente
     options: dict[str, object] = {"decoder_channels": preset.decoder_channels}
     if preset.encoder_output_stride is not None:
         options["encoder_output_stride"] = preset.encoder_output_stride
+    options.update(dict(preset.decoder_options))
     options.update(overrides)
     return build_segmenter(preset.arch, preset.encoder, num_classes, **options)

@@ -301,3 +301,24 @@ def test_snapshots_keep_the_model_through_training(tiny_data, tmp_path):
     ck = str(snap / "snapshots" / "step000002.pt")
     assert main(["evaluate", *base, "--checkpoint", ck, "--out", str(out)]) == 0
     assert json.loads(out.read_text())["step"] == 2
+
+
+@pytest.mark.parametrize("bench", ["gta2cs", "synthia2cs", "cs2acdc"])
+def test_dry_run_prints_the_official_recipe_and_touches_nothing(tmp_path, capsys, bench):
+    """The paper configs resolve to the official recipe (docs/real-data.md, "Fidelity"); a dry
+    run needs no data and writes nothing, not even --out."""
+    import yaml
+
+    out = tmp_path / "out"
+    argv = ["pretrain", "--config", f"configs/benchmarks/{bench}.yaml", "--out", str(out)]
+    assert main([*argv, "--dry-run"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    t, e = cfg["train"], cfg["eval"]
+    assert (t["negative_learning"], t["warmup_steps"], t["warmup_start"]) == (1.0, 600, 0.01)
+    assert (t["schedule"], t["poly_power"], t["hflip"], t["amp"]) == ("poly", 0.5, False, False)
+    assert e["flip"] is True and cfg["model"]["frozen_bn"] is True
+    starts = [s[0] for s in cfg["resolved"]["round_spans"]]
+    assert starts == [0, 3843, 7687, 10250, 12812]  # the official selection steps
+    assert cfg["resolved"]["round_spans"][-1][1:] == [15375, 15375]
+    assert cfg["resolved"]["model_options"]["frozen_bn"] is True
+    assert not out.exists()

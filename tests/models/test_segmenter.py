@@ -244,10 +244,10 @@ def test_frozen_batchnorm_keeps_the_statistics_and_never_trains() -> None:
     assert {n for n, p in frozen.named_parameters()} == {"0.weight", "0.bias"}
 
 
-def test_the_encoder_of_a_frozen_bn_segmenter_has_no_batchnorm_left() -> None:
+def test_a_frozen_bn_segmenter_has_no_trainable_batchnorm2d_left() -> None:
     from torchvision.ops import FrozenBatchNorm2d
 
     seg = build_backbone("deeplabv3plus-r18", 5, encoder_weights=None, frozen_bn=True)
     kinds = {type(m) for m in seg.encoder.modules()}
     assert FrozenBatchNorm2d in kinds and torch.nn.BatchNorm2d not in kinds
-    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in seg.decoder.modules())  # decoder trains
+    assert torch.nn.BatchNorm2d not in {type(m) for m in seg.decoder.modules()}  # as official
