@@ -289,8 +289,11 @@ def train(
         raise ValueError(f"protocol {protocol!r} needs source={need_src}, target={need_tgt}")
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    # a trainable BatchNorm after the ASPP's image pooling sees one value per channel and image:
+    # training needs two images a process (frozen BatchNorm, or BatchNorm over pixels, does not)
+    decoder = getattr(unwrap(model), "decoder", model)
     if cfg.batch_size // world < 2 and any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in decoder.modules()
     ):
         raise ValueError(
             f"train.batch_size {cfg.batch_size} over {world} process(es) leaves "

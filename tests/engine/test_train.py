@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from halo.config import TrainConfig
 from halo.engine import train as T
 from halo.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 
@@ -270,3 +271,23 @@ def test_warmup_starts_at_its_factor_and_a_zero_start_is_the_plain_ramp() -> Non
     assert f[0] == pytest.approx(0.01 + 0.99 * 0.1) and f[9] == pytest.approx(1.0)
     assert all(a < b for a, b in itertools.pairwise(f[:10]))
     assert f[10:] == plain[10:]  # the decay does not depend on where the ramp started
+
+
+def test_a_batch_of_one_trains_when_the_decoder_batchnorm_is_frozen(tmp_path):
+    """The official recipe's FrozenBatchNorm makes one image a process trainable (the HFR's
+    BatchNorm runs over pixels)."""
+    from halo.models.segmenter import build_backbone
+
+    torch.manual_seed(0)
+    model = build_backbone("deeplabv3plus-r18", 5, encoder_weights=None, frozen_bn=True)
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if "running_mean" in k}
+    gen = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(2, 3, 32, 64, generator=gen), torch.randint(0, 5, (2, 32, 64))
+    source = [{"image": images[i], "label": labels[i]} for i in range(2)]
+    cfg = TrainConfig(batch_size=1, source_steps=2, warmup_steps=0, checkpoint_every=10)
+    T.train(model, protocol="source", schedule=T.Schedule(0, 2, 2), cfg=cfg, seed=0,
+            checkpoint=tmp_path / "c.pt", source=source, progress=False)  # fmt: skip
+    after = model.state_dict()
+    for k, v in frozen.items():
+        if k.startswith(("encoder.", "decoder.")):
+            assert torch.equal(after[k], v), k  # frozen statistics never move
