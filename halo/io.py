@@ -100,6 +100,31 @@ def remove_stray_temp(
     return removed
 
 
+def check_writable(folder: str | os.PathLike, need_bytes: int = 0) -> None:
+    """Fail before any work unless ``folder`` can take ``need_bytes``: it is created (with its
+    parents) and a probe file is written and removed in it (a read-only folder or file system
+    fails here, whoever runs), and its file system must have ``need_bytes`` free.
+
+    Raises:
+        OSError: naming ``folder`` and the cause (``ENOSPC`` with the space it has and needs).
+    """
+    import errno
+    import shutil
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp-probe-"):
+        pass
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise OSError(
+            errno.ENOSPC,
+            f"{free / 2**20:.0f} MB free, the job's checkpoints need about "
+            f"{need_bytes / 2**20:.0f} MB",
+            str(folder),
+        )
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as fh:
@@ -162,3 +187,5 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
         raise ValueError(f"{what} {path} is not valid JSON: {err}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{what} {path} is not valid JSON: not UTF-8 text") from None
+    except RecursionError:
+        raise ValueError(f"{what} {path} is not valid JSON: nested too deeply") from None

@@ -193,11 +193,11 @@ def create_app(
 
     @app.before_request
     def _local_only():
-        origin = request.headers.get("Origin")
+        origin = request.headers.get("Origin")  # a browser's request from a page: its own only
         if (urlsplit(f"//{request.host}").hostname or "") not in _LOCAL_HOSTS or (
-            origin is not None and (urlsplit(origin).hostname or "") not in _LOCAL_HOSTS
+            origin is not None and origin != f"{request.scheme}://{request.host}"
         ):
-            return _error(403, "the labelling page answers 127.0.0.1 and localhost only")
+            return _error(403, "the labelling page answers its own page on 127.0.0.1 only")
         if request.method in ("PUT", "POST") and not request.is_json:
             return _error(415, "expected a JSON body (Content-Type: application/json)")
         return None
@@ -209,6 +209,10 @@ def create_app(
     @app.errorhandler(ValueError)  # LabelsError, a bad query mask: the round's content
     def _bad_content(err: ValueError):
         return _error(400, str(err))
+
+    @app.errorhandler(RecursionError)  # a JSON body nested past Python's recursion limit
+    def _too_deep(err: RecursionError):
+        return _error(400, "the JSON body is nested too deeply")
 
     @app.errorhandler(FileNotFoundError)  # a file of the round is missing
     def _missing(err: FileNotFoundError):

@@ -26,7 +26,7 @@ from torch import nn
 from halo import timing
 from halo.engine.checkpoint import check_fits, load_checkpoint, load_weights
 from halo.engine.train import Schedule, train
-from halo.io import remove_stray_temp, write_json
+from halo.io import check_writable, remove_stray_temp, write_json
 from halo.provenance import CONFIG_FILE, PROVENANCE_FILE, write_provenance
 from halo.runs import MODEL_FILE, TRAIN_LOG
 
@@ -229,6 +229,8 @@ def train_session(
             return {"step": schedule.stop, "complete": True}
     torch.manual_seed(run.config.seed)
     model = build_model(run)
+    if rank == 0:  # --out must take the checkpoints before the first step, not after 50
+        check_writable(out_dir, checkpoint_bytes(model, run.config.train.optimizer))
     resume = None
     if state_path.is_file():
         state = load_checkpoint(state_path)
@@ -279,6 +281,15 @@ def train_session(
     else:
         os.replace(state_path, final)
     return result
+
+
+def checkpoint_bytes(model: nn.Module, optimizer: str) -> int:
+    """About what a job's checkpoints take on disk at once: the training state (the weights and
+    the optimiser's moments: two for AdamW, one for SGD's momentum) and the published model,
+    float32, plus 16 MB of the rest."""
+    weights = sum(p.numel() for p in model.parameters()) * 4
+    moments = 2 if optimizer == "adamw" else 1
+    return weights * (2 + moments) + (16 << 20)
 
 
 def drop_state(out_dir: Path) -> None:
@@ -336,9 +347,10 @@ def train_round(
     """Active round ``r``: fine-tune from ``init`` on source labels plus the labels of
     ``round_dir``; the schedule (warm-up, then the configured decay) runs continuously over all
     rounds, each round its span of it (:meth:`~halo.config.Run.round_span`)."""
-    from halo.acquisition.rounds import MaskedTarget
+    from halo.acquisition.rounds import MaskedTarget, read_budget
 
     check_round(run, r)
+    read_budget(round_dir)  # a missing or broken budget.json fails here, before any step
     start = (init, _load_fitting(run, init))  # a missing, foreign or unsafe model fails first
     target = MaskedTarget(dataset(run, "target"), round_dir)
     return train_session(

@@ -529,3 +529,43 @@ def test_a_zip_of_too_many_members_is_refused(rounds, tmp_path, capsys):
         for i in range(200):
             zout.writestr(f"junk/{i}.txt", b"")
     _refused(hum, ["import-labels", str(hum), str(crowded)], "members, more than the", capsys)
+
+
+def _train_argv(rounds, masks: Path, out: Path) -> list[str]:
+    argv = ["train", "--protocol", "active", *_common(rounds["root"]), "--round", "1"]
+    return [*argv, "--init", str(rounds["ckpt"]), "--masks", str(masks), "--out", str(out)]
+
+
+def test_a_broken_budget_is_refused_before_any_training_step(rounds, tmp_path, capsys):
+    masks = Path(shutil.copytree(rounds["base"] / "sim1", tmp_path / "sim1"))
+    budget = masks / "budget.json"
+    budget.write_text(budget.read_text()[:40])  # truncated
+    out = tmp_path / "out"
+    capsys.readouterr()
+    argv = [*_train_argv(rounds, masks, out), "--eval-out", str(out / "eval.json")]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "budget.json" in err[0] and "not valid JSON" in err[0], err
+    assert "trained" not in captured.out and not out.exists()
+
+
+def test_an_out_that_cannot_take_the_checkpoints_is_refused_before_training(
+    rounds, tmp_path, capsys, monkeypatch
+):
+    import shutil as sh
+
+    masks = rounds["base"] / "sim1"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    capsys.readouterr()
+    assert main(_train_argv(rounds, masks, blocker / "out")) == 1  # a file where a folder goes
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(blocker) in err[0], err
+    usage = sh.disk_usage(tmp_path)
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage._replace(free=1 << 20))
+    out = tmp_path / "full"
+    assert main(_train_argv(rounds, masks, out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 MB free, the job's checkpoints need about" in err[0], err
+    assert not out.exists()

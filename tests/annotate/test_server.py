@@ -171,6 +171,22 @@ def test_only_local_pages_may_call(round_dir):
     response = client.post("/api/finish", json={}, headers={"Origin": "http://evil.example"})
     assert response.status_code == 403 and not round_complete(round_dir)
     assert client.post("/api/finish", data="{}").status_code == 415  # not application/json
+    # another page on this machine (another port, or the other name) is not this page
+    own = {"Host": "127.0.0.1:5000"}
+    for origin in ("http://localhost:8080", "http://127.0.0.1:5001", "http://localhost:5000"):
+        response = client.get("/api/manifest", headers={**own, "Origin": origin})
+        assert response.status_code == 403, origin
+    ok = client.get("/api/manifest", headers={**own, "Origin": "http://127.0.0.1:5000"})
+    assert ok.status_code == 200
+
+
+def test_json_nested_too_deeply_is_a_bad_request(round_dir):
+    client = _client(round_dir)
+    body = "[" * 100_000 + "]" * 100_000
+    response = client.put(
+        "/api/images/0/draft", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "nested too deeply" in response.json["error"]
 
 
 def test_finish_imports_what_the_drafts_say(round_dir):
