@@ -305,7 +305,11 @@ def cmd_track(args: argparse.Namespace) -> int:
     run_id = tracking.log_run(record, artifacts=artifacts, uri=uri)
     write_json(
         Path(args.out),
-        {"run_id": run_id, "tracking_uri": uri, "experiment": record["benchmark"]},
+        {
+            "run_id": run_id,
+            "tracking_uri": tracking.portable_uri(uri),
+            "experiment": record["benchmark"],
+        },
     )
     print(f"logged {record['kind']} run {record['method']} → MLflow run {run_id} ({uri})")
     return 0

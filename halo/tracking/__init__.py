@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from halo.tracking.fields import flatten, run_key, run_name
 from halo.tracking.runs import REPORT_KEY, find_runs, log_report, log_run
-from halo.tracking.store import ARTIFACT_DIR, init_store, tracking_uri
+from halo.tracking.store import ARTIFACT_DIR, init_store, portable_uri, relocate, tracking_uri
 
 __all__ = [
     "ARTIFACT_DIR",
@@ -24,6 +24,8 @@ __all__ = [
     "init_store",
     "log_report",
     "log_run",
+    "portable_uri",
+    "relocate",
     "run_key",
     "run_name",
     "tracking_uri",

@@ -15,8 +15,13 @@ Artifacts
     MLflow 3.17 puts a SQLite store's artifacts under ``<cwd>/mlruns/<experiment id>``, with the
     cwd of whichever process created the experiment. Experiments created here get
     ``<db folder>/mlartifacts/<benchmark>`` instead (experiment 0 gets ``.../mlartifacts/0``), so
-    artifacts stay beside the database whatever the cwd. Other stores keep their defaults, and an
-    existing experiment keeps its location.
+    artifacts stay beside the database whatever the cwd. Other stores keep their defaults.
+
+    MLflow records those locations as absolute paths. A project copied or moved with its store
+    would then write into, or read from, the old folder; so every process that opens a SQLite
+    store first re-derives them (:func:`relocate`): an experiment's, run's or logged model's
+    location ``<old folder>/mlartifacts/...`` becomes ``<db folder>/mlartifacts/...``. A copy
+    writes only its own files; a moved project finds its artifacts.
 
 mlflow is imported inside the functions that need it, so importing this module does not.
 """
@@ -35,7 +40,7 @@ try:  # POSIX only; elsewhere init_store runs unlocked
 except ImportError:  # pragma: no cover
     fcntl = None
 
-__all__ = ["ARTIFACT_DIR", "init_store", "key_lock", "tracking_uri"]
+__all__ = ["ARTIFACT_DIR", "init_store", "key_lock", "portable_uri", "relocate", "tracking_uri"]
 
 ARTIFACT_DIR = "mlartifacts"
 # MLflow 3's kind of an experiment (model training, not GenAI). Seen with MLflow 3.17: a fresh
@@ -51,6 +56,18 @@ def tracking_uri(uri: str | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def portable_uri(uri: str) -> str:
+    """``uri`` as a record names it: a SQLite store inside the working directory relative to it
+    (``sqlite:///mlflow.db``), so a copied or moved project's records name its own store."""
+    db = _sqlite_path(uri)
+    if db is None:
+        return uri
+    try:
+        return f"sqlite:///{db.relative_to(Path.cwd().resolve()).as_posix()}"
+    except ValueError:
+        return uri
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -131,8 +148,61 @@ def init_store(uri: str | None = None) -> str:
             engine.dispose()
         if not has_default:  # MLflow's store creates experiment 0 when constructed
             SqlAlchemyStore(uri, str(db.parent / ARTIFACT_DIR))
+        relocate(db)
     _READY.add(uri)
     return uri
+
+
+#: (table, column) of every artifact location MLflow 3 records in a SQLite store
+_LOCATIONS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+)
+
+
+def relocate(db: Path) -> int:
+    """Point the store's artifact locations at the ``mlartifacts/`` beside ``db``.
+
+    Every recorded location of the form ``<folder>/mlartifacts/<rest>`` (a path, or a
+    ``file://`` URI) whose folder is not ``db``'s becomes ``<db folder>/mlartifacts/<rest>``;
+    other locations (a server's, an S3 bucket) are left alone. Returns the rows changed.
+    """
+    import sqlite3
+
+    here = str(db.parent / ARTIFACT_DIR)
+    changed = 0
+    con = sqlite3.connect(db, timeout=60)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, column in _LOCATIONS:
+            if table not in tables:
+                continue
+            for rowid, location in con.execute(f"SELECT rowid, {column} FROM {table}").fetchall():
+                moved = _moved(location, here)
+                if moved is not None:
+                    update = f"UPDATE {table} SET {column} = ? WHERE rowid = ?"
+                    con.execute(update, (moved, rowid))
+                    changed += 1
+        con.commit()
+    finally:
+        con.close()
+    return changed
+
+
+def _moved(location: object, here: str) -> str | None:
+    """``location`` moved under ``here`` (the db's mlartifacts), or None when it stays."""
+    if not isinstance(location, str):
+        return None
+    prefix = "file://" if location.startswith("file://") else ""
+    path = location[len(prefix) :]
+    if not path.startswith("/"):
+        return None
+    _, sep, tail = (path + "/").partition(f"/{ARTIFACT_DIR}/")  # + "/": the folder itself too
+    if not sep:
+        return None
+    target = f"{here}/{tail}".rstrip("/")
+    return None if target == path else prefix + target
 
 
 # SQLite URIs this process has initialised or checked (skips the lock and schema check next time)

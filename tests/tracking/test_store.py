@@ -144,3 +144,49 @@ def test_concurrent_init_and_write_on_a_fresh_store(tmp_path):
     run_ids = _run_concurrently(uri, records, fresh=True)
     _check_all_present(uri, records, run_ids)
     assert (tmp_path / "db" / "mlflow.db.lock").exists()
+
+
+def _snapshot(root) -> dict:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_copied_project_writes_only_its_own_files_and_a_moved_one_finds_its_artifacts(
+    tmp_path, monkeypatch
+):
+    """cp -a of a project with its store: `halo track` in the copy leaves every file of the
+    original byte for byte and time for time; after mv, the store lists the artifacts."""
+    import shutil
+
+    from halo.cli import main
+
+    original = tmp_path / "proj"
+    original.mkdir()
+    for name, seed, where in (("a", 0, original),):
+        (where / f"{name}.json").write_text(json.dumps(active_record(seed=seed)))
+    monkeypatch.chdir(original)
+    assert main(["track", "--record", "a.json", "--out", "a.mlflow.json"]) == 0
+    assert (original / "mlartifacts").is_dir()
+    before = _snapshot(original)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, symlinks=True)
+    (copy / "b.json").write_text(json.dumps(active_record(seed=1)))
+    monkeypatch.chdir(copy)
+    tracking.store._READY.clear()  # a new process
+    assert main(["track", "--record", "b.json", "--out", "b.mlflow.json"]) == 0
+    assert _snapshot(original) == before  # nothing written into the original
+    recorded = json.loads((copy / "b.mlflow.json").read_text())
+    assert recorded["tracking_uri"] == "sqlite:///mlflow.db"  # the project's own, relative
+    moved = tmp_path / "moved"
+    shutil.move(copy, moved)
+    monkeypatch.chdir(moved)
+    tracking.store._READY.clear()
+    assert main(["track", "--init"]) == 0
+    client = MlflowClient(tracking_uri=f"sqlite:///{moved / 'mlflow.db'}")
+    listed = {f.path for f in client.list_artifacts(recorded["run_id"])}
+    assert listed, "the moved store lists no artifacts"
+    run = client.get_run(recorded["run_id"])
+    assert run.info.artifact_uri.startswith(str(moved / "mlartifacts"))
