@@ -86,6 +86,8 @@ def remove_stray_temp(
     Returns:
         The paths removed.
     """
+    import shutil
+
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -93,10 +95,25 @@ def remove_stray_temp(
     glob = folder.rglob if recursive else folder.glob
     removed = []
     for name in patterns:
-        for stray in glob(f".tmp-{name}.*"):
-            if stray.is_file():
+        # files (atomic_open: .tmp-<name>.*) and folders (a report built aside: .tmp-<name>-*)
+        for stray in [*glob(f".tmp-{name}.*"), *glob(f".tmp-{name}-*")]:
+            if stray.is_symlink() or stray.is_file():
                 stray.unlink(missing_ok=True)
-                removed.append(stray)
+            elif stray.is_dir():
+                shutil.rmtree(stray, ignore_errors=True)
+            else:
+                continue
+            removed.append(stray)
+    return removed
+
+
+def remove_stray_temp_of(out: str | os.PathLike) -> list[Path]:
+    """The temporaries a killed command left for its output ``out`` (a file or a folder): those
+    beside it (``.tmp-<name>.*``, ``.tmp-<name>-*``) and, for a folder, every one inside it."""
+    out = Path(out)
+    removed = remove_stray_temp(out.parent, [out.name]) if out.parent.is_dir() else []
+    if out.is_dir() and not out.is_symlink():
+        removed += remove_stray_temp(out, recursive=True)
     return removed
 
 

@@ -56,6 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _remove_stray_temp(args) -> None:
+    """What a killed run of this command left half-written for its outputs: removed at start."""
+    from halo.io import remove_stray_temp_of
+
+    for name in ("out", "round_dir", "eval_out"):
+        value = getattr(args, name, None)
+        if value:
+            remove_stray_temp_of(value)
+
+
 def _run_command(args) -> int:
     """Run the parsed command; the one error path (module docstring)."""
     from halo.engine.errors import TrainingDiverged
@@ -68,6 +78,7 @@ def _run_command(args) -> int:
             from halo.cli.commands import dry_run
 
             return dry_run(args)
+        _remove_stray_temp(args)
         return args.func(args)
     except TrainingDiverged as err:  # the last good checkpoint is kept for inspection
         print(f"halo {args.command}: error: {_one_line(err)}", file=sys.stderr)
