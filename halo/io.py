@@ -136,8 +136,8 @@ def check_writable(folder: str | os.PathLike, need_bytes: int = 0) -> None:
     if free < need_bytes:
         raise OSError(
             errno.ENOSPC,
-            f"{free / 2**20:.0f} MB free, the job's checkpoints need about "
-            f"{need_bytes / 2**20:.0f} MB",
+            f"No space left on device: {free / 2**20:.0f} MB free, the job's checkpoints need "
+            f"about {need_bytes / 2**20:.0f} MB",
             str(folder),
         )
 

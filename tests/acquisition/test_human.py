@@ -567,5 +567,5 @@ def test_an_out_that_cannot_take_the_checkpoints_is_refused_before_training(
     out = tmp_path / "full"
     assert main(_train_argv(rounds, masks, out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "1 MB free, the job's checkpoints need about" in err[0], err
+    assert len(err) == 1 and "No space left on device: 1 MB free, the job's checkpoints need about" in err[0], err
     assert not out.exists()
