@@ -87,6 +87,14 @@ def _run_command(args) -> int:
         code, message = 2, _one_line(err)
     except OSError as err:  # the environment: disk, permissions, read-only folders
         code, message = 1, _one_line(_describe_os_error(err))
+    except Exception as err:  # a tracking-store fault (SQLite below MLflow) is one line too
+        from halo.tracking.store import store_fault
+
+        fault = store_fault(err, getattr(args, "uri", None))
+        if fault is None:
+            raise
+        code = 2 if isinstance(fault, ValueError) else 1
+        message = _one_line(fault if code == 2 else _describe_os_error(fault))
     # a training whose model.pt is published keeps it when what follows (--eval-out) fails:
     # a rerun then only evaluates
     if created and out is not None and out.exists() and not getattr(args, "published", False):

@@ -242,3 +242,41 @@ def _experiment_id(client, name: str, uri: str, *, create: bool = True) -> str |
     if create and exp.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:  # a store of an older halo
         client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
     return exp.experiment_id
+
+
+#: SQLite's words for a store fault → (exception class, errno or None, what to say)
+_STORE_FAULTS = (
+    ("database disk image is malformed", ValueError, None, "corrupt"),
+    ("file is not a database", ValueError, None, "not an SQLite database"),
+    ("database or disk is full", OSError, 28, "No space left on device (database or disk is full)"),
+    ("database is locked", OSError, 16, "locked by another process; retry when it is done"),
+    ("readonly database", OSError, 30, "Read-only file system or file"),
+    ("unable to open database file", OSError, 13, "cannot be opened (permissions or folder)"),
+)
+
+
+def store_fault(err: BaseException, uri: str | None = None) -> Exception | None:
+    """The one-line error of a tracking-store fault raised anywhere below (SQLite, SQLAlchemy or
+    MLflow wrapping them): a corrupt database is bad input (``ValueError``), a full disk, a lock
+    or a read-only file the environment (``OSError``), each naming the database; ``None`` for
+    any other error."""
+    chain, seen = [], err
+    while seen is not None and len(chain) < 16:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if not any(
+        type(e).__module__.split(".")[0] in ("sqlite3", "sqlalchemy", "mlflow") for e in chain
+    ):
+        return None
+    text = " ".join(str(e) for e in chain).lower()
+    db = _sqlite_path(tracking_uri(uri))
+    where = str(db) if db is not None else tracking_uri(uri)
+    for words, kind, errno_, say in _STORE_FAULTS:
+        if words in text:
+            if kind is ValueError:
+                return ValueError(
+                    f"tracking store {where}: {say}; move it aside (a new store is created) or "
+                    "restore it (docs/reliability.md)"
+                )
+            return OSError(errno_, say, where)
+    return None

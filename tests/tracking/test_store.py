@@ -190,3 +190,40 @@ def test_a_copied_project_writes_only_its_own_files_and_a_moved_one_finds_its_ar
     assert listed, "the moved store lists no artifacts"
     run = client.get_run(recorded["run_id"])
     assert run.info.artifact_uri.startswith(str(moved / "mlartifacts"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_corrupt_store_is_one_line_naming_the_database(tmp_path, monkeypatch, capsys, damage):
+    from halo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.json").write_text(json.dumps(active_record()))
+    assert main(["track", "--record", "a.json", "--out", "a.mlflow.json"]) == 0
+    db = tmp_path / "mlflow.db"
+    data = db.read_bytes()
+    db.write_bytes(data[:20000] if damage == "truncated" else b"not a database at all" * 100)
+    tracking.store._READY.clear()  # a new process
+    capsys.readouterr()
+    assert main(["track", "--record", "a.json", "--out", "b.mlflow.json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"tracking store {db}:" in err[0], err
+    assert not (tmp_path / "b.mlflow.json").exists()
+
+
+def test_store_faults_map_to_one_line_each():
+    import sqlite3
+
+    for words, kind in (
+        ("database or disk is full", OSError),
+        ("database is locked", OSError),
+        ("database disk image is malformed", ValueError),
+    ):
+        try:
+            try:
+                raise sqlite3.OperationalError(words)
+            except sqlite3.OperationalError as inner:
+                raise RuntimeError("wrapped by a library") from inner
+        except RuntimeError as err:
+            fault = tracking.store.store_fault(err, "sqlite:////x/mlflow.db")
+        assert isinstance(fault, kind) and "/x/mlflow.db" in str(fault), (words, fault)
+    assert tracking.store.store_fault(KeyError("other"), "sqlite:////x/mlflow.db") is None
