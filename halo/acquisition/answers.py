@@ -17,6 +17,7 @@ then writes ``answers/``, and :func:`complete_round` writes the masks and ``budg
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Mapping
@@ -304,6 +305,7 @@ def complete_round(round_dir: str | os.PathLike, *, origin: str | None = None) -
     for entry in entries:
         write_png(mask_path(round_dir, entry["id"]), merged(entry)[1])
     write_json(round_dir / ANSWERS_REPORT, report)
+    budget = dataclasses.replace(budget, pixels_answered_round=report["pixels_answered"])
     write_budget(round_dir, budget)  # last: the round is complete
     return budget
 

@@ -31,6 +31,7 @@ from halo.acquisition.answers import merge_answer
 from halo.acquisition.budget import PoolBudget
 from halo.acquisition.rounds import (
     BUDGET_FILE,
+    UNLABELLED,
     BudgetReport,
     RoundState,
     RoundWriter,
@@ -134,7 +135,7 @@ def acquire(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     device = module_device(model)
     seen: set[str] = set()
-    totals = {"pixels": 0, "regions": 0, "new": 0, "cumulative": 0, "before": 0}
+    totals = {"pixels": 0, "regions": 0, "new": 0, "cumulative": 0, "before": 0, "answered": 0}
     annotator = Simulated() if annotator is None else annotator
     sources = {s.id: str(s.image) for s in getattr(dataset, "samples", ())}
     with ExitStack() as stack:
@@ -208,6 +209,7 @@ def acquire(
                     # the same ground truth, so no previous mask is read (no I/O per image)
                     shown = labelled[j]
                     mask = merge_answer(None, shown, annotator.answer(shown, labels_np[j]))
+                    totals["answered"] += int((new[j] & (mask != UNLABELLED)).sum())
                 writer.add(image_id, mask=mask, blocked=blocked[j], labelled=labelled[j])
             totals["pixels"] += int(labels_np.size)
             totals["regions"] += sum(int(c.shape[0]) for c in sel.centres)
@@ -239,6 +241,8 @@ def acquire(
         regions=totals["regions"],
         pixels_target_round=account.target - totals["before"],
         pixels_labelled_round=totals["new"],
+        # the pixels given a class (the oracle's ground truth is void on some); a person's later
+        pixels_answered_round=None if queries is not None else totals["answered"],
         pixels_labelled_cumulative=totals["cumulative"],
         history=tuple(history),
     )

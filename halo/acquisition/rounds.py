@@ -240,8 +240,10 @@ class BudgetReport:
             pixels labelled before (``c_r``: the labelled fraction allowed after this round,
             ``S``: the pool's pixels); it labels at most that, and less than one region fewer
             unless the images ran out of unblocked pixels.
-        pixels_labelled_round: pixels newly shown to the annotator this round.
+        pixels_labelled_round: pixels newly shown (queried) to the annotator this round.
         pixels_labelled_cumulative: pixels shown so far, all rounds.
+        pixels_answered_round: of those, the pixels the annotator gave a class (the simulated
+            oracle: all of them; a person may leave some unlabelled); None in older reports.
         history: one dict per round so far (``round``, ``pixels_labelled``, ``fraction``,
             ``pixels_labelled_cumulative``, ``fraction_cumulative``).
     """
@@ -254,9 +256,10 @@ class BudgetReport:
     images: int
     pixels_total: int
     regions: int
-    pixels_target_round: int
     pixels_labelled_round: int
     pixels_labelled_cumulative: int
+    pixels_target_round: int | None = None
+    pixels_answered_round: int | None = None
     history: tuple[dict, ...] = field(default=())
 
     @property
@@ -272,11 +275,13 @@ class BudgetReport:
     @classmethod
     def from_dict(cls, data: dict) -> BudgetReport:
         """The report of a :meth:`to_dict` (``budget.json``); derived keys are ignored."""
-        names = [f for f in cls.__dataclass_fields__ if f != "history"]
+        optional = ("history", "pixels_target_round", "pixels_answered_round")
+        names = [f for f in cls.__dataclass_fields__ if f not in optional]
         missing = [n for n in names if n not in data]
         if missing:
             raise ValueError(f"budget report: missing keys {missing}")
-        return cls(**{n: data[n] for n in names}, history=tuple(data.get("history", ())))
+        extra = {n: data[n] for n in optional[1:] if n in data}
+        return cls(**{n: data[n] for n in names}, **extra, history=tuple(data.get("history", ())))
 
     def to_dict(self) -> dict:
         """The JSON content of ``budget.json``."""
@@ -291,6 +296,7 @@ class BudgetReport:
             "regions": self.regions,
             "pixels_target_round": self.pixels_target_round,
             "pixels_labelled_round": self.pixels_labelled_round,
+            "pixels_answered_round": self.pixels_answered_round,
             "pixels_labelled_cumulative": self.pixels_labelled_cumulative,
             "fraction_round": self.fraction_round,
             "fraction_cumulative": self.fraction_cumulative,

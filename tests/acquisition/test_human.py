@@ -567,5 +567,23 @@ def test_an_out_that_cannot_take_the_checkpoints_is_refused_before_training(
     out = tmp_path / "full"
     assert main(_train_argv(rounds, masks, out)) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "No space left on device: 1 MB free, the job's checkpoints need about" in err[0], err
+    assert (
+        len(err) == 1
+        and "No space left on device: 1 MB free, the job's checkpoints need about" in err[0]
+    ), err
     assert not out.exists()
+
+
+def test_budget_says_how_many_queried_pixels_were_answered(rounds, tmp_path):
+    """A person who labels a few of the queried pixels: budget.json keeps the queried count
+    and says how many were answered (the answers report's count)."""
+    hum = _waiting(rounds, tmp_path)
+    src = _folder(rounds, hum, tmp_path / "labels")
+    for entry in read_manifest(hum)[1:]:  # only the first image answered
+        write_png(src / f"{entry['id']}.png", np.full(entry["size"], 255, np.uint8))
+    assert main(["import-labels", str(hum), str(src)]) == 0
+    budget = json.loads((hum / "budget.json").read_text())
+    report = json.loads((hum / "answers.json").read_text())
+    assert budget["pixels_labelled_round"] == report["pixels_queried"]
+    assert budget["pixels_answered_round"] == report["pixels_answered"]
+    assert 0 < budget["pixels_answered_round"] < budget["pixels_labelled_round"]

@@ -598,3 +598,19 @@ def test_real_benchmark_without_data_stops_at_once(tmp_path):
     assert "gta5" in err and "cityscapes" in err and "download.visinf" in err
     assert not (project / "runs").exists() and not (project / "results").exists()
     assert time.monotonic() - start < 120
+
+
+def test_a_grid_of_other_methods_reuses_the_source_and_supervised_models(project, built, tmp_path):
+    """Source-only and supervised jobs depend on what they train, never on a grid's method
+    list: after the tiny grid (random, halo), a grid of HALO alone at another budget plans no
+    pretrain and no supervised job."""
+    copy = tmp_path / "p"
+    shutil.copytree(project, copy, symlinks=True)
+    grid = yaml.safe_load((copy / TINY).read_text())
+    grid["benchmarks"][BENCH].update(methods=["halo"], budgets=[2])
+    (copy / "other.yaml").write_text(yaml.safe_dump(grid))
+    dry = snakemake(copy, f"results/{BENCH}/", extra=("-n", "--configfile", "other.yaml"))
+    out = dry.stdout + dry.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE))
+    assert "pretrain" not in counts and "supervised" not in counts, out[-3000:]
+    assert int(counts["acquire"]) == int(counts["train_round"]) > 0

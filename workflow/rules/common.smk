@@ -11,6 +11,7 @@ from functools import cache
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from halo.acquisition.methods import METHODS
 from halo.acquisition.queries import MANIFEST_FILE, waiting_rounds
 from halo.acquisition.rounds import BLOCKED_FILE, BUDGET_FILE, LABELLED_FILE, MASKS_DIR
 from halo.config import BENCHMARKS, ConfigError, check_data, load_run
@@ -161,11 +162,20 @@ def backbones_of(bench):
 
 @cache
 def variants(bench, backbone):
-    """{model variant: a method that trains it}: one source-only model per variant."""
+    """{model variant: the method whose config trains it}: one source-only model per variant.
+
+    The method is the first *registered* one (halo.acquisition.methods) with that model, not the
+    grid's first: a source or supervised job's command line then depends only on what it trains
+    (variant, seed, data, config), so grids with other method lists share its model."""
     spec = config["benchmarks"][bench]
+    grid = [*methods_of(bench, backbone), *spec.get("supervised", [])]
     out = {}
-    for method in [*methods_of(bench, backbone), *spec.get("supervised", [])]:
-        out.setdefault(resolved(bench, backbone, method).model_key, method)
+    for method in grid:
+        key = resolved(bench, backbone, method).model_key
+        if key not in out:
+            out[key] = next(
+                (m for m in METHODS if resolved(bench, backbone, m).model_key == key), method
+            )
     return out
 
 
