@@ -207,3 +207,30 @@ def test_pretrained_encoders_get_frozen_batchnorm_unless_told_otherwise():
     assert "frozen_bn" not in off.model_options and off.model_key.endswith("-imagenet-bn")
     on = resolve(build_config(overrides=["model.frozen_bn=true"]))
     assert on.model_options["frozen_bn"] is True and on.model_key.endswith("-frozenbn")
+
+
+def test_a_selection_split_is_its_own_held_out_data(tmp_path):
+    """val_split=select evaluates on the synthetic selection split: other cities, other images
+    than the reported val split."""
+    import numpy as np
+    from PIL import Image
+
+    from halo.cli import main
+
+    for split in ("val", "select"):
+        argv = ["synth", "--style", "cityscapes", "--split", split, "--count", "3"]
+        assert (
+            main([*argv, "--size", "32x64", "--out", str(tmp_path / "cityscapes"), "--quiet"]) == 0
+        )
+    images = {
+        split: sorted((tmp_path / "cityscapes" / "leftImg8bit" / split).rglob("*.png"))
+        for split in ("val", "select")
+    }
+    names = [{p.name for p in v} for v in images.values()]
+    assert len(images["select"]) == 3 and not names[0] & names[1]
+    arrays = [{np.asarray(Image.open(p)).tobytes() for p in v} for v in images.values()]
+    assert not arrays[0] & arrays[1]
+    run = resolve(build_config(overrides=["val_split=select", f"data_root={tmp_path}"]))
+    assert run.benchmark.val.split == "select" and run.benchmark.target.split == "train"
+    with pytest.raises(ConfigError, match="val_split"):
+        build_config(overrides=["val_split=a/b"])

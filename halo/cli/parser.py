@@ -80,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--split",
-        choices=("train", "val", "test"),
+        choices=("train", "val", "test", "select"),
         default="train",
-        help="split to write with --style (default: train)",
+        help="split to write with --style (default: train; select: a labelled split held out "
+        "for choosing settings, disjoint from val: run configs read it with val_split=select)",
     )
     p.add_argument(
         "--count",

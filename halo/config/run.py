@@ -190,6 +190,10 @@ def _with_folders(bench: Benchmark, cfg: Config) -> Benchmark:
     for which, spec in changes.items():
         if not spec.folder.strip():
             raise ConfigError(f"{which}_data: expected a folder dataset's path, got ''")
+    if cfg.val_split is not None and "val" not in changes:  # e.g. the synthetic "select" split
+        if not cfg.val_split.strip() or "/" in cfg.val_split:
+            raise ConfigError(f"val_split: expected a split name, got {cfg.val_split!r}")
+        changes["val"] = dataclasses.replace(bench.val, split=cfg.val_split)
     return dataclasses.replace(bench, **changes) if changes else bench
 
 

@@ -112,6 +112,7 @@ class Config:
     data_root: str | None = None
     target_data: str | None = None
     val_data: str | None = None
+    val_split: str | None = None  # evaluate on this split of the benchmark's val dataset
     source_size: tuple[int, int] | None = None
     target_size: tuple[int, int] | None = None
     backbone: str = "deeplabv3plus-r18"

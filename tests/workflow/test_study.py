@@ -209,3 +209,22 @@ def test_radius_rounds_rows_start_at_the_source_model_and_name_the_grids_commits
     assert all(row["n_seeds"] == 2 and row["commit"] == "aaaaaaa/bbbbbbb" for row in rows.values())
     assert rows["halo 5 % source model"]["pearson_r"] < -0.9  # far out = rare: the paper's sign
     assert all(float(r) > 0.9 for r in rows["halo 5 % after round 2"]["pearson_r_seeds"].split(";"))
+
+
+def test_a_selection_sweep_judges_on_its_own_held_out_split(tmp_path, monkeypatch):
+    """--select N: the setting's working directory has its own data with the select split, and
+    every run of its grid evaluates there (val_split=select), never on the reported val set."""
+    sweep = _load("sweep")
+    grid = {
+        "synth": {"root": "data/synth", "size": [32, 64], "seed": 0, "count": 2},
+        "benchmarks": {"synth-gta2cs": {"set": [], "methods": ["random"]}},
+    }
+    calls = []
+    monkeypatch.setattr(sweep.subprocess, "run", lambda argv, **kw: calls.append(argv))
+    d = sweep.workdir(tmp_path, "lr1e-2", grid, ["train.round_lr=0.01"], select=5)
+    spec = yaml.safe_load((d / "sweep.yaml").read_text())
+    assert spec["benchmarks"]["synth-gta2cs"]["set"] == ["train.round_lr=0.01", "val_split=select"]
+    assert not (d / "data").is_symlink()  # its own data, not the checkout's
+    written = [c[c.index("--out") + 1] for c in calls]
+    assert written == [str(d / "data/synth"), str(d / "data/synth/cityscapes")]
+    assert any("select" in c and "5" in c for c in calls)

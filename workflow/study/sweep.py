@@ -13,6 +13,16 @@ column, into ``--out``::
         --setting lr1e-3 train.round_lr=0.001 --setting lr3e-4 train.round_lr=0.0003 \\
         --share-source --root sweeps/round_lr --out docs/study/round_lr
 
+With ``--select N`` the settings are judged on a held-out *selection* split (issue #29): each
+working directory gets its own synthetic data (the default benchmark written by ``halo synth``,
+plus ``N`` labelled Cityscapes-style images of the ``select`` split, other cities and images
+than ``val``), and every run evaluates on it (``val_split=select``), never on the validation
+set the study reports::
+
+    uv run python workflow/study/sweep.py --grid configs/sweeps/round_lr.yaml --select 100 \
+        --setting lr1e-3 train.round_lr=0.001 ... --root sweeps/round_lr_select \
+        --out docs/study/round_lr_select
+
 A failed setting stops the sweep (Snakemake's own message names the job); rerunning resumes.
 """
 
@@ -48,12 +58,16 @@ def _setting(values: list[str]) -> tuple[str, list[str]]:
     return name, sets
 
 
-def workdir(root: Path, name: str, grid: dict, sets: list[str]) -> Path:
-    """The setting's Snakemake working directory: the checkout's configs and data linked, and a
-    workflow config whose benchmark runs carry the setting's overrides."""
+def workdir(root: Path, name: str, grid: dict, sets: list[str], select: int = 0) -> Path:
+    """The setting's Snakemake working directory: the checkout's configs and data linked (with
+    ``select``: data of its own, with the selection split), and a workflow config whose
+    benchmark runs carry the setting's overrides."""
     d = root / name
     d.mkdir(parents=True, exist_ok=True)
-    for link in ("configs", "data"):
+    if select:
+        write_selection_data(d, grid, select)
+        sets = [*sets, "val_split=select"]
+    for link in ("configs",) if select else ("configs", "data"):
         if not (d / link).exists():
             target = REPO / link
             target.mkdir(exist_ok=True)
@@ -63,6 +77,21 @@ def workdir(root: Path, name: str, grid: dict, sets: list[str]) -> Path:
         spec["benchmarks"][bench] = {**b, "set": [*b.get("set", []), *sets]}
     (d / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return d
+
+
+def write_selection_data(d: Path, grid: dict, count: int) -> None:
+    """The grid's synthetic benchmark under ``d`` and ``count`` images of its ``select`` split
+    (skipped when already there)."""
+    synth = {"root": "data/synth", "size": [64, 128], "seed": 0, **grid.get("synth", {})}
+    root, size = d / synth["root"], "x".join(map(str, synth["size"]))
+    halo = [sys.executable, "-m", "halo.cli", "synth", "--size", size, "--seed", str(synth["seed"])]
+    if not root.is_dir():
+        subprocess.run([*halo, "--out", str(root), "--quiet"], check=True, cwd=REPO)
+    if not (root / "cityscapes" / "leftImg8bit" / "select").is_dir():
+        argv = ["--style", "cityscapes", "--split", "select", "--count", str(count)]
+        subprocess.run(
+            [*halo, *argv, "--out", str(root / "cityscapes"), "--quiet"], check=True, cwd=REPO
+        )
 
 
 def run(d: Path, cores: int, targets: list[str], extra: list[str]) -> None:
@@ -103,12 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder of the gathered tables")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--share-source", action="store_true")
+    p.add_argument(
+        "--select",
+        type=int,
+        default=0,
+        metavar="N",
+        help="judge on N images of a held-out selection split, not on the reported val set",
+    )
     args, extra = p.parse_known_args(argv)
     settings = [_setting(v) for v in args.setting]
     grid = yaml.safe_load(Path(args.grid).read_text())
     root = Path(args.root).resolve()
     targets = [f"results/{b}/" for b in grid["benchmarks"]]
-    dirs = [workdir(root, name, grid, sets) for name, sets in settings]
+    dirs = [workdir(root, name, grid, sets, args.select) for name, sets in settings]
     for i, d in enumerate(dirs):
         if args.share_source and i:
             share_source(dirs[0], d)

@@ -36,7 +36,7 @@ __all__ = [
     "write_dataset",
 ]
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "select")  # select: held out for choosing settings
 
 #: The default benchmark: (style, split, images per split [per ACDC condition]); each style is
 #: written to ``OUT/<its dataset>``.
@@ -54,9 +54,10 @@ _CITIES = {
     "train": ("aachen", "bochum", "bremen", "cologne", "darmstadt", "dusseldorf", "erfurt"),
     "val": ("frankfurt", "lindau", "munster"),
     "test": ("berlin", "bielefeld", "bonn", "leverkusen", "mainz", "munich"),
+    "select": ("dortmund", "hamburg", "jena"),  # a selection split, disjoint from val
 }
 # Offsets so that GTAV/SYNTHIA file numbers of different splits never collide.
-_SPLIT_OFFSET = {"train": 0, "val": 30000, "test": 60000}
+_SPLIT_OFFSET = {"train": 0, "val": 30000, "test": 60000, "select": 90000}
 
 
 def _code(name: str) -> int:
