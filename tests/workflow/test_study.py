@@ -4,6 +4,7 @@ radius.py and the sweep itself are documented in docs/study/README.md)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -228,3 +229,29 @@ def test_a_selection_sweep_judges_on_its_own_held_out_split(tmp_path, monkeypatc
     written = [c[c.index("--out") + 1] for c in calls]
     assert written == [str(d / "data/synth"), str(d / "data/synth/cityscapes")]
     assert any("select" in c and "5" in c for c in calls)
+
+
+def test_border_shares_count_the_bands_and_compare_with_random(tmp_path):
+    from halo.io import write_png
+
+    borders = _load("borders")
+    h, w, band = 16, 40, 4
+    sides, ends = borders.band_masks((h, w), band)
+    assert sides.sum() == h * 2 * band and ends.sum() == w * 2 * band
+    for method, col in (("random", 20), ("halo", 0)):  # halo labels at the left border
+        for seed in (0, 1):
+            run = tmp_path / method / "5" / f"seed{seed}"
+            mask = np.full((h, w), 255, np.uint8)
+            mask[5:8, col : col + 3] = 1 + seed
+            write_png(run / "round1" / "masks" / "img.png", mask)
+            record = {"kind": "active", "method": method, "budget": 0.05, "seed": seed,
+                      "miou": 50.0 + seed, "rounds": [{"round": 1}]}  # fmt: skip
+            (run / "metrics.json").write_text(json.dumps(record))
+    table = borders.runs_table(tmp_path, band)
+    assert len(table) == 4 and set(table["labelled"]) == {9}
+    halo = table[table["method"] == "halo"]
+    assert (halo["side_share"] == 1.0).all() and (halo["end_share"] == 0.0).all()
+    assert table["side_expected"].iloc[0] == pytest.approx(2 * band / w)
+    s = borders.summary(table).set_index("method")
+    assert s.loc["halo", "side_vs_random"] == pytest.approx(1.0)
+    assert s.loc["random", "side_vs_random"] == pytest.approx(0.0)
