@@ -255,3 +255,30 @@ def test_border_shares_count_the_bands_and_compare_with_random(tmp_path):
     s = borders.summary(table).set_index("method")
     assert s.loc["halo", "side_vs_random"] == pytest.approx(1.0)
     assert s.loc["random", "side_vs_random"] == pytest.approx(0.0)
+
+
+def test_the_figure_2_curve_table_reads_the_rounds_rows_with_their_seed_band():
+    figures = _load("figures")
+    rows = pd.DataFrame(
+        {
+            "experiment": ["rounds"] * 3 + ["labels"],
+            "setting": [
+                "halo 5 % source model",
+                "halo 5 % after round 1",
+                "halo 5 % after round 2",
+                "x",
+            ],
+            "round": [0, 1, 2, 1],
+            "pearson_r": [-0.7, 0.8, 0.85, 0.1],
+            "pearson_r_seeds": ["-0.6;-0.8", "0.7;0.9", "0.8;nan", "0"],
+            "n_seeds": [2, 2, 2, 2],
+        }
+    )
+    table = figures.curve_table(rows)
+    assert table["spent"].tolist() == [0.0, 2.5, 5.0]  # 5 % over 2 rounds
+    assert table["r_min"].tolist() == [-0.8, 0.7, 0.8] and table["r_max"].tolist() == [
+        -0.6,
+        0.9,
+        0.8,
+    ]
+    assert set(table["method"]) == {"halo"}
