@@ -109,6 +109,8 @@ def _model_options(cfg: Config, preset: MethodPreset) -> dict[str, Any]:
         options["decoder_channels"] = channels
     if options["head"] == "hyperbolic":
         options.update(embed_dim=m.embed_dim, curvature=m.curvature)
+        if options["hfr"] and not m.hfr_normalize:
+            options["hfr_normalize"] = False
     # the encoder's BatchNorm frozen (the official recipe with pretrained weights)
     if m.frozen_bn if m.frozen_bn is not None else bool(m.encoder_weights):
         options["frozen_bn"] = True
@@ -118,7 +120,7 @@ def _model_options(cfg: Config, preset: MethodPreset) -> dict[str, Any]:
 def _model_key(cfg: Config, options: Mapping[str, Any]) -> str:
     key = options["head"]
     if options.get("hfr"):
-        key += "-hfr"
+        key += "-hfr" if options.get("hfr_normalize", True) else "-hfrraw"
     if "decoder_channels" in options:
         key += f"-d{options['decoder_channels']}"
     if options["head"] == "hyperbolic" and (cfg.model.embed_dim, cfg.model.curvature) != (64, 1.0):

@@ -33,6 +33,7 @@ class ModelConfig:
     decoder_channels: int | None = None
     encoder_weights: str | None = None
     frozen_bn: bool | None = None  # None: frozen exactly when encoder_weights is set
+    hfr_normalize: bool = True  # HFR's per-channel L2 normalisation (False: the ablation)
 
 
 @dataclass(frozen=True)

@@ -94,15 +94,17 @@ def _check_features(features: Tensor, channels: int) -> None:
         )
 
 
-def hfr_reweight(features: Tensor, weights: Tensor) -> Tensor:
+def hfr_reweight(features: Tensor, weights: Tensor, *, normalize: bool = True) -> Tensor:
     """Hyperbolic feature reweighting, the pure part: L2-normalise each channel map, then scale.
 
     Each channel map of each image is divided by its L2 norm over the pixels (guarded against 0,
-    as ``F.normalize``) and multiplied by that image's channel weight.
+    as ``F.normalize``) and multiplied by that image's channel weight. ``normalize=False`` skips
+    the division (an ablation: the weights alone, the features' own scale kept).
 
     Args:
         features: ``[B, D, h, w]`` floating.
         weights: positive channel weights ``[B, D]``, same dtype/device.
+        normalize: divide each channel map by its L2 norm over the pixels first (HALO).
 
     Returns:
         ``[B, D, h, w]``, ``features``' dtype.
@@ -112,7 +114,9 @@ def hfr_reweight(features: Tensor, weights: Tensor) -> Tensor:
             "features must be [B, D, h, w] and weights [B, D], got "
             f"{tuple(features.shape)} and {tuple(weights.shape)}"
         )
-    flat = F.normalize(features.flatten(2), p=2.0, dim=2)
+    flat = features.flatten(2)
+    if normalize:
+        flat = F.normalize(flat, p=2.0, dim=2)
     return (flat * weights[:, :, None]).view_as(features)
 
 
@@ -127,10 +131,13 @@ class HFR(nn.Module):
     Args:
         channels: feature channels ``D``.
         floor: lower bound of the weights (default ``1e-5``, as the official code).
+        normalize: L2-normalise each channel map over the pixels before scaling (HALO; off: an
+            ablation of the normalisation alone).
     """
 
-    def __init__(self, channels: int, *, floor: float = HFR_FLOOR) -> None:
+    def __init__(self, channels: int, *, floor: float = HFR_FLOOR, normalize: bool = True) -> None:
         super().__init__()
+        self.normalize = bool(normalize)
         channels = _check_positive_int("channels", channels)
         if not floor > 0:
             raise ValueError(f"floor must be > 0, got {floor!r}")
@@ -148,7 +155,7 @@ class HFR(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         """Reweight ``features [B, D, h, w]``; returns ``[B, D, h, w]``."""
-        return hfr_reweight(features, self.channel_weights(features))
+        return hfr_reweight(features, self.channel_weights(features), normalize=self.normalize)
 
 
 class EuclideanHead(nn.Module):
@@ -199,6 +206,7 @@ class HyperbolicHead(nn.Module):
         embed_dim: ball dimension ``D`` (64 in HALO).
         curvature: ``c > 0``; the ball has curvature ``-c`` and radius ``1/sqrt(c)``.
         hfr: apply :class:`HFR` before ``expmap0`` (HALO's default).
+        hfr_normalize: the HFR's per-channel L2 normalisation over the pixels (HALO's default).
         precision: ``"float32"`` (default) or ``"float64"`` for ``expmap0`` and the MLR.
     """
 
@@ -210,6 +218,7 @@ class HyperbolicHead(nn.Module):
         embed_dim: int = 64,
         curvature: float = 1.0,
         hfr: bool = True,
+        hfr_normalize: bool = True,
         precision: str = "float32",
     ) -> None:
         super().__init__()
@@ -224,7 +233,7 @@ class HyperbolicHead(nn.Module):
         self.reduce = nn.Conv2d(in_channels, embed_dim, kernel_size=1)
         nn.init.kaiming_normal_(self.reduce.weight)
         nn.init.zeros_(self.reduce.bias)
-        self.hfr = HFR(embed_dim) if hfr else None
+        self.hfr = HFR(embed_dim, normalize=hfr_normalize) if hfr else None
         self.class_tangents = nn.Parameter(torch.empty(num_classes, embed_dim))
         self.normals = nn.Parameter(torch.empty(num_classes, embed_dim))
         # U(-1/sqrt(D), 1/sqrt(D)), as the official HALO initialisation of both parameters.

@@ -230,6 +230,7 @@ def build_segmenter(
     encoder_output_stride: int | None = None,
     precision: str = "float32",
     frozen_bn: bool = False,
+    hfr_normalize: bool = True,
     **arch_options: object,
 ) -> Segmenter:
     """Build a :class:`Segmenter` from an smp architecture, an smp encoder and a head name.
@@ -254,6 +255,8 @@ def build_segmenter(
             ImageNet weights: the encoder's normalisation is never trained or updated, and the
             decoder's, frozen at their initial values, are identities); the head's HFR keeps
             its BatchNorm1d.
+        hfr_normalize: the hyperbolic head's HFR normalises each channel map over the pixels
+            (HALO; ``False``: the ablation without it).
         **arch_options: further keyword arguments for the smp architecture.
 
     Returns:
@@ -272,6 +275,8 @@ def build_segmenter(
         head_options["hfr"] = bool(hfr)
     if head_name == "hyperbolic":
         head_options.update(embed_dim=embed_dim, curvature=curvature, precision=precision)
+        if not hfr_normalize:
+            head_options["hfr_normalize"] = False
     smp_options = dict(arch_options)
     if decoder_channels is not None:
         smp_options[spec.decoder_channels_arg] = decoder_channels

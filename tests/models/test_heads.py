@@ -275,3 +275,19 @@ def test_head_follows_the_device(name) -> None:
     out = head(_features(0).to("cuda"))
     assert all(t.device.type == "cuda" for t in out)
     out.logits.sum().backward()
+
+
+def test_hfr_without_normalisation_only_scales_and_keys_its_own_source_model():
+    from halo.config import build_config, resolve
+    from halo.models.heads import hfr_reweight
+
+    gen = torch.Generator().manual_seed(0)
+    x, w = torch.randn(2, 4, 3, 5, generator=gen), torch.rand(2, 4, generator=gen) + 0.1
+    torch.testing.assert_close(hfr_reweight(x, w, normalize=False), x * w[:, :, None, None])
+    norms = hfr_reweight(x, w).flatten(2).norm(dim=2)
+    torch.testing.assert_close(norms, w)  # normalised: each channel's norm is its weight
+    raw = resolve(build_config(overrides=["model.hfr_normalize=false"]))
+    assert raw.model_key == "hyperbolic-hfrraw" and raw.model_options["hfr_normalize"] is False
+    assert resolve(build_config(overrides=[])).model_key == "hyperbolic-hfr"
+    head = HyperbolicHead(8, 3, embed_dim=4, hfr_normalize=False)
+    assert head.hfr.normalize is False

@@ -83,9 +83,18 @@ SNAPSHOT_REGIMES = ("adamw-1e-3", "sgd-1e-2-head10")
 HEADS = {
     "halo-nohfr": [*DEFAULT, "method=halo-nohfr"],
     "featnorm": [*DEFAULT, "method=featnorm"],
+    # HFR's weights without its per-channel L2 normalisation over the pixels: does the
+    # normalisation shrink large-area classes mechanically (issue #29)?
+    "halo-hfrraw": [*DEFAULT, "model.hfr_normalize=false"],
 }
-#: the frequency intervention: class → count factors (1 is the default data set)
-SCALES = {"person": (0.25, 4.0), "car": (0.25, 2.5)}
+#: the frequency intervention: class → count factors (1 is the default data set); four object
+#: classes, three shares each (issue #29)
+SCALES = {
+    "person": (0.25, 4.0),
+    "car": (0.25, 2.5),
+    "rider": (0.25, 4.0),
+    "bicycle": (0.25, 4.0),
+}
 
 
 @dataclass
@@ -462,6 +471,8 @@ def _class_row(metrics: list[dict], cls: str) -> dict:
         "class_radius": frame.at[cls, "mean_radius"] if cls in frame.index else None,
         "class_radius_rank": int(rank[cls]) if cls in frame.index else None,
         "class_iou": frame.at[cls, "per_class_iou"] if cls in frame.index else None,
+        # a share where the class is not learned says nothing about its radius: flagged
+        "class_learned": bool(cls in frame.index and frame.at[cls, "per_class_iou"] >= 20),
         "median_radius": float(frame["mean_radius"].median()),
     }
 
