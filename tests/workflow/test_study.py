@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -283,3 +284,23 @@ def test_the_figure_2_curve_table_reads_the_rounds_rows_with_their_seed_band():
         0.8,
     ]
     assert set(table["method"]) == {"halo"}
+
+
+def _generated_blocks(text: str) -> list[tuple[str, str]]:
+    pattern = r"<!-- generated: (\S+) -->\n(.*?)\n<!-- end generated -->"
+    return re.findall(pattern, text, flags=re.DOTALL)
+
+
+def test_every_generated_block_in_the_readme_and_study_docs_is_the_tables():
+    """README.md and docs/study*.md copy their study numbers from generated files only, and those
+    files are what claims.py makes of the tables today: a hand-edited number fails here."""
+    claims = _load("claims")
+    study = ROOT / "docs" / "study"
+    assert (study / "claims.md").read_text() == claims.markdown(
+        claims.load(study), [0.01, 0.022, 0.05]
+    )
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("study*.md"))]
+    blocks = [(doc, src, body) for doc in docs for src, body in _generated_blocks(doc.read_text())]
+    assert {src for _, src, _ in blocks} >= {"docs/study/claims.md", "docs/study/miou_table.md"}
+    for doc, src, body in blocks:
+        assert body.strip() in (ROOT / src).read_text(), f"{doc.name}: block of {src} differs"
