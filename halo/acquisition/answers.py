@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -225,9 +226,19 @@ def import_answers(
     for entry in entries:  # every answer checked (one at a time) before anything is written
         checked(entry)
     (round_dir / BUDGET_FILE).unlink(missing_ok=True)  # the round is incomplete from here on
-    shutil.rmtree(round_dir / ANSWERS_DIR, ignore_errors=True)  # no mix of old and new answers
-    for entry in entries:
-        write_png(answer_path(round_dir, entry["id"]), checked(entry))
+    # the answers are written as a set: into a folder aside, swapped in whole (a full disk or a
+    # kill leaves the old answers or none, never some of the new ones; the temp folder goes at
+    # the next start, halo.io.remove_stray_temp_of)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{ANSWERS_DIR}-", dir=round_dir))
+    try:
+        for entry in entries:
+            rel = answer_path(round_dir, entry["id"]).relative_to(round_dir / ANSWERS_DIR)
+            write_png(staging / rel, checked(entry))
+        shutil.rmtree(round_dir / ANSWERS_DIR, ignore_errors=True)  # no mix of old and new
+        os.replace(staging, round_dir / ANSWERS_DIR)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return complete_round(round_dir, origin=origin)
 
 

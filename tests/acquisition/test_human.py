@@ -587,3 +587,32 @@ def test_budget_says_how_many_queried_pixels_were_answered(rounds, tmp_path):
     assert budget["pixels_labelled_round"] == report["pixels_queried"]
     assert budget["pixels_answered_round"] == report["pixels_answered"]
     assert 0 < budget["pixels_answered_round"] < budget["pixels_labelled_round"]
+
+
+def test_answers_are_written_as_a_set_or_not_at_all(rounds, tmp_path, capsys, monkeypatch):
+    """A disk that fills after the second answer: no answers/ of the new import at all (no
+    partial set), one line, exit 1; the rerun imports them all."""
+    import errno
+
+    from halo.acquisition import answers as answers_module
+
+    hum = _waiting(rounds, tmp_path)
+    src = _folder(rounds, hum, tmp_path / "labels")
+    real, written = answers_module.write_png, []
+
+    def filling(path, array):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path)
+        real(path, array)
+
+    monkeypatch.setattr(answers_module, "write_png", filling)
+    capsys.readouterr()
+    assert main(["import-labels", str(hum), str(src)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0], err
+    assert not (hum / "answers").exists() and not list(hum.glob(".tmp-*"))
+    assert not (hum / "budget.json").exists()
+    monkeypatch.setattr(answers_module, "write_png", real)
+    assert main(["import-labels", str(hum), str(src)]) == 0
+    assert len(list((hum / "answers").rglob("*.png"))) == len(read_manifest(hum))
