@@ -148,10 +148,13 @@ def read_answers(
             f"labels {source / (extra[0] + '.png')}: no queried image has the id {extra[0]!r} "
             f"({len(extra)} such files)"
         )
+    root = source.resolve()
     for entry in entries:  # every file present before any is decoded
         path = source / mask_path("", entry["id"]).relative_to("masks")
         if not path.is_file():
             raise LabelsError(f"labels {path}: missing (image {entry['id']!r} was queried)")
+        if not path.resolve().is_relative_to(root):  # a link out of the folder is not read
+            raise LabelsError(f"labels {path}: leads out of {source} (a symbolic link)")
 
     def load(image_id: str) -> np.ndarray:
         path = source / mask_path("", image_id).relative_to("masks")

@@ -616,3 +616,15 @@ def test_answers_are_written_as_a_set_or_not_at_all(rounds, tmp_path, capsys, mo
     monkeypatch.setattr(answers_module, "write_png", real)
     assert main(["import-labels", str(hum), str(src)]) == 0
     assert len(list((hum / "answers").rglob("*.png"))) == len(read_manifest(hum))
+
+
+def test_a_link_out_of_the_labels_folder_is_refused(rounds, tmp_path, capsys):
+    hum = _waiting(rounds, tmp_path)
+    src = _folder(rounds, hum, tmp_path / "labels")
+    outside = tmp_path / "outside"
+    first = _first(hum)["id"]
+    target = src / f"{first}.png"
+    outside.mkdir()
+    shutil.move(str(target), outside / "elsewhere.png")
+    target.symlink_to(outside / "elsewhere.png")
+    _refused(hum, ["import-labels", str(hum), str(src)], "leads out of", capsys)
