@@ -609,7 +609,8 @@ def test_a_grid_of_other_methods_reuses_the_source_and_supervised_models(project
     grid = yaml.safe_load((copy / TINY).read_text())
     grid["benchmarks"][BENCH].update(methods=["halo"], budgets=[2])
     (copy / "other.yaml").write_text(yaml.safe_dump(grid))
-    dry = snakemake(copy, f"results/{BENCH}/", extra=("-n", "--configfile", "other.yaml"))
+    new_run = f"runs/{BENCH}/deeplabv3plus-r18/halo/2/seed0/metrics.json"
+    dry = snakemake(copy, new_run, extra=("-n", "--configfile", "other.yaml"))
     out = dry.stdout + dry.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE))
     assert "pretrain" not in counts and "supervised" not in counts, out[-3000:]
