@@ -165,6 +165,24 @@ def _limited_reader(zf: zipfile.ZipFile, path: Path, members: dict[str, str], li
     return read
 
 
+def _check_members(path: Path, members: dict[str, str], entries: list[dict]) -> None:
+    """Every queried image has its mask member and no member names another image."""
+    wanted = {f"SegmentationClass/{e['id']}.png" for e in entries}
+    extra = sorted(
+        n
+        for n in members
+        if n.startswith("SegmentationClass/") and n.endswith(".png") and n not in wanted
+    )
+    if extra:
+        raise LabelsError(f"labels {path}:{extra[0]}: no queried image has this id")
+    for entry in entries:  # every mask present before any is decoded
+        member = f"SegmentationClass/{entry['id']}.png"
+        if member not in members:
+            raise LabelsError(
+                f"labels {path}:{member}: missing (image {entry['id']!r} was queried)"
+            )
+
+
 def read_zip(path: str | os.PathLike, entries: list[dict]) -> LazyAnswers:
     """The answers in a CVAT "Segmentation mask 1.1" zip: image id → uint8 ``[H, W]`` train ids
     (each mask decoded when looked up; the zip stays open while the answers are read).
@@ -202,20 +220,7 @@ def read_zip(path: str | os.PathLike, entries: list[dict]) -> LazyAnswers:
         read("labelmap.txt").decode("utf-8", "replace"), f"{path}:labelmap.txt", classes
     )
     lut = {r[1]: r[2] for r in rows}
-    wanted = {f"SegmentationClass/{e['id']}.png" for e in entries}
-    extra = sorted(
-        n
-        for n in members
-        if n.startswith("SegmentationClass/") and n.endswith(".png") and n not in wanted
-    )
-    if extra:
-        raise LabelsError(f"labels {path}:{extra[0]}: no queried image has this id")
-    for entry in entries:  # every mask present before any is decoded
-        member = f"SegmentationClass/{entry['id']}.png"
-        if member not in members:
-            raise LabelsError(
-                f"labels {path}:{member}: missing (image {entry['id']!r} was queried)"
-            )
+    _check_members(path, members, entries)
     sizes = {e["id"]: list(e["size"]) for e in entries}
     to_id = np.array([r[2] for r in rows], np.uint8)
 

@@ -216,6 +216,20 @@ def freeze_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
+def _head_options(
+    head: str, hfr: bool | None, embed_dim: int, curvature: float, precision: str, normalize: bool
+) -> dict[str, object]:
+    """The keyword options of the head ``head`` (build_segmenter's arguments that concern it)."""
+    options: dict[str, object] = {}
+    if hfr is not None:
+        options["hfr"] = bool(hfr)
+    if head.lower() == "hyperbolic":
+        options.update(embed_dim=embed_dim, curvature=curvature, precision=precision)
+        if not normalize:
+            options["hfr_normalize"] = False
+    return options
+
+
 def build_segmenter(
     arch: str,
     encoder: str,
@@ -269,14 +283,7 @@ def build_segmenter(
     spec = ARCHITECTURES.lookup(arch)
     _check_encoder_name(encoder)
     HEADS.lookup(head)  # fail before the (slow) smp build
-    head_name = head.lower()
-    head_options: dict[str, object] = {}
-    if hfr is not None:
-        head_options["hfr"] = bool(hfr)
-    if head_name == "hyperbolic":
-        head_options.update(embed_dim=embed_dim, curvature=curvature, precision=precision)
-        if not hfr_normalize:
-            head_options["hfr_normalize"] = False
+    head_options = _head_options(head, hfr, embed_dim, curvature, precision, hfr_normalize)
     smp_options = dict(arch_options)
     if decoder_channels is not None:
         smp_options[spec.decoder_channels_arg] = decoder_channels
@@ -303,7 +310,7 @@ def build_segmenter(
         model.decoder,
         head_module,
         input_divisor=model.encoder.output_stride,
-        head_name=head_name,
+        head_name=head.lower(),
     )
 
 
