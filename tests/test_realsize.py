@@ -1,5 +1,5 @@
 """The paper config at the real sizes on CPU (issue #30): bench/gpu.sh with one step of each job
-kind, ResNet-101 at 720x1280 / 640x1280, random weights. About 15 min on an idle 2-core CPU:
+kind, ResNet-101 at 720x1280 / 640x1280, random weights. 7 min 16 s on an idle 2-core CPU:
 `uv run pytest -m realsize` (.ci/run runs it after the suite)."""
 
 from __future__ import annotations
