@@ -615,3 +615,16 @@ def test_a_grid_of_other_methods_reuses_the_source_and_supervised_models(project
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE))
     assert "pretrain" not in counts and "supervised" not in counts, out[-3000:]
     assert int(counts["acquire"]) == int(counts["train_round"]) > 0
+
+
+def test_a_refused_yaml_tag_in_a_grid_is_one_line_before_any_job(tmp_path):
+    project = copy_project(tmp_path / "p")
+    grid = yaml.safe_load((project / TINY).read_text())
+    grid["benchmarks"][BENCH]["set"] = ["train.lr=!!python/object/apply:os.system ['echo hi']"]
+    (project / "bad.yaml").write_text(yaml.safe_dump(grid))
+    argv = ["snakemake", f"results/{BENCH}/", "-n", "--cores", "2", "--configfile", "bad.yaml"]
+    res = run(argv, project, check=False)
+    errors = [ln for ln in res.stderr.splitlines() if "error" in ln.lower()]
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert len(errors) == 1 and "train.lr" in errors[0] and "python/object" in errors[0], errors
+    assert "Traceback" not in res.stderr and not (project / "runs").exists()

@@ -372,3 +372,24 @@ wildcard_constraints:
     seed=r"[0-9]+",
     round=r"[0-9]+",
     run=re.sub(r"\(\?P<\w+>", "(?:", RUN_RE.pattern),
+
+
+def _check_grids():
+    """Every cell of every grid resolved once at parse time: a bad config value (a YAML tag, an
+    unknown key in `set:`) stops the run with one line naming the benchmark and the key, before
+    any job and without Snakemake's traceback of the input function that would meet it."""
+    import sys
+
+    for bench in config["benchmarks"]:
+        spec = config["benchmarks"][bench]
+        for g in grids(bench):
+            for backbone in g["backbones"]:
+                for method in [*g["methods"], *spec.get("supervised", [])]:
+                    try:
+                        resolved(bench, backbone, method)
+                    except WorkflowError as err:
+                        print(f"snakemake: error: {' '.join(str(err).split())}", file=sys.stderr)
+                        sys.exit(2)
+
+
+_check_grids()
