@@ -224,6 +224,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     """Serve the labelling page of a round's queries until it is finished."""
     from halo.annotate import serve
 
+    timing.mark("compute")  # the person's session is the command's work, not its start-up
     return serve(args.round_dir, port=args.port, open_browser=args.open)
 
 
