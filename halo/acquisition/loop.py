@@ -73,6 +73,62 @@ def _radius(out, radius_model: nn.Module | None, images: torch.Tensor) -> torch.
     return None if radius is None else radius.to(out.logits.device)
 
 
+def _check_ids(ids: list[str], out_dir: Path, seen: set[str]) -> None:
+    """Each id makes a valid mask path and appears once in the pool (``seen`` grows)."""
+    for image_id in ids:
+        mask_path(out_dir, image_id)  # validates the id
+        if image_id in seen:
+            raise ValueError(f"acquire: image id {image_id!r} appears twice in the pool")
+        seen.add(image_id)
+
+
+def _prev_maps(prev: RoundState | None, ids: list[str], shape: tuple) -> tuple:
+    """``(blocked, labelled)``: bool ``[B, H, W]`` of the previous round (None in round 1)."""
+    if prev is None:
+        return None, None
+    maps = [prev.maps(image_id, shape) for image_id in ids]
+    return np.stack([mb for mb, _ in maps]), np.stack([ml for _, ml in maps])
+
+
+def _budget_report(
+    strategy: Strategy,
+    round_budget: float,
+    images: int,
+    totals: dict,
+    history: list[dict],
+    target: int,
+    answered: bool,
+) -> BudgetReport:
+    """The round's :class:`BudgetReport` from its counts (``history`` gains this round);
+    ``answered``: the oracle's answers are in (a person's come later)."""
+    pixels = totals["pixels"]
+    history.append(
+        {
+            "round": len(history) + 1,
+            "pixels_labelled": totals["new"],
+            "fraction": totals["new"] / max(pixels, 1),
+            "pixels_labelled_cumulative": totals["cumulative"],
+            "fraction_cumulative": totals["cumulative"] / max(pixels, 1),
+        }
+    )
+    return BudgetReport(
+        strategy=strategy.name,
+        round=len(history),
+        round_budget=round_budget,
+        active_radius=strategy.active_radius,
+        mask_radius=strategy.mask_radius,
+        images=images,
+        pixels_total=pixels,
+        regions=totals["regions"],
+        pixels_target_round=target - totals["before"],
+        pixels_labelled_round=totals["new"],
+        # the pixels given a class (the oracle's ground truth is void on some)
+        pixels_answered_round=totals["answered"] if answered else None,
+        pixels_labelled_cumulative=totals["cumulative"],
+        history=tuple(history),
+    )
+
+
 def acquire(
     model: nn.Module,
     dataset: Dataset,
@@ -130,7 +186,7 @@ def acquire(
     out_dir = Path(out_dir)
     prev_dir = None if prev_dir is None else Path(prev_dir)
     _check_acquire_args(out_dir, prev_dir, round_budget, batch_size)
-    a, m = strategy.active_radius, strategy.mask_radius
+    a = strategy.active_radius
     history: list[dict] = []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     device = module_device(model)
@@ -156,11 +212,7 @@ def acquire(
         bar = progress_bar(loader, desc=f"acquire {strategy.name}", enabled=progress)
         for batch in bar:
             ids = list(batch["id"])
-            for image_id in ids:
-                mask_path(out_dir, image_id)  # validates the id
-                if image_id in seen:
-                    raise ValueError(f"acquire: image id {image_id!r} appears twice in the pool")
-                seen.add(image_id)
+            _check_ids(ids, out_dir, seen)
             labels = batch["label"]
             out = model(batch["image"].to(device))
             logits = out.logits
@@ -170,11 +222,7 @@ def acquire(
                     f"{list(labels.shape[-2:])} (images {ids})"
                 )
             shape = tuple(labels.shape[-2:])
-            prev_blocked = prev_labelled = None
-            if prev is not None:
-                maps = [prev.maps(image_id, shape) for image_id in ids]
-                prev_blocked = np.stack([mb for mb, _ in maps])
-                prev_labelled = np.stack([ml for _, ml in maps])
+            prev_blocked, prev_labelled = _prev_maps(prev, ids, shape)
             sel = strategy.select(
                 logits,
                 account=account,
@@ -220,31 +268,8 @@ def acquire(
         missing = prev.budget.get("images", len(seen)) - len(seen)
         if missing:
             log.warning("acquire: the pool has %d images fewer than %s", missing, prev_dir)
-    pixels = totals["pixels"]
-    history.append(
-        {
-            "round": len(history) + 1,
-            "pixels_labelled": totals["new"],
-            "fraction": totals["new"] / max(pixels, 1),
-            "pixels_labelled_cumulative": totals["cumulative"],
-            "fraction_cumulative": totals["cumulative"] / max(pixels, 1),
-        }
-    )
-    report = BudgetReport(
-        strategy=strategy.name,
-        round=len(history),
-        round_budget=float(round_budget),
-        active_radius=a,
-        mask_radius=m,
-        images=len(seen),
-        pixels_total=pixels,
-        regions=totals["regions"],
-        pixels_target_round=account.target - totals["before"],
-        pixels_labelled_round=totals["new"],
-        # the pixels given a class (the oracle's ground truth is void on some); a person's later
-        pixels_answered_round=None if queries is not None else totals["answered"],
-        pixels_labelled_cumulative=totals["cumulative"],
-        history=tuple(history),
+    report = _budget_report(
+        strategy, float(round_budget), len(seen), totals, history, account.target, queries is None
     )
     if on_complete is not None:
         on_complete(report)
