@@ -60,7 +60,7 @@ def _remove_stray_temp(args) -> None:
     """What a killed run of this command left half-written for its outputs: removed at start."""
     from halo.io import remove_stray_temp_of
 
-    for name in ("out", "round_dir", "eval_out"):
+    for name in ("out", "round_dir", "eval_out", "dest"):
         value = getattr(args, name, None)
         if value:
             remove_stray_temp_of(value)

@@ -361,3 +361,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     print(f"report of {len(records)} runs → {out}")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Read every run file of the project; list the corrupt ones and the command that rebuilds
+    them (exit 1), or say that all read (exit 0)."""
+    import sys
+
+    from halo.engine.verify import rebuild_command, verify_project
+
+    timing.mark("compute")
+
+    def progress(n: int) -> None:
+        if not args.quiet and sys.stderr.isatty() and n % 100 == 0:
+            print(f"\r{n} files read", end="", file=sys.stderr, flush=True)
+
+    count, faults = verify_project(args.root, progress)
+    for fault in faults:
+        rebuilt = f" (rebuilt by {fault.target})" if fault.target else ""
+        print(f"{fault.path}: {fault.cause}{rebuilt}")
+    if not faults:
+        print(f"{count} files read, none corrupt")
+        return 0
+    print(f"{len(faults)} of {count} files corrupt; rebuild them and every job after them with:")
+    for line in rebuild_command(faults, args.configfile):
+        print(f"  {line}")
+    return 1

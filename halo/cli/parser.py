@@ -386,4 +386,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-track", action="store_true", help="do not log the report to MLflow")
     p.add_argument("--out", required=True, help="report folder, e.g. results/<bench>")
     p.set_defaults(func=commands.cmd_report)
+    _verify_parser(sub)
     return parser
+
+
+def _verify_parser(sub) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="read every run file the workflow will use; list the corrupt ones",
+        description="Open every file under runs/ and results/ with the reader its job uses "
+        "(JSON, budget reports, mask PNGs, .npz maps, checkpoints without pickle, YAML, CSV) "
+        "and the MLflow store's SQLite check; print each corrupt file with the workflow output "
+        "whose job rewrites it, then the one command that rebuilds them and everything after "
+        "them. Exit 0: every file reads; exit 1: some are corrupt. Nothing is written.",
+    )
+    p.add_argument("--root", default=".", help="the project folder (default: here)")
+    p.add_argument(
+        "--configfile",
+        default=None,
+        metavar="FILE",
+        help="the workflow config you ran with, e.g. configs/study.yaml (put into the command)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=commands.cmd_verify)

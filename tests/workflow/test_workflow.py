@@ -628,3 +628,49 @@ def test_a_refused_yaml_tag_in_a_grid_is_one_line_before_any_job(tmp_path):
     assert res.returncode == 2, res.stderr[-2000:]
     assert len(errors) == 1 and "train.lr" in errors[0] and "python/object" in errors[0], errors
     assert "Traceback" not in res.stderr and not (project / "runs").exists()
+
+
+def _damage(path: Path) -> None:
+    """Cut a file to half its bytes (a copy or a write that stopped half-way)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_verify_names_each_corrupt_file_and_its_command_rebuilds_them(project, built, tmp_path):
+    """halo verify on a copied finished project: clean → exit 0; five damaged files of five
+    kinds (a mask PNG, an evaluation, an .npz map, a checkpoint, a report CSV) and a damaged
+    MLflow store → exit 1, each named once with the output whose job rewrites it; the printed
+    commands, run as printed, rebuild them, and verify is clean again."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    clean = run(["halo", "verify", "--configfile", TINY], copy)
+    assert clean.stdout.strip().endswith("none corrupt"), clean.stdout
+    last = copy / f"runs/{BENCH}/deeplabv3plus-r18/halo/5/seed0/round2"
+    first = copy / f"runs/{BENCH}/deeplabv3plus-r18/random/5/seed0/round1"
+    damaged = {
+        sorted((last / "masks").rglob("*.png"))[0]: last / "budget.json",
+        last / "eval.json": last / "model.pt",
+        last / "labelled.npz": last / "budget.json",
+        first / "model.pt": first / "model.pt",
+        copy / f"results/{BENCH}/miou_table.csv": "report",
+        copy / "mlflow.db": None,
+    }
+    for path in damaged:
+        _damage(path)
+    bad = run(["halo", "verify", "--configfile", TINY], copy, check=False)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    named = [ln for ln in bad.stdout.splitlines() if not ln.startswith(" ") and ": " in ln]
+    assert len(named) == len(damaged), bad.stdout
+    for path, target in damaged.items():
+        (line,) = [ln for ln in named if ln.startswith(f"{path.relative_to(copy)}: ")]
+        if target is not None:
+            target = target if isinstance(target, str) else target.relative_to(copy)
+            assert line.endswith(f"(rebuilt by {target})"), line
+    commands = [ln.strip() for ln in bad.stdout.splitlines() if ln.startswith("  ")]
+    assert commands[0].startswith("mv mlflow.db mlflow.db.bad"), commands
+    assert f"--configfile {TINY}" in commands[-1] and f"results/{BENCH}/" in commands[-1]
+    for command in commands:  # as printed ("uv run" is this environment's PATH here)
+        args = command.split("#")[0].split()
+        run(args[2:] if args[:2] == ["uv", "run"] else args, copy)
+    again = run(["halo", "verify"], copy)
+    assert again.stdout.strip().endswith("none corrupt"), again.stdout
