@@ -210,8 +210,13 @@ _READY: set[str] = set()
 
 
 def _client(uri: str | None):
+    import logging
+
     from mlflow.tracking import MlflowClient
 
+    # MLflow logs a database fault with its traceback before raising it; the fault reaches the
+    # caller (store_fault: one line naming the database), so the log is only noise
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     uri = init_store(uri)
     return MlflowClient(tracking_uri=uri), uri
 

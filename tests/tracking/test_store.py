@@ -227,3 +227,53 @@ def test_store_faults_map_to_one_line_each():
             fault = tracking.store.store_fault(err, "sqlite:////x/mlflow.db")
         assert isinstance(fault, kind) and "/x/mlflow.db" in str(fault), (words, fault)
     assert tracking.store.store_fault(KeyError("other"), "sqlite:////x/mlflow.db") is None
+
+
+def _track_fault(capsys) -> tuple[int, list[str]]:
+    """``halo track`` of b.json in a new process's state: its exit code and stderr lines."""
+    from halo.cli import main
+
+    tracking.store._READY.clear()  # a new process
+    capsys.readouterr()
+    code = main(["track", "--record", "b.json", "--out", "b.mlflow.json"])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_locked_store_is_one_line_naming_the_database(tmp_path, monkeypatch, capsys):
+    """Another process holds the database's write lock for longer than SQLite waits."""
+    import sqlite3
+
+    from halo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.json").write_text(json.dumps(active_record()))
+    assert main(["track", "--record", "a.json", "--out", "a.mlflow.json"]) == 0
+    (tmp_path / "b.json").write_text(json.dumps(active_record(seed=1)))
+    holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        code, err = _track_fault(capsys)
+    finally:
+        holder.close()
+    assert code == 1 and len(err) == 1, err
+    assert f"{tmp_path / 'mlflow.db'}" in err[0] and "locked" in err[0], err
+    assert not (tmp_path / "b.mlflow.json").exists()
+
+
+def test_a_full_disk_under_the_store_is_one_line(tmp_path, monkeypatch, capsys):
+    """The store and its artifacts on a small file system that fills up after the first run."""
+    from halo.cli import main
+    from tests.cli.test_errors import _fill, _mounted
+
+    with _mounted(tmp_path / "disk", "size=8m") as disk:
+        monkeypatch.chdir(disk)
+        (disk / "a.json").write_text(json.dumps(active_record()))
+        assert main(["track", "--record", "a.json", "--out", "a.mlflow.json"]) == 0
+        (disk / "b.json").write_text(json.dumps(active_record(seed=1)))
+        _fill(disk)
+        code, err = _track_fault(capsys)
+        (disk / "filler").unlink()
+        assert code == 1 and len(err) == 1, err
+        assert "No space left on device" in err[0] or "disk is full" in err[0], err
+        assert str(disk) in err[0] or "mlflow.db" in err[0], err
+        assert not (disk / "b.mlflow.json").exists()
