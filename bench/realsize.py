@@ -1,7 +1,8 @@
 """The paper's pipeline at its real sizes, a few steps of each job kind, on CPU or GPU (issue #30).
 
 Writes a handful of synthetic images in the official layouts at the real sizes (GTAV-style
-source 720×1280, Cityscapes-style target and val 640×1280), then runs the `halo` commands of one
+source 720×1280; Cityscapes-style target and val at the Cityscapes files' 1024×2048, which the
+config resizes to 640×1280 and scores and evaluates at the label size), then runs the `halo` commands of one
 active run of a paper config (default `configs/benchmarks/gta2cs.yaml`, random weights: nothing
 is downloaded) with the step counts cut to ``--steps``: pretrain (+ its evaluation), one
 acquisition round, one active round (+ its evaluation). Each command runs as its own process; the
@@ -31,7 +32,8 @@ sys.path.insert(0, str(REPO))
 
 from halo.io import write_json  # noqa: E402
 
-SOURCE, TARGET = (720, 1280), (640, 1280)
+SOURCE, TARGET = (720, 1280), (640, 1280)  # the inputs (the config's sizes)
+LABEL = (1024, 2048)  # the Cityscapes files: acquisition and evaluation at this size
 #: runs a halo command in this process and prints its peak memory (its own VmHWM) last
 WRAPPER = (
     "import sys\n"
@@ -50,8 +52,8 @@ def synth(root: Path, images: int) -> None:
     """The official layouts at the real sizes: GTAV-style train, Cityscapes-style train and val."""
     for style, folder, split, size in (
         ("gta", "gta5", "train", SOURCE),
-        ("cityscapes", "cityscapes", "train", TARGET),
-        ("cityscapes", "cityscapes", "val", TARGET),
+        ("cityscapes", "cityscapes", "train", LABEL),
+        ("cityscapes", "cityscapes", "val", LABEL),
     ):
         argv = ["synth", "--style", style, "--split", split, "--count", str(images)]
         argv += ["--size", f"{size[0]}x{size[1]}", "--out", str(root / folder), "--quiet"]
@@ -76,6 +78,13 @@ def run_halo(argv: list[str], quiet: bool = False) -> dict:
     if not quiet:
         print(f"  {argv[0]:<9} wall {wall:7.1f} s, peak {out['peak_mb']:.0f} MB", flush=True)
     return out
+
+
+def _mask_shape(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.height, img.width
 
 
 def train_seconds(folder: Path) -> float:
@@ -139,6 +148,8 @@ def pipeline(args: argparse.Namespace) -> dict:
         "steps": args.steps,
         "source_size": list(SOURCE),
         "target_size": list(TARGET),
+        "label_size": list(LABEL),
+        "mask_size": list(_mask_shape(masks[0])),
         "labelled_fraction_round1": budget["fraction_round"],
         "jobs": jobs,
         "s_per_step_source": jobs["pretrain"]["train_s"] / args.steps,
@@ -211,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--{name}: expected >= 1")
     print(f"{args.backbone} on {args.device}: {args.images} images a split, {args.steps} steps")
     result = pipeline(args)
+    print(
+        f"inputs: source {SOURCE[0]}x{SOURCE[1]}, target {TARGET[0]}x{TARGET[1]}; masks "
+        f"{result['mask_size'][0]}x{result['mask_size'][1]} (label files {LABEL[0]}x{LABEL[1]})"
+    )
     print(
         f"s/step: source {result['s_per_step_source']:.2f}, active {result['s_per_step_active']:.2f}"
         f" (batch {args.batch}); s/image: acquire {result['s_per_image_acquire']:.2f}, evaluate "

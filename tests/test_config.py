@@ -234,3 +234,26 @@ def test_a_selection_split_is_its_own_held_out_data(tmp_path):
     assert run.benchmark.val.split == "select" and run.benchmark.target.split == "train"
     with pytest.raises(ConfigError, match="val_split"):
         build_config(overrides=["val_split=a/b"])
+
+
+def test_method_overrides_apply_to_their_method_only_and_under_set(tmp_path):
+    from halo.config import load_run
+
+    path = tmp_path / "c.yaml"
+    path.write_text("method_overrides:\n  RIPU:\n    train: {local_consistency: 0.1, lr: 0.01}\n")
+    for sets, want in (
+        (["method=ripu"], (0.1, 0.01)),
+        (["method=halo"], (0.0, 1e-3)),
+        (["method=ripu", "train.lr=0.5"], (0.1, 0.5)),  # --set wins
+    ):
+        train = load_run(path, sets).config.train
+        assert (train.local_consistency, train.lr) == want, sets
+    path.write_text("method_overrides:\n  rpu:\n    train: {lr: 0.01}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: method_overrides.rpu: unknown strategy"):
+        load_run(path, [])
+    path.write_text("method_overrides:\n  ripu:\n    train: {lr: fast}\n")
+    with pytest.raises(ConfigError, match=r"train\.lr: expected float"):
+        load_run(path, ["method=ripu"])
+    path.write_text("method_overrides: [ripu]\n")
+    with pytest.raises(ConfigError, match="method_overrides: expected a mapping"):
+        load_run(path, [])

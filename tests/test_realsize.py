@@ -1,5 +1,6 @@
 """The paper config at the real sizes on CPU (issue #30): bench/gpu.sh with one step of each job
-kind, ResNet-101 at 720x1280 / 640x1280, random weights. 7 min 16 s on an idle 2-core CPU:
+kind, ResNet-101 at 720x1280 / 640x1280 inputs (target files at Cityscapes' 1024x2048: the
+pool is scored and evaluated at the label size), random weights. 7 min 16 s on an idle 2-core CPU:
 `uv run pytest -m realsize` (.ci/run runs it after the suite)."""
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def test_gpu_script_runs_the_real_sizes_on_cpu_and_extrapolates(tmp_path):
     out = done.stdout
     for job in ("pretrain", "acquire", "train", "evaluate"):
         assert re.search(rf"^\s+{job}\s+wall\s+[\d.]+ s, peak \d+ MB$", out, re.MULTILINE), out
+    assert "masks 1024x2048 (label files 1024x2048)" in out, out  # acquired at the label size
     assert re.search(r"s/step: source [\d.]+, active [\d.]+ \(batch 1\)", out), out
     assert re.search(r"paper grid .*device-hours; wall .* on four; disk", out), out
     assert not list(tmp_path.glob("halo-gpu-*")), "the script left its work folder"

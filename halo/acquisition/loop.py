@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -143,6 +144,7 @@ def acquire(
     on_complete: Callable[[BudgetReport], None] | None = None,
     annotator: Simulated | Human | None = None,
     radius_model: nn.Module | None = None,
+    upsample: bool = False,
 ) -> BudgetReport:
     """Run one acquisition round over the target pool and write the round folder.
 
@@ -173,6 +175,9 @@ def acquire(
             (``queries/manifest.jsonl``) and waits for the answers: no masks, no ``budget.json``.
         radius_model: a segmenter whose radius map the strategy reads in place of ``model``'s
             (``halo-src``: the run's source-only model; it runs on its own device, in eval mode).
+        upsample: the labels are at their files' size (``active.label_size``): logits of
+            another size are upsampled to it (bilinear, ``align_corners=True``, as the official
+            code) and the pool is scored, budgeted and masked at that size.
 
     Returns:
         The :class:`~halo.acquisition.rounds.BudgetReport` written to ``budget.json`` (by a
@@ -216,12 +221,14 @@ def acquire(
             labels = batch["label"]
             out = model(batch["image"].to(device))
             logits = out.logits
-            if tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
+            shape = tuple(labels.shape[-2:])
+            if upsample and tuple(logits.shape[-2:]) != shape:  # scored at the label size
+                logits = F.interpolate(logits, size=shape, mode="bilinear", align_corners=True)
+            if tuple(logits.shape[-2:]) != shape:
                 raise ValueError(
                     f"acquire: logits are {list(logits.shape[-2:])} but labels are "
                     f"{list(labels.shape[-2:])} (images {ids})"
                 )
-            shape = tuple(labels.shape[-2:])
             prev_blocked, prev_labelled = _prev_maps(prev, ids, shape)
             sel = strategy.select(
                 logits,
@@ -240,7 +247,10 @@ def acquire(
             labels_np = labels.cpu().numpy()
             images = None
             if queries is not None:  # the images as the model saw them, for the person
-                pixels = batch["image"].mul(255).round().clamp(0, 255).to(torch.uint8)
+                shown = batch["image"]
+                if tuple(shown.shape[-2:]) != shape:  # the pool at the label size
+                    shown = F.interpolate(shown, size=shape, mode="bicubic", align_corners=False)
+                pixels = shown.mul(255).round().clamp(0, 255).to(torch.uint8)
                 images = pixels.permute(0, 2, 3, 1).cpu().numpy()
             for j, image_id in enumerate(ids):
                 mask = None

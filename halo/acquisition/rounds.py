@@ -385,14 +385,16 @@ class MaskedTarget:
     Args:
         dataset: the target pool; items ``{"image", "label" int64 [H, W], "id"}``, and ``ids``.
         round_dir: a round folder holding ``masks/``.
+        resize: masks of another size than the pool's images (acquired at the label files'
+            size, ``active.label_size``) are resized to them by nearest neighbour.
 
     Raises:
         FileNotFoundError: a target image has no mask (named).
         ValueError: a mask is unreadable or of another size than the pool's images (named).
     """
 
-    def __init__(self, dataset: Any, round_dir: str | os.PathLike) -> None:
-        self.dataset, self.round_dir = dataset, Path(round_dir)
+    def __init__(self, dataset: Any, round_dir: str | os.PathLike, resize: bool = False) -> None:
+        self.dataset, self.round_dir, self.resize = dataset, Path(round_dir), resize
         missing = [i for i in dataset.ids if not mask_path(self.round_dir, i).is_file()]
         if missing:
             raise FileNotFoundError(
@@ -403,7 +405,7 @@ class MaskedTarget:
         for image_id in dataset.ids:  # decode every mask once, before any training step
             path = mask_path(self.round_dir, image_id)
             mask = read_mask(path)
-            if size is not None and tuple(mask.shape) != tuple(size):
+            if size is not None and tuple(mask.shape) != tuple(size) and not resize:
                 raise ValueError(
                     f"mask {path} is {tuple(mask.shape)}, the pool's images are {size}"
                 )
@@ -415,7 +417,12 @@ class MaskedTarget:
         item = dict(self.dataset[index])
         path = mask_path(self.round_dir, item["id"])
         mask = read_mask(path)
-        if tuple(mask.shape) != tuple(item["label"].shape):
+        shape = tuple(item["label"].shape)
+        if tuple(mask.shape) != shape and self.resize:
+            from PIL import Image
+
+            mask = np.asarray(Image.fromarray(mask).resize(shape[::-1], Image.Resampling.NEAREST))
+        if tuple(mask.shape) != shape:
             raise ValueError(
                 f"mask {path} is {tuple(mask.shape)}, the image is {tuple(item['label'].shape)}"
             )

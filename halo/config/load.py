@@ -27,8 +27,44 @@ def validate(cfg: Config) -> Run:
     return resolve(cfg)
 
 
+METHOD_OVERRIDES = "method_overrides"
+"""A config file's per-method settings: ``method_overrides: {ripu: {train: {...}}}`` applies to
+runs of that method, over the file's own keys and under ``--set`` (the official RIPU run's
+consistency loss in configs/benchmarks/gta2cs.yaml)."""
+
+
+def _method_overrides(data: dict, sets: dict) -> dict:
+    """``data`` without its ``method_overrides``, with the entry of the run's method merged in.
+
+    Raises:
+        ConfigError: the section is not a mapping of method names to mappings, or names an
+            unknown method.
+    """
+    data = dict(data)
+    per_method = data.pop(METHOD_OVERRIDES, None)
+    if per_method is None:
+        return data
+    if not isinstance(per_method, dict) or not all(
+        isinstance(v, dict) for v in per_method.values()
+    ):
+        raise ConfigError(f"{METHOD_OVERRIDES}: expected a mapping of method names to settings")
+    from halo.acquisition.methods import METHODS
+
+    for name in per_method:
+        try:
+            METHODS.lookup(str(name))
+        except ValueError as err:
+            raise ConfigError(f"{METHOD_OVERRIDES}.{name}: {err}") from None
+    per_method = {str(name).lower(): entry for name, entry in per_method.items()}
+    method = str(sets.get("method", data.get("method", Config.method))).lower()
+    if METHOD_OVERRIDES in per_method.get(method, {}):
+        raise ConfigError(f"{METHOD_OVERRIDES}.{method}: cannot nest {METHOD_OVERRIDES}")
+    return _merge(data, per_method.get(method, {}))
+
+
 def _build_run(data: dict | None, overrides: list[str] | tuple[str, ...]) -> Run:
-    merged = _merge(data or {}, parse_overrides(list(overrides)))
+    sets = parse_overrides(list(overrides))
+    merged = _merge(_method_overrides(data or {}, sets), sets)
     return validate(_build(Config, merged, ""))
 
 

@@ -43,7 +43,9 @@ class ActiveConfig:
     ``round_starts`` places the rounds in the active phase: round ``r`` selects at fraction
     ``round_starts[r-1]`` of the phase's ``rounds x train.round_steps`` steps and trains until
     the next round's (the official code: ``[0, 0.25, 0.5, 0.67, 0.83]``); ``null`` spaces them
-    evenly (``round_steps`` each).
+    evenly (``round_steps`` each). ``label_size``: the pool is scored at the label files' size
+    (logits upsampled to it, the budget counted in its pixels, masks written at it and resized
+    by nearest neighbour for training), as the official code; otherwise at ``target_size``.
     """
 
     budget: float = 0.05
@@ -52,6 +54,7 @@ class ActiveConfig:
     mask_radius: int | None = None
     batch_size: int = 8
     round_starts: tuple[float, ...] | None = None
+    label_size: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class TrainConfig:
     schedule: str = "poly"
     poly_power: float = 0.9
     negative_learning: float = 0.0
+    local_consistency: float = 0.0
     hflip: bool = True
     checkpoint_every: int = 50
     amp: bool = True
@@ -103,6 +107,7 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 8
     flip: bool = False
+    label_size: bool = False  # predictions upsampled to the label files' size (official)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class Config:
     val_split: str | None = None  # evaluate on this split of the benchmark's val dataset
     source_size: tuple[int, int] | None = None
     target_size: tuple[int, int] | None = None
+    resize: str = "bilinear"  # how images are resized to those sizes (labels: nearest)
     backbone: str = "deeplabv3plus-r18"
     method: str = "halo"
     seed: int = 0
@@ -256,6 +262,9 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+#: ``resize``: PIL's filter for images (halo.data.transforms.resize_pair).
+RESIZE = ("bilinear", "bicubic")
+
 #: train.optimizer and train.schedule (halo.engine.train builds them).
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("poly", "cosine")
@@ -315,10 +324,14 @@ def check_ranges(cfg: Config) -> None:
             )
     if not 0 <= t.adam_beta2 < 1:
         raise ConfigError(f"train.adam_beta2: expected a value in [0, 1), got {t.adam_beta2}")
-    if not 0 <= t.momentum < 1 or t.weight_decay < 0 or t.negative_learning < 0:
+    if not 0 <= t.momentum < 1 or min(t.weight_decay, t.negative_learning) < 0:
         raise ConfigError(
             "train: momentum must be in [0, 1), weight_decay and negative_learning >= 0"
         )
+    if t.local_consistency < 0:
+        raise ConfigError(f"train.local_consistency: expected >= 0, got {t.local_consistency}")
+    if cfg.resize not in RESIZE:
+        raise ConfigError(f"resize: expected one of {', '.join(RESIZE)}, got {cfg.resize!r}")
     if cfg.eval.batch_size < 1 or cfg.active.batch_size < 1:
         raise ConfigError("eval.batch_size and active.batch_size must be >= 1")
     if cfg.model.embed_dim < 2 or not cfg.model.curvature > 0:

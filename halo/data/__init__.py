@@ -75,6 +75,8 @@ def build_dataset(
     size: tuple[int, int] | None = None,
     *,
     protocol: str = "cityscapes19",
+    resample: str = "bilinear",
+    label_size: bool = False,
     **options,
 ) -> SegmentationDataset:
     """Build dataset ``name`` from ``root`` in its official layout.
@@ -86,6 +88,8 @@ def build_dataset(
         split: split name (``train``, ``val``, ``test``; ``all`` for GTAV/SYNTHIA).
         size: optional (height, width) to resize to.
         protocol: class protocol of the benchmark (``cityscapes19`` or ``synthia16``).
+        resample: the image filter of the resize (``bilinear``, ``bicubic``).
+        label_size: keep labels at their files' size (evaluation at the label size).
         **options: dataset-specific options (ACDC: ``conditions``).
 
     Raises:
@@ -113,6 +117,8 @@ def build_dataset(
         where=str(layout.image_folder(root, split)),
         size=size,
         protocol=protocol,
+        resample=resample,
+        label_size=label_size,
     )
 
 

@@ -30,8 +30,9 @@ class SegmentationDataset(Dataset):
     """Image/label pairs with raw label ids mapped to a class protocol's train ids.
 
     Items are ``{"image": float32 [3, H, W] in [0, 1], "label": int64 [H, W] (255 = ignore),
-    "id": str}``. With ``size=(H, W)`` images are resized bilinearly and labels by nearest
-    neighbour. Unlabelled samples (``label is None``) give a label of all 255.
+    "id": str}``. With ``size=(H, W)`` images are resized (``resample``: bilinear or bicubic) and
+    labels by nearest neighbour, or kept at their own size (``label_size``: evaluation at the
+    label size). Unlabelled samples (``label is None``) give a label of all 255.
     """
 
     def __init__(
@@ -45,6 +46,8 @@ class SegmentationDataset(Dataset):
         size: tuple[int, int] | None = None,
         where: str = "",
         table: tuple[np.ndarray, np.ndarray] | None = None,
+        resample: str = "bilinear",
+        label_size: bool = False,
     ) -> None:
         if not samples:
             raise DataError(f"{name}: no images found{' under ' + where if where else ''}")
@@ -56,6 +59,8 @@ class SegmentationDataset(Dataset):
         self.where = where
         self.samples = list(samples)
         self.size = size
+        self.resample = resample
+        self.label_size = label_size
         self.protocol = label_tables.get_protocol(protocol)
         self._label_reader = label_reader
         if table is None:  # the official datasets' label tables
@@ -95,7 +100,9 @@ class SegmentationDataset(Dataset):
         """Image uint8 [H, W, 3] and train-id label uint8 [H, W], resized to ``size`` if set."""
         image, label = self.load_native(index)
         if self.size is not None:
-            image, label = resize_pair(image, label, self.size)
+            image, label = resize_pair(
+                image, label, self.size, resample=self.resample, resize_label=not self.label_size
+            )
         return image, label
 
     def load_native(self, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,23 +14,36 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def resize_pair(
-    image: np.ndarray, label: np.ndarray, size: tuple[int, int]
+    image: np.ndarray,
+    label: np.ndarray,
+    size: tuple[int, int],
+    *,
+    resample: str = "bilinear",
+    resize_label: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resize an image bilinearly and its label map by nearest neighbour to ``size`` = (H, W).
+    """Resize an image (``resample``: ``bilinear`` or ``bicubic``, PIL's filters) and its label
+    map (nearest neighbour) to ``size`` = (H, W).
 
     Args:
         image: uint8 [H, W, 3].
         label: uint8 [H, W].
         size: target (height, width).
+        resample: the image filter.
+        resize_label: ``False`` keeps the label at its own size (evaluation and acquisition at
+            the label size, as the official code).
 
     Returns:
-        uint8 [h, w, 3] and uint8 [h, w]; the inputs are returned unchanged if already that size.
+        uint8 [h, w, 3] and uint8 [h, w] (or the label unchanged); inputs already at that size are
+        returned unchanged.
     """
     from PIL import Image
 
+    filters = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+    if resample not in filters:
+        raise ValueError(f"resample: expected one of {', '.join(filters)}, got {resample!r}")
     h, w = size
-    if image.shape[:2] == (h, w) and label.shape == (h, w):
-        return image, label
-    img = Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR)
-    lab = Image.fromarray(label).resize((w, h), Image.Resampling.NEAREST)
-    return np.asarray(img), np.asarray(lab)
+    if image.shape[:2] != (h, w):
+        image = np.asarray(Image.fromarray(image).resize((w, h), filters[resample]))
+    if resize_label and label.shape != (h, w):
+        label = np.asarray(Image.fromarray(label).resize((w, h), Image.Resampling.NEAREST))
+    return image, label

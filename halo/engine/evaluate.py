@@ -314,13 +314,23 @@ def _known_num_classes(model: nn.Module, dataset: Dataset) -> int | None:
     return next(iter(known.values()), None)
 
 
-def _probabilities(model: nn.Module, images: Tensor, flip: bool) -> tuple[Tensor, Tensor]:
-    """Softmax probabilities ``[B, C, H, W]`` (flip-averaged if asked) and radius ``[B, h, w]``."""
+def _probabilities(
+    model: nn.Module, images: Tensor, flip: bool, size: tuple[int, int] | None
+) -> tuple[Tensor, Tensor]:
+    """Softmax probabilities ``[B, C, H, W]`` (flip-averaged if asked) and radius ``[B, h, w]``.
+
+    With ``size`` (the labels'), logits of another size are upsampled to it bilinearly with
+    ``align_corners=True`` before the softmax, as the official evaluation at the label size."""
+
+    def softmax(logits: Tensor) -> Tensor:
+        if size is not None and tuple(logits.shape[-2:]) != tuple(size):
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=True)
+        return logits.softmax(dim=1)
+
     out = model(images)
-    probs = out.logits.softmax(dim=1)
+    probs = softmax(out.logits)
     if flip:
-        flipped = model(images.flip(-1))
-        probs = 0.5 * (probs + flipped.logits.softmax(dim=1).flip(-1))
+        probs = 0.5 * (probs + softmax(model(images.flip(-1)).logits).flip(-1))
     return probs, out.radius
 
 
@@ -334,6 +344,7 @@ def evaluate(
     progress: bool = True,
     subset13: Sequence[int] | None = None,
     ignore_index: int = IGNORE_INDEX,
+    label_size: bool = False,
 ) -> EvalResult:
     """Evaluate a segmenter on a labelled dataset: confusion matrix, IoU, radius per class.
 
@@ -356,6 +367,8 @@ def evaluate(
         progress: show a tqdm progress bar.
         subset13: class indices of SYNTHIA's 13-class mIoU* (fills ``EvalResult.miou13``).
         ignore_index: label value of pixels that are not counted.
+        label_size: the labels keep their files' size (``eval.label_size``): logits are
+            upsampled to it before the softmax (bilinear, ``align_corners=True``).
 
     Returns:
         An :class:`EvalResult` with CPU tensors.
@@ -391,7 +404,8 @@ def evaluate(
             for batch in bar(loader, desc="evaluate", enabled=progress):
                 images = batch["image"].to(device, non_blocking=True)
                 labels = batch["label"].to(device, non_blocking=True)
-                probs, radius = _probabilities(model, images, flip)
+                size = tuple(labels.shape[-2:]) if label_size else None
+                probs, radius = _probabilities(model, images, flip, size)
                 if num_classes is None:
                     num_classes = probs.shape[1]
                 _check_batch(probs, radius, labels, num_classes)

@@ -89,7 +89,7 @@ def acquire_round(
     radius_model = None
     if source_checkpoint is not None:
         radius_model, _ = model_from_checkpoint(run, source_checkpoint, pick_device(device))
-    target = dataset(run, "target")
+    target = dataset(run, "target", label_size=run.config.active.label_size)
     if kind is Human:
         queries = QueryWriter(
             out_dir,
@@ -123,6 +123,7 @@ def acquire_round(
         on_complete=provenance,
         annotator=annotator_obj,
         radius_model=radius_model,
+        upsample=run.config.active.label_size,
     )
 
 
@@ -143,7 +144,7 @@ def evaluate_checkpoint(
     if on not in EVAL_ON:
         raise ValueError(f"on: expected one of {', '.join(EVAL_ON)}, got {on!r}")
     model, ckpt = model_from_checkpoint(run, checkpoint, pick_device(device))
-    val = dataset(run, EVAL_ON[on])
+    val = dataset(run, EVAL_ON[on], label_size=run.config.eval.label_size)
     timing.mark("compute")
     result = evaluate(
         model,
@@ -152,6 +153,7 @@ def evaluate_checkpoint(
         flip=run.config.eval.flip,
         subset13=run.protocol.subset13,
         progress=progress,
+        label_size=run.config.eval.label_size,
     )
     metrics = result.to_metrics(list(run.class_names))
     metrics.update(

@@ -94,14 +94,17 @@ SNAPSHOTS_DIR = "snapshots"  # where --snapshots N writes the model (below a job
 EVAL_ON = {"target": "val", "source": "source-val"}
 
 
-def dataset(run: Run, which: str, verify: bool = True) -> SegmentationDataset:
+def dataset(
+    run: Run, which: str, verify: bool = True, label_size: bool = False
+) -> SegmentationDataset:
     """The benchmark's ``source``, ``target`` or ``val`` dataset at its configured size, or
     ``source-val``: the source dataset's ``val`` split at the source size (held out from
     training only where the source trains on another split, as the synthetic GTAV's ``train``).
 
     With ``verify`` every file is decoded once before any work (a corrupt PNG, unknown label
     ids or mismatched sizes fail here, naming the file), unless the files, unchanged, were
-    verified before (a stamp in :func:`halo.io.cache_dir`)."""
+    verified before (a stamp in :func:`halo.io.cache_dir`). ``label_size``: labels at their
+    files' size (evaluation with ``eval.label_size``)."""
     from halo.data import build_dataset
     from halo.io import cache_dir
 
@@ -114,6 +117,8 @@ def dataset(run: Run, which: str, verify: bool = True) -> SegmentationDataset:
         spec.split,
         size,
         protocol=run.benchmark.protocol,
+        resample=run.config.resize,
+        label_size=label_size,
         **spec.options,
     )
     if verify:
@@ -352,7 +357,7 @@ def train_round(
     check_round(run, r)
     read_budget(round_dir)  # a missing or broken budget.json fails here, before any step
     start = (init, _load_fitting(run, init))  # a missing, foreign or unsafe model fails first
-    target = MaskedTarget(dataset(run, "target"), round_dir)
+    target = MaskedTarget(dataset(run, "target"), round_dir, resize=run.config.active.label_size)
     return train_session(
         run,
         protocol="active",

@@ -96,6 +96,33 @@ def negative_learning_loss(logits: Tensor, *, threshold: float = 0.05) -> Tensor
     return loss / neg.sum().clamp_min(1.0)
 
 
+def local_consistency_loss(logits: Tensor, labels: Tensor, *, ignore_index: int = 255) -> Tensor:
+    """RIPU's local consistency on labelled images: at the pixels of a label edge, the L1 distance
+    between the softmax and its 3x3 neighbourhood mean, summed over classes, averaged.
+
+    As the official ``LocalConsistentLoss`` (l1): a pixel is on an edge where the 8-neighbour
+    Laplacian of the label map (zero padding: the image border counts as an edge unless the
+    class id is 0) is not 0, and its own label is not ``ignore_index``; the neighbourhood mean
+    pads by replication.
+
+    Args:
+        logits: float [B, C, H, W]; labels: int [B, H, W] (``ignore_index`` = unlabelled).
+
+    Returns:
+        scalar loss (0 where no pixel is on an edge).
+    """
+    prob = logits.float().softmax(dim=1)
+    c = prob.shape[1]
+    box = prob.new_full((c, 1, 3, 3), 1.0 / 9.0)
+    mean = F.conv2d(F.pad(prob, (1, 1, 1, 1), mode="replicate"), box, groups=c)
+    discrepancy = (prob - mean).abs().sum(dim=1)  # [B, H, W]
+    laplace = prob.new_full((1, 1, 3, 3), -1.0)
+    laplace[0, 0, 1, 1] = 8.0
+    edges = F.conv2d(labels.unsqueeze(1).to(prob.dtype), laplace, padding=1).squeeze(1)
+    mask = (edges.long() != 0) & (labels != ignore_index)
+    return (discrepancy * mask).sum() / mask.sum().clamp_min(1)
+
+
 def random_hflip(images: Tensor, labels: Tensor, flips: Tensor) -> tuple[Tensor, Tensor]:
     """Flip the samples whose ``flips`` entry is True, horizontally.
 
@@ -413,9 +440,12 @@ def train(
         with amp:
             if need_src:
                 x, y = batch(src_it, step, 1)
-                parts["source"] = F.cross_entropy(
-                    net(x).logits.float(), y, ignore_index=IGNORE_INDEX
-                )
+                src_logits = net(x).logits.float()
+                parts["source"] = F.cross_entropy(src_logits, y, ignore_index=IGNORE_INDEX)
+                if protocol == "active" and cfg.local_consistency > 0:
+                    parts["consistency"] = cfg.local_consistency * local_consistency_loss(
+                        src_logits, y, ignore_index=IGNORE_INDEX
+                    )
             if need_tgt:
                 x, y = batch(tgt_it, step, 2)
                 logits = net(x).logits.float()

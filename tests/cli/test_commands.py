@@ -317,8 +317,40 @@ def test_dry_run_prints_the_official_recipe_and_touches_nothing(tmp_path, capsys
     assert (t["negative_learning"], t["warmup_steps"], t["warmup_start"]) == (1.0, 600, 0.01)
     assert (t["schedule"], t["poly_power"], t["hflip"], t["amp"]) == ("poly", 0.5, False, False)
     assert e["flip"] is True and cfg["model"]["frozen_bn"] is True
+    assert cfg["resize"] == "bicubic" and e["label_size"] and cfg["active"]["label_size"]
+    assert t["local_consistency"] == 0.0  # the HALO run; RIPU's own below
     starts = [s[0] for s in cfg["resolved"]["round_spans"]]
     assert starts == [0, 3843, 7687, 10250, 12812]  # the official selection steps
     assert cfg["resolved"]["round_spans"][-1][1:] == [15375, 15375]
     assert cfg["resolved"]["model_options"]["frozen_bn"] is True
+    assert main([*argv, "--set", "method=ripu", "--dry-run"]) == 0
+    ripu = yaml.safe_load(capsys.readouterr().out)["train"]["local_consistency"]
+    assert ripu == (0.1 if bench == "gta2cs" else 0.0)  # configs/gtav/ripu.yaml only
     assert not out.exists()
+
+
+def test_the_label_size_recipe_runs_a_round_end_to_end(tiny_data, tmp_path):
+    """The paper's switches on the tiny data, images at half the label files' size: the pool is
+    scored, budgeted and masked at the label size (32x64), the round trains on its masks resized
+    to the input size (16x32) with RIPU's consistency loss, and evaluates at the label size."""
+    from halo.acquisition.rounds import read_mask
+
+    sets = [f"data_root={tiny_data}", "target_size=[16, 32]", "resize=bicubic", "method=ripu"]
+    sets += ["active.label_size=true", "eval.label_size=true", "train.local_consistency=0.1"]
+    base = ["--config", str(TINY_CONFIG), "--quiet", *[a for x in sets for a in ("--set", x)]]
+    src, r1 = tmp_path / "src", tmp_path / "round1"
+    assert main(["pretrain", *base, "--out", str(src)]) == 0
+    ckpt = str(src / "model.pt")
+    assert main(["acquire", *base, "--checkpoint", ckpt, "--round", "1", "--out", str(r1)]) == 0
+    masks = sorted((r1 / "masks").rglob("*.png"))
+    assert len(masks) == 4 and {read_mask(m).shape for m in masks} == {(32, 64)}
+    budget = json.loads((r1 / "budget.json").read_text())
+    assert budget["pixels_total"] == 4 * 32 * 64
+    assert 0 < budget["pixels_labelled_cumulative"] <= 4 * 32 * 64 * 0.05 / 2
+    out = tmp_path / "model"
+    argv = ["train", *base, "--round", "1", "--init", ckpt, "--masks", str(r1), "--out", str(out)]
+    assert main([*argv, "--eval-out", str(tmp_path / "eval.json")]) == 0
+    log = json.loads((out / "train_log.json").read_text())
+    assert all("consistency" in entry for entry in log["history"])
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    assert metrics["budget"]["pixels_total"] == 4 * 32 * 64 and metrics["miou"] is not None

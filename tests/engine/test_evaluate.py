@@ -502,3 +502,26 @@ def test_evaluate_on_cuda_matches_cpu(tiny_pool: LabelledImages) -> None:
     np.testing.assert_array_equal(
         conf.cpu().numpy(), numpy_confusion(pred.cpu().numpy(), target.cpu().numpy(), 5)
     )
+
+
+def test_label_size_upsamples_the_logits_to_the_labels_before_the_softmax() -> None:
+    """eval.label_size: logits [8, 12] against labels [16, 24]: the confusion counts every label
+    pixel, and equals the one of the official recipe computed by hand (bilinear with
+    align_corners=True, then softmax, flip-averaged, argmax)."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 4, 8, 12, generator=g)
+    labels = torch.randint(0, 4, (2, 16, 24), generator=g)
+    images = torch.zeros(2, 3, 8, 12)
+    images[1] = 1.0  # StoredLogitsModel: the image's first pixel picks its logits
+    model = StoredLogitsModel(logits)
+    for flip in (False, True):
+        got = evaluate(
+            model, LabelledImages(images, labels), flip=flip, label_size=True, progress=False
+        )
+        up = F.interpolate(logits, size=(16, 24), mode="bilinear", align_corners=True)
+        probs = up.softmax(dim=1)
+        if flip:  # the stored model answers the same logits for the mirrored image
+            probs = 0.5 * (probs + probs.flip(-1))
+        want = confusion_matrix(probs.argmax(dim=1), labels, 4)
+        assert torch.equal(got.confusion, want)
+        assert int(got.confusion.sum()) == labels.numel()

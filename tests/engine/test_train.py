@@ -7,6 +7,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from halo.config import TrainConfig
 from halo.engine import train as T
@@ -291,3 +294,42 @@ def test_a_batch_of_one_trains_when_the_decoder_batchnorm_is_frozen(tmp_path):
     for k, v in frozen.items():
         if k.startswith(("encoder.", "decoder.")):
             assert torch.equal(after[k], v), k  # frozen statistics never move
+
+
+def _lcr_reference(logits, labels):
+    """The official LocalConsistentLoss (l1), written out with loops over the 3x3 offsets."""
+    p = logits.softmax(dim=1)
+    padded = F.pad(p, (1, 1, 1, 1), mode="replicate")
+    h, w = labels.shape[-2:]
+    mean = sum(padded[..., i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
+    lab = F.pad(labels.float(), (1, 1, 1, 1))  # zero padding
+    lap = 8 * labels.float() - sum(
+        lab[..., i : i + h, j : j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)
+    )
+    mask = (lap.long() != 0) & (labels != 255)
+    return (p - mean).abs().sum(dim=1)[mask].mean()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 3), st.integers(2, 9), st.integers(2, 9))
+def test_local_consistency_is_the_official_loss(seed, b, h, w):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, 5, h, w, generator=g) * 3
+    labels = torch.randint(0, 5, (b, h, w), generator=g)
+    labels[torch.rand(b, h, w, generator=g) < 0.2] = 255
+    got = T.local_consistency_loss(logits, labels)
+    want = _lcr_reference(logits, labels)
+    if torch.isnan(want):  # no edge pixel: the official mean of nothing; ours is 0
+        assert got.item() == 0.0
+    else:
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_local_consistency_is_zero_for_a_constant_prediction_and_has_gradients():
+    labels = torch.zeros(1, 6, 6, dtype=torch.long)
+    labels[:, :, 3:] = 1
+    flat = torch.zeros(1, 3, 6, 6, requires_grad=True)
+    assert abs(T.local_consistency_loss(flat, labels).item()) < 1e-6  # float rounding of 1/9
+    noisy = torch.randn(1, 3, 6, 6, requires_grad=True)
+    T.local_consistency_loss(noisy, labels).backward()
+    assert noisy.grad is not None and noisy.grad.abs().sum() > 0
