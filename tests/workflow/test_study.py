@@ -53,7 +53,10 @@ def test_radius_only_runs_what_its_rows_need_and_keeps_the_other_rows(tmp_path):
     radius = _load("radius")
     jobs, rows = radius.plan(tmp_path, [0, 1])
     sub_jobs, sub_rows = radius.restrict(jobs, rows, ["labels"])
-    assert {r["experiment"] for r in sub_rows} == {"labels"} and len(sub_rows) == 4
+    assert {r["experiment"] for r in sub_rows} == {"labels"}
+    # 4 label settings x 2 round lrs, each scored on the target and in-domain
+    assert len(sub_rows) == 4 * len(radius.LABEL_LRS) * 2 == 16
+    assert {r["eval_on"] for r in sub_rows} == {"target", "source"}
     names = {j.name for j in sub_jobs}
     assert all(a in names for j in sub_jobs for a in j.after)  # closed under "needs"
     assert {p for r in sub_rows for p in r["evals"].values()} <= {j.done for j in sub_jobs}
@@ -63,7 +66,8 @@ def test_radius_only_runs_what_its_rows_need_and_keeps_the_other_rows(tmp_path):
         "train:adamw-1e-3:0",
         "train:adamw-1e-3:1",
     }
-    assert not any(n.startswith(("eval:", "link:")) for n in names)
+    assert not any(n.startswith("link:") for n in names)
+    assert all(n.endswith("eval_source.json") for n in names if n.startswith("eval:"))
     old = pd.DataFrame(
         {"experiment": ["regime", "labels", "labels", "frequency", "rounds"], "x": [1, 2, 3, 4, 5]}
     )
@@ -71,6 +75,34 @@ def test_radius_only_runs_what_its_rows_need_and_keeps_the_other_rows(tmp_path):
     merged = radius.merge(old, new, ["labels"])
     assert merged["experiment"].tolist() == ["regime", "frequency", "labels", "rounds"]
     assert merged["x"].tolist() == [1, 4, 9, 5]
+
+
+def test_radius_scores_a_grids_round_1_and_final_models_in_domain(tmp_path):
+    radius = _load("radius")
+    grid = tmp_path / "grid" / "runs" / "synth-gta2cs" / "deeplabv3plus-r18"
+    for method in ("halo", "random", "random-nl"):
+        for seed in (0, 1):
+            for r in (1, 2, 3):
+                folder = grid / method / "5" / f"seed{seed}" / f"round{r}"
+                folder.mkdir(parents=True)
+                (folder / "model.pt").write_bytes(b"")
+    (grid / "source" / "hyperbolic-hfr" / "seed0").mkdir(parents=True)
+    jobs, rows = radius.plan(tmp_path / "work", [0, 1], grid)
+    own = [r for r in rows if r["experiment"] == "rounds-source"]
+    assert [r["setting"] for r in own] == [
+        "halo 5 % final model",
+        "halo 5 % round 1 model",
+        "random 5 % final model",
+        "random 5 % round 1 model",
+    ]  # random-nl is not among IN_DOMAIN_METHODS
+    final = next(r for r in own if r["setting"] == "halo 5 % final model")
+    assert sorted(final["evals"]) == [0, 1] and all(r["eval_on"] == "source" for r in own)
+    by_done = {j.done: j for j in jobs}
+    argv = by_done[final["evals"][0]].argv
+    model = grid / "halo" / "5" / "seed0" / "round3"
+    assert argv[argv.index("--checkpoint") + 1] == str(model / "model.pt")
+    assert argv[argv.index("--config") + 1] == str(model / "config.yaml")
+    assert argv[argv.index("--on") + 1] == "source"
 
 
 def test_sweep_adds_each_setting_to_every_run_of_the_grid(tmp_path):

@@ -18,7 +18,8 @@ Experiments (``experiment`` column):
 - ``labels``: one active round (``train.round_steps`` steps) from the default source model with
   the round's target labels drawn at random or by HALO, the same round with every target pixel
   labelled (dense labels: is it the labels, or their sparsity?), and the same steps without
-  target labels;
+  target labels; each at the study's round lr (1e-2) and at the source's 1e-3, each model scored
+  on the target and in-domain;
 - ``frequency``: the frequency intervention: source sets written with one class's count scaled
   (``halo synth --scale CLASS=F``; every other object of every scene unchanged), a default
   source-only model trained on each, all scored on the same validation sets; the row also gives
@@ -28,7 +29,9 @@ Experiments (``experiment`` column):
 - ``training``: the default and the former default regime's models every
   ``--snapshot-every`` steps (``halo pretrain --snapshots``), on both validation sets;
 - ``rounds`` (with ``--grid-runs``): every round of a finished grid's active runs (the paper's
-  Figure 2, right panel: the correlation against the budget spent).
+  Figure 2, right panel: the correlation against the budget spent);
+- ``rounds-source`` (with ``--grid-runs``): the round-1 and final models of the grid's main
+  methods scored in-domain (``halo evaluate --on source``).
 
 ``--only EXPERIMENT ...`` runs those experiments alone (and the jobs they need) and replaces
 their rows in an existing ``--out``, keeping the others; every row records the ``commit`` its
@@ -113,8 +116,11 @@ def halo(*args: str) -> list[str]:
     return [sys.executable, "-m", "halo.cli", *args]
 
 
-def plan(root: Path, seeds: list[int]) -> tuple[list[Job], list[dict]]:
-    """The jobs and the rows to gather (each row names its eval JSONs per seed)."""
+def plan(
+    root: Path, seeds: list[int], grid_runs: Path | None = None
+) -> tuple[list[Job], list[dict]]:
+    """The jobs and the rows to gather (each row names its eval JSONs per seed); with
+    ``grid_runs``, the in-domain scores of that grid's round models too."""
     jobs: list[Job] = []
     rows: list[dict] = []
     base = root / "data" / "base"
@@ -209,6 +215,8 @@ def plan(root: Path, seeds: list[int]) -> tuple[list[Job], list[dict]]:
             extra = {"class": cls, "scale": factor, "data": str(data)}
             setting("frequency", name, DEFAULT, data, needs, extra)
     _labels(jobs, rows, root, base, seeds)
+    if grid_runs is not None:
+        _rounds_in_domain(jobs, rows, root, grid_runs)
     return jobs, rows
 
 
@@ -230,44 +238,96 @@ for line in (base / "gta5" / "val.txt").read_text().split():
 """
 
 
+#: the active rounds' learning rates of the labels experiment: the study's (configs/synth.yaml,
+#: 1e-2) and the source model's own 1e-3 (issue #29: the round lr alone moved r without labels)
+LABEL_LRS = {"1e-2": [], "1e-3": ["train.round_lr=0.001"]}
+
+
 def _labels(jobs: list[Job], rows: list[dict], root: Path, base: Path, seeds: list[int]) -> None:
-    """One active round from the default source model: labels drawn at random or by HALO, the
-    same round with every target pixel labelled (the random round's folder with each mask
-    replaced by the image's ground truth), and the same round without target labels (every mask
-    blanked: 255 = not labelled, so target images still pass through the model, with a zero
-    loss). The made-up rounds' budget.json says what they label; the pixel maps, which only a
-    next round reads, are left out."""
-    for label in ("random", "halo", "all", "none"):
-        method = "halo" if label == "halo" else "random"
-        evals = {}
-        for seed in seeds:
-            src = root / "models" / "adamw-1e-3" / f"seed{seed}" / "model.pt"
-            rd = root / "labels" / label / f"seed{seed}" / "round1"
-            sets = [*DEFAULT, f"data_root={base}", f"method={method}", f"seed={seed}"]
-            s = [a for x in sets for a in ("--set", x)]
-            cfg = ["--config", OPTIONS["config"], *s]
-            if label in ("none", "all"):
-                rnd = root / "labels" / "random" / f"seed{seed}" / "round1"
-                argv = [sys.executable, "-c", _REMASK, label, str(rnd), str(rd), str(base)]
-                jobs.append(Job(f"make:{rd}", argv, rd / "budget.json", [f"make:{rnd}"]))
-            else:
-                argv = halo("acquire", *cfg, "--checkpoint", str(src), "--round", "1")
-                argv += ["--out", str(rd), "--quiet"]
-                needs = [f"train:adamw-1e-3:{seed}"]
-                jobs.append(Job(f"make:{rd}", argv, rd / "budget.json", needs))
-            evals[seed] = rd / "eval_target.json"
-            argv = halo("train", "--protocol", "active", *cfg, "--round", "1", "--init", str(src))
-            argv += ["--masks", str(rd), "--out", str(rd), "--eval-out", str(evals[seed])]
-            jobs.append(Job(f"round:{rd}", [*argv, "--quiet"], evals[seed], [f"make:{rd}"]))
-        what = {"none": "no target labels", "all": "every target pixel labelled"}.get(
-            label, f"{label} labels"
+    """One active round from the default source model, at each of :data:`LABEL_LRS`: labels
+    drawn at random or by HALO, the same round with every target pixel labelled (the random
+    round's folder with each mask replaced by the image's ground truth), and the same round
+    without target labels (every mask blanked: 255 = not labelled, so target images still pass
+    through the model, with a zero loss); each model scored on the target and in-domain (the
+    source's held-out split). The made-up rounds' budget.json says what they label; the pixel
+    maps, which only a next round reads, are left out."""
+    for lr, lr_sets in LABEL_LRS.items():
+        folder = root / ("labels" if not lr_sets else f"labels-lr{lr}")
+        for label in ("random", "halo", "all", "none"):
+            _label_round(jobs, rows, folder, base, seeds, label, lr, lr_sets)
+
+
+def _label_round(jobs, rows, folder, base, seeds, label, lr, lr_sets) -> None:
+    """The jobs and rows of one label setting at one round lr (:func:`_labels`)."""
+    method = "halo" if label == "halo" else "random"
+    evals: dict[str, dict] = {"target": {}, "source": {}}
+    for seed in seeds:
+        src = folder.parent / "models" / "adamw-1e-3" / f"seed{seed}" / "model.pt"
+        rd = folder / label / f"seed{seed}" / "round1"
+        sets = [*DEFAULT, *lr_sets, f"data_root={base}", f"method={method}", f"seed={seed}"]
+        cfg = ["--config", OPTIONS["config"], *[a for x in sets for a in ("--set", x)]]
+        if label in ("none", "all"):  # the random round's folder, its masks replaced
+            rnd = folder / "random" / f"seed{seed}" / "round1"
+            argv = [sys.executable, "-c", _REMASK, label, str(rnd), str(rd), str(base)]
+            jobs.append(Job(f"make:{rd}", argv, rd / "budget.json", [f"make:{rnd}"]))
+        else:
+            argv = halo("acquire", *cfg, "--checkpoint", str(src), "--round", "1")
+            argv += ["--out", str(rd), "--quiet"]
+            jobs.append(Job(f"make:{rd}", argv, rd / "budget.json", [f"train:adamw-1e-3:{seed}"]))
+        evals["target"][seed] = rd / "eval_target.json"
+        argv = halo("train", "--protocol", "active", *cfg, "--round", "1", "--init", str(src))
+        argv += ["--masks", str(rd), "--out", str(rd), "--eval-out", str(evals["target"][seed])]
+        jobs.append(Job(f"round:{rd}", [*argv, "--quiet"], evals["target"][seed], [f"make:{rd}"]))
+        evals["source"][seed] = rd / "eval_source.json"
+        argv = halo("evaluate", *cfg, "--checkpoint", str(rd / "model.pt"), "--on", "source")
+        argv += ["--out", str(evals["source"][seed]), "--quiet"]
+        jobs.append(
+            Job(f"eval:{evals['source'][seed]}", argv, evals["source"][seed], [f"round:{rd}"])
         )
+    what = {"none": "no target labels", "all": "every target pixel labelled"}.get(
+        label, f"{label} labels"
+    )
+    for on in ("target", "source"):
         rows.append(
             {
                 "experiment": "labels",
-                "setting": f"adamw-1e-3 + round 1 ({what})",
-                "eval_on": "target",
-                "sets": f"method={method}" if label in ("random", "halo") else "",
+                "setting": f"adamw-1e-3 + round 1 ({what}, round lr {lr})",
+                "eval_on": on,
+                "sets": " ".join(
+                    [*lr_sets, *([f"method={method}"] if label in ("random", "halo") else [])]
+                ),
+                "evals": evals[on],
+            }
+        )
+
+
+#: the grid's methods whose round-1 and final models are also scored in-domain
+IN_DOMAIN_METHODS = ("random", "entropy", "ripu", "halo", "halo-src", "halo-src-inv")
+
+
+def _rounds_in_domain(jobs: list[Job], rows: list[dict], root: Path, grid_runs: Path) -> None:
+    """The round-1 and final models of a finished grid's active runs (``runs/<bench>/<backbone>``)
+    scored on the source's held-out split (``halo evaluate --on source`` with each round's own
+    ``config.yaml``): is the sign the rounds show in the target set the same in-domain?"""
+    groups: dict[tuple, dict] = {}
+    for run in sorted(grid_runs.glob("*/*/seed*")):
+        method, budget, seed = run.parts[-3], run.parts[-2], run.parts[-1]
+        rounds = sorted(run.glob("round*/model.pt"), key=lambda p: int(p.parent.name[5:]))
+        if method not in IN_DOMAIN_METHODS or not rounds or not budget.replace(".", "").isdigit():
+            continue
+        for label, model in (("round 1", rounds[0]), ("final", rounds[-1])):
+            out = root / "rounds-source" / method / budget / seed / f"{model.parent.name}.json"
+            argv = halo("evaluate", "--config", str(model.parent / "config.yaml"))
+            argv += ["--checkpoint", str(model), "--on", "source", "--out", str(out), "--quiet"]
+            jobs.append(Job(f"eval:{out}", argv, out))
+            groups.setdefault((method, float(budget), label), {})[int(seed[4:])] = out
+    for (method, budget, label), evals in sorted(groups.items()):
+        rows.append(
+            {
+                "experiment": "rounds-source",
+                "setting": f"{method} {budget:g} % {label} model",
+                "eval_on": "source",
+                "sets": "",
                 "evals": evals,
             }
         )
@@ -316,7 +376,7 @@ def _source_steps(sets: list[str]) -> int:
     return load_run(OPTIONS["config"], sets).config.train.source_steps
 
 
-EXPERIMENTS = ("regime", "training", "head", "frequency", "labels", "rounds")
+EXPERIMENTS = ("regime", "training", "head", "frequency", "labels", "rounds", "rounds-source")
 
 
 def restrict(jobs: list[Job], rows: list[dict], only: list[str]) -> tuple[list[Job], list[dict]]:
@@ -397,8 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     out = Path(args.out)
-    if args.only and "rounds" in args.only and not args.grid_runs:
-        p.error("--only rounds needs --grid-runs")
+    if args.only and {"rounds", "rounds-source"} & set(args.only) and not args.grid_runs:
+        p.error("--only rounds and rounds-source need --grid-runs")
     old = None
     if args.only and out.exists():  # checked before any work: the rows to keep
         old = pd.read_csv(out)
@@ -407,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     OPTIONS.update(
         config=args.config, synth=shlex.split(args.synth), snapshot_every=args.snapshot_every
     )
-    jobs, rows = plan(Path(args.root).resolve(), args.seeds)
+    grid_runs = Path(args.grid_runs).resolve() if args.grid_runs else None
+    jobs, rows = plan(Path(args.root).resolve(), args.seeds, grid_runs)
     if args.only:
         jobs, rows = restrict(jobs, rows, args.only)
     run_jobs(jobs, args.jobs, Path(args.root).resolve() / "logs")
