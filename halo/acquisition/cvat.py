@@ -28,6 +28,7 @@ import numpy as np
 from halo.acquisition.queries import (
     LabelsError,
     LazyAnswers,
+    query_colour,
     query_path,
     read_manifest,
     read_query,
@@ -40,7 +41,6 @@ __all__ = ["QUERY_LABEL", "read_zip", "write_zip"]
 QUERY_LABEL = "query"
 BACKGROUND = "background"
 _HEADER = "# label:color_rgb:parts:actions"
-_QUERY_COLOURS = ((255, 0, 255), (0, 255, 255), (255, 255, 0), (1, 2, 3))
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -56,7 +56,9 @@ def _labelmap(classes: list[dict]) -> tuple[str, tuple[int, int, int]]:
     used = {tuple(c["color"]) for c in classes}
     if (0, 0, 0) in used:
         raise ValueError("export-queries: a class is black, the colour of CVAT's background")
-    query = next(c for c in _QUERY_COLOURS if c not in used)
+    query = query_colour(classes)
+    if query in used:  # every candidate is a class colour: none is farther than 0
+        raise ValueError("export-queries: every query colour candidate is a class colour")
     rows = [(BACKGROUND, (0, 0, 0)), *((c["name"], tuple(c["color"])) for c in classes)]
     rows.append((QUERY_LABEL, query))
     lines = [_HEADER] + [f"{name}:{r},{g},{b}::" for name, (r, g, b) in rows]

@@ -62,6 +62,7 @@ __all__ = [
     "draft_path",
     "file_sha256",
     "queries_complete",
+    "query_colour",
     "query_path",
     "read_manifest",
     "read_pending",
@@ -110,7 +111,24 @@ class LazyAnswers(Mapping):
         return len(self._ids)
 
 
-_TINT = np.array([255, 0, 255], dtype=np.float32)  # previews: queried pixels tinted magenta
+#: candidate colours of the pixels still to label (the page, the previews, CVAT's "query" label)
+QUERY_COLOURS = ((255, 0, 255), (0, 255, 255), (255, 255, 0), (1, 2, 3))
+
+
+def query_colour(classes: Sequence[dict]) -> tuple[int, int, int]:
+    """The colour that marks pixels still to label: of :data:`QUERY_COLOURS`, the one farthest
+    (Euclidean RGB) from every class colour, so it is never read as a class (Cityscapes: cyan;
+    magenta would be 35 from sidewalk).
+
+    Args:
+        classes: :func:`class_table` entries (``"color": [r, g, b]``).
+    """
+    palette = np.array([c["color"] for c in classes], dtype=np.float64).reshape(-1, 3)
+    candidates = np.array(QUERY_COLOURS, dtype=np.float64)
+    if not len(palette):
+        return QUERY_COLOURS[0]
+    nearest = np.linalg.norm(candidates[:, None] - palette[None], axis=-1).min(axis=1)
+    return QUERY_COLOURS[int(nearest.argmax())]
 
 
 def _under(round_dir: str | os.PathLike, folder: str, image_id: str) -> Path:
@@ -271,7 +289,8 @@ class QueryWriter:
         write_png(paths["masks"], qmask)
         write_png(paths["images"], image)
         tinted = image.astype(np.float32)
-        tinted[query] = 0.4 * tinted[query] + 0.6 * _TINT
+        tint = np.array(query_colour(self.classes), dtype=np.float32)
+        tinted[query] = 0.4 * tinted[query] + 0.6 * tint
         write_png(paths["previews"], tinted.round().astype(np.uint8))
         centres = np.asarray(centres, dtype=np.int64).reshape(-1, 2)
         rows, cols, inside = region_windows(centres, radius, query.shape)

@@ -59,6 +59,7 @@ from halo.acquisition.queries import (
     LabelsError,
     LazyAnswers,
     draft_path,
+    query_colour,
     query_path,
     read_manifest,
 )
@@ -245,6 +246,7 @@ def create_app(
             round_dir=str(state.round_dir),
             key=state.key,
             classes=state.entries[0]["classes"] if state.entries else [],
+            query_color=list(query_colour(state.entries[0]["classes"] if state.entries else [])),
             unsure=UNSURE,
             regions=sum(len(e["regions"]) for e in state.entries),
             images=images,

@@ -239,3 +239,67 @@ def test_two_tabs_on_one_round_lose_no_answer(browser, served, round_dir):
     browser.switch_to.window(tab_b)
     browser.close()
     browser.switch_to.window(tab_a)
+
+
+def _canvas_pixel(driver, canvas_id: str, x: int, y: int) -> list[int]:
+    script = (
+        "const c = document.getElementById(arguments[0]);"
+        "return Array.from(c.getContext('2d').getImageData(arguments[1], arguments[2], 1, 1).data);"
+    )
+    return driver.execute_script(script, canvas_id, x, y)
+
+
+def test_a_laptop_screen_shows_the_palette_keys_and_view_controls(browser, served, round_dir):
+    """At 1280x800 the palette, the key help and the view controls are in the viewport without
+    scrolling; the colour of pixels to label is far from every class colour; brightness and
+    zoom redraw the view; the pixel info names the class a pixel was just given."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, _, _ = served
+    browser.set_window_size(1280, 800)
+    browser.get(url)
+    _settled(browser)
+    height = browser.execute_script("return window.innerHeight")
+    width = browser.execute_script("return window.innerWidth")
+    assert browser.execute_script("return window.scrollY") == 0
+    visible = [*browser.find_elements(By.CSS_SELECTOR, "#palette button")]
+    visible += [browser.find_element(By.ID, i) for i in ("help", "brightness", "zoom", "brush")]
+    visible += browser.find_elements(By.CSS_SELECTOR, "#help li")
+    for el in visible:
+        rect = el.rect
+        assert rect["height"] > 0 and el.is_displayed(), el.get_attribute("outerHTML")[:80]
+        assert rect["y"] + rect["height"] <= height and rect["x"] + rect["width"] <= width, (
+            el.get_attribute("outerHTML")[:80],
+            rect,
+            (width, height),
+        )
+    manifest = json.loads(urllib.request.urlopen(url + "api/manifest", timeout=5).read())
+    query = np.array(manifest["query_color"], float)
+    palette = np.array([c["color"] for c in manifest["classes"]], float)
+    assert np.linalg.norm(palette - query, axis=1).min() > 100  # magenta was 35 from sidewalk
+
+    zoom = browser.find_element(By.ID, "canvas-zoom")
+    before = (zoom.get_attribute("data-scale"), _canvas_pixel(browser, "canvas-zoom", 2, 2))
+    browser.execute_script(
+        "const b = document.getElementById('brightness'); b.value = 200;"
+        "b.dispatchEvent(new Event('input'));"
+    )
+    assert _canvas_pixel(browser, "canvas-zoom", 2, 2) != before[1]  # context pixels brighter
+    browser.execute_script(
+        "const z = document.getElementById('zoom'); z.value = 150;"
+        "z.dispatchEvent(new Event('input'));"
+    )
+    assert int(zoom.get_attribute("data-scale")) > int(before[0])  # bigger pixels, less context
+
+    entries = read_manifest(round_dir)
+    r0, c0, scale = (int(zoom.get_attribute(f"data-{k}")) for k in ("r0", "c0", "scale"))
+    row, col = entries[0]["regions"][0]["centre"]
+    x = (col - c0 + 0.5) * scale - zoom.size["width"] / 2
+    y = (row - r0 + 0.5) * scale - zoom.size["height"] / 2
+    ActionChains(browser).move_to_element_with_offset(zoom, int(x), int(y)).perform()
+    info = browser.find_element(By.ID, "pixel-info")
+    assert info.text == f"Row {row}, column {col}: to label"
+    ActionChains(browser).send_keys("1").perform()  # road for the region, the mouse not moved
+    _settled(browser)
+    assert info.text == f"Row {row}, column {col}: road"

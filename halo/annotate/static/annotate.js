@@ -16,11 +16,12 @@
 
 (() => {
   const NO_ANSWER = -1;
-  const CONTEXT = 6; // pixels of context around a region's window in the magnified view
-  const ZOOM_SIZE = 480; // the magnified view's longest side, in canvas pixels (about)
+  const CONTEXT = 6; // pixels of context around a region's window at zoom 100 %
+  const ZOOM_SIZE = 400; // the magnified view's longest side, in canvas pixels (about)
   const OVERVIEW_SIZE = 960; // small images are drawn scaled up to about this width
   const RETRY_MS = 3000;
-  const QUERY_RGB = [255, 0, 255];
+  let QUERY_RGB = [0, 255, 255]; // the manifest's query_color: outside the class palette
+  const PIXEL_HINT = 'Click a pixel to label it with the brush; right-click or Shift+click clears it.';
   const UNSURE_RGB = [128, 128, 128];
   const ACCENT = '#ffd400';
 
@@ -45,6 +46,8 @@
     finished: false,
     stroke: null, // a paint stroke in the magnified view
     hover: null,
+    look: { brightness: 1, contrast: 1, zoom: 1 }, // the view controls (the image only)
+    shown: null, // {image, look, rgba}: the image's pixels after brightness and contrast
   };
 
   // --- helpers -------------------------------------------------------------------------------
@@ -382,6 +385,22 @@
     return state.colors.get(value) || UNSURE_RGB;
   }
 
+  // The image's pixels as shown: contrast about mid-grey, then brightness (labels and marks
+  // are drawn over them unchanged). Cached per image and setting.
+  function shownPixels(img) {
+    const { brightness, contrast } = state.look;
+    const key = `${brightness}/${contrast}`;
+    if (state.shown && state.shown.image === img && state.shown.key === key) return state.shown.rgba;
+    const rgba = new Uint8ClampedArray(img.rgba);
+    if (brightness !== 1 || contrast !== 1) {
+      for (let o = 0; o < rgba.length; o += 4) {
+        for (let c = 0; c < 3; c++) rgba[o + c] = ((img.rgba[o + c] - 128) * contrast + 128) * brightness;
+      }
+    }
+    state.shown = { image: img, key, rgba };
+    return rgba;
+  }
+
   function drawOverview() {
     const img = state.image;
     const canvas = $('canvas-image');
@@ -390,7 +409,7 @@
       canvas.width = img.W * scale;
       canvas.height = img.H * scale;
     }
-    const composite = new ImageData(new Uint8ClampedArray(img.rgba), img.W, img.H);
+    const composite = new ImageData(new Uint8ClampedArray(shownPixels(img)), img.W, img.H);
     const out = composite.data;
     for (let k = 0; k < img.pixels.length; k++) {
       const o = img.pixels[k] * 4;
@@ -425,14 +444,15 @@
     const region = img.regions[state.region];
     const [row, col] = region.centre;
     const a = region.radius;
+    const context = Math.max(1, Math.round(CONTEXT / state.look.zoom)); // zoom: less around
     const view = {
-      r0: Math.max(0, row - a - CONTEXT), r1: Math.min(img.H, row + a + 1 + CONTEXT),
-      c0: Math.max(0, col - a - CONTEXT), c1: Math.min(img.W, col + a + 1 + CONTEXT),
+      r0: Math.max(0, row - a - context), r1: Math.min(img.H, row + a + 1 + context),
+      c0: Math.max(0, col - a - context), c1: Math.min(img.W, col + a + 1 + context),
       w0: [Math.max(0, row - a), Math.min(img.H, row + a + 1)],
       w1: [Math.max(0, col - a), Math.min(img.W, col + a + 1)],
     };
     const longest = Math.max(view.r1 - view.r0, view.c1 - view.c0);
-    view.s = Math.max(4, Math.min(40, Math.floor(ZOOM_SIZE / longest)));
+    view.s = Math.max(4, Math.min(60, Math.floor(ZOOM_SIZE / longest)));
     return view;
   }
 
@@ -455,10 +475,11 @@
       canvas.height = (v.r1 - v.r0) * s;
     }
     const outlines = [];
+    const shown = shownPixels(img);
     for (let row = v.r0; row < v.r1; row++) {
       for (let col = v.c0; col < v.c1; col++) {
         const index = row * img.W + col;
-        const base = [img.rgba[index * 4], img.rgba[index * 4 + 1], img.rgba[index * 4 + 2]];
+        const base = [shown[index * 4], shown[index * 4 + 1], shown[index * 4 + 2]];
         const p = img.posOf[index];
         let color = mix(base, [0, 0, 0], 0.5); // context: dimmed
         if (p >= 0) {
@@ -507,6 +528,7 @@
     ctx.strokeRect(
       (v.w1[0] - v.c0) * s + 1.5, (v.w0[0] - v.r0) * s + 1.5,
       (v.w1[1] - v.w1[0]) * s - 3, (v.w0[1] - v.w0[0]) * s - 3);
+    $('pixel-info').textContent = state.hover ? describePixel(state.hover) : PIXEL_HINT;
     if (state.hover) {
       const [row, col] = state.hover;
       if (row >= v.r0 && row < v.r1 && col >= v.c0 && col < v.c1) {
@@ -630,7 +652,6 @@
     canvas.addEventListener('pointermove', (event) => {
       if (!state.image) return;
       state.hover = zoomPixel(event);
-      $('pixel-info').textContent = describePixel(state.hover);
       if (state.stroke) paint(event);
       else drawZoom();
     });
@@ -640,6 +661,15 @@
     });
     canvas.addEventListener('pointerup', endStroke);
     canvas.addEventListener('pointercancel', endStroke);
+  }
+
+  function setupView() {
+    for (const name of ['brightness', 'contrast', 'zoom']) {
+      $(name).addEventListener('input', () => {
+        state.look[name] = Number($(name).value) / 100;
+        if (state.image) render();
+      });
+    }
   }
 
   function setupOverview() {
@@ -794,6 +824,9 @@
       state.manifest = manifest;
       state.classes = manifest.classes;
       state.unsure = manifest.unsure;
+      if (Array.isArray(manifest.query_color)) QUERY_RGB = manifest.query_color;
+      document.documentElement.style.setProperty('--query', rgb(QUERY_RGB));
+      setupView();
       $('round').textContent = manifest.round_dir;
       buildPalette();
       setupZoom();
