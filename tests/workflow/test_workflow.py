@@ -72,6 +72,7 @@ def project(tmp_path_factory) -> Path:
     run(["git", "init", "-q"], dest)
     run(["dvc", "init", "-q"], dest)
     shutil.copytree(ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # the plot templates
+    shutil.copy2(ROOT / ".dvc" / "config", dest / ".dvc" / "config")  # and the offline page
     run(["git", "add", "-A"], dest)
     run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny project"],
@@ -674,3 +675,46 @@ def test_verify_names_each_corrupt_file_and_its_command_rebuilds_them(project, b
         run(args[2:] if args[:2] == ["uv", "run"] else args, copy)
     again = run(["halo", "verify"], copy)
     assert again.stdout.strip().endswith("none corrupt"), again.stdout
+
+
+def test_dvc_plots_draw_with_the_network_blocked(project, built, tmp_path):
+    """`dvc plots show` writes a page that carries its own Vega: opened in headless Chromium
+    with every network request refused, both data-driven plots draw marks."""
+    from tests.annotate.test_page import CHROMEDRIVER, CHROMIUM
+
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    out = tmp_path / "plots"
+    run(["dvc", "plots", "show", "-o", str(out)], project)
+    page = (out / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "<script src" not in page
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND")  # no name resolves
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0},
+        )
+        driver.get((out / "index.html").as_uri())
+        inked = (
+            "return Array.from(document.querySelectorAll('.vega-embed canvas')).map(c => {"
+            "  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            "  let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] && d[i] < 200) n++;"
+            "  return n; });"
+        )
+        counts = WebDriverWait(driver, 30).until(
+            lambda d: (c := d.execute_script(inked)) and len(c) >= 2 and all(c) and c,
+            message="two drawn Vega plots",
+        )
+        assert len(counts) == 2 and min(counts) > 500, counts  # axes, lines and points
+    finally:
+        driver.quit()
