@@ -42,7 +42,9 @@ def library(assets: Path, name: str) -> str:
     code = (assets / name / f"{name}.js").read_text(encoding="utf-8")
     if "</script" in code.lower():
         raise SystemExit(f"{name}.js contains '</script': it cannot be inlined as is")
-    return f"<!-- {name} (inlined from Snakemake's assets)\n{licence}-->\n<script>\n{code}\n</script>"
+    return (
+        f"<!-- {name} (inlined from Snakemake's assets)\n{licence}-->\n<script>\n{code}\n</script>"
+    )
 
 
 def main() -> int:
