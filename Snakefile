@@ -55,4 +55,4 @@ onerror:
 rule all:
     default_target: True
     input:
-        [f"results/{b}" for b in config.get("targets", list(config["benchmarks"])[:1])],
+        [f"results/{report_of(b)}" for b in config.get("targets", list(config["benchmarks"])[:1])],

@@ -357,7 +357,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         # the validation set's class pixel shares, the same in every run: logged once, here
         shares = {"pixel_share": records[0].get("class_pixel_share", {})} if records else {}
         tracking.log_report(
-            run.benchmark.name, files, summary={**summary, **shares}, uri=tracking.tracking_uri()
+            run.benchmark.name,
+            files,
+            summary={**summary, **shares},
+            uri=tracking.tracking_uri(),
+            name=out.name,
         )
     print(f"report of {len(records)} runs → {out}")
     return 0

@@ -222,15 +222,20 @@ def log_report(
     uri: str | None = None,
     root: Path | None = None,
     link: bool = True,
+    name: str | None = None,
 ) -> str:
     """Log the benchmark's report as the run ``report`` of its experiment; returns the run id.
+
+    A report of another name than the benchmark (a second grid of it, e.g. the human loop's
+    ``synth-gta2cs-human``) is the run ``report:<name>`` and links no runs: the benchmark's own
+    report stays what the experiment page shows.
 
     ``files`` keep their folder relative to ``root`` (default: the deepest folder holding all of
     them), e.g. ``<root>/acquisition/x.png`` -> artifact ``acquisition/x.png``. Numeric entries
     of ``summary`` (nested mappings flattened with ``/``) become metrics. Idempotent like
-    :func:`log_run` (key ``report``). With ``link``, the report run becomes the root of the
-    experiment's runs (:mod:`halo.tracking.parents`: one parent per backbone × method × budget,
-    the seeds as its children).
+    :func:`log_run` (key ``report``). With ``link``, the experiment's runs get their parents
+    (:mod:`halo.tracking.parents`: one top-level parent per backbone × method × budget, and per
+    variant for the source-only and supervised runs, the seeds as its children).
     """
     paths = [p.resolve() for p in _check_files(files)]
     if root is None:
@@ -249,10 +254,11 @@ def log_report(
     from mlflow.entities import Metric
     from mlflow.utils.time import get_current_time_millis
 
+    key = REPORT_KEY if name in (None, str(benchmark)) else f"{REPORT_KEY}:{name}"
     client, uri = _client(uri)
     experiment_id = _experiment_id(client, str(benchmark), uri)
     tags = {
-        "halo.key": REPORT_KEY,
+        "halo.key": key,
         "halo.kind": REPORT_KEY,
         "halo.benchmark": str(benchmark),
         "halo.digest": _digest(summary or {}, placed),
@@ -270,8 +276,8 @@ def log_report(
         for p, folder in placed:
             _log_path(client, run_id, p, folder)
 
-    report_id = _new_run(client, experiment_id, REPORT_KEY, tags, fill, uri=uri)
-    if link:
+    report_id = _new_run(client, experiment_id, key, tags, fill, uri=uri)
+    if link and key == REPORT_KEY:
         from halo.tracking.parents import link_runs
 
         runs = [

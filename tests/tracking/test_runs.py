@@ -209,8 +209,9 @@ def test_the_loss_curve_is_a_step_metric(uri, tmp_path):
 
 
 def test_the_report_builds_the_tree_of_runs(uri, tmp_path):
-    """report <- one parent per (backbone, method, budget) <- its seeds; report <- source and
-    supervised runs. Linking again changes nothing; a new seed joins its cell's parent."""
+    """One top-level parent per (backbone, method, budget) <- its seeds, and per variant for
+    the source-only runs; the report stands apart. Linking again changes nothing; a new seed
+    joins its cell's parent."""
     src = tracking.log_run(other_record("source"), uri=uri)
     seeds = [tracking.log_run(active_record(seed=s), uri=uri) for s in (0, 1)]
     report_file = tmp_path / "r.csv"
@@ -220,10 +221,13 @@ def test_the_report_builds_the_tree_of_runs(uri, tmp_path):
     parent_of = lambda run_id: client.get_run(run_id).data.tags.get("mlflow.parentRunId")  # noqa: E731
     cell = parent_of(seeds[0])
     assert cell == parent_of(seeds[1]) and cell not in (None, report)
-    assert parent_of(cell) == report and parent_of(src) == report
+    assert parent_of(cell) is None and parent_of(report) is None  # top level, side by side
+    source_cell = client.get_run(parent_of(src))
+    assert source_cell.info.run_name.startswith("source-only · ")
+    assert parent_of(source_cell.info.run_id) is None
     cell_run = client.get_run(cell)
     assert cell_run.info.run_name == "halo · 5% · deeplabv3plus-r18"
-    assert cell_run.data.metrics["seeds"] == 2
+    assert cell_run.data.metrics["seeds"] == 2 and "final_miou" in cell_run.data.metrics
     assert tracking.log_report(BENCH, [report_file], uri=uri) == report
     assert parent_of(seeds[0]) == cell  # unchanged content: the same parent
     third = tracking.log_run(active_record(seed=2), uri=uri)

@@ -8,6 +8,7 @@ Dry runs cover every shipped benchmark (the real ones against a fake data root).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -266,14 +267,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_the_mlflow_server_serves_what_the_ui_shows(project, built, tmp_path):
-    """A real `mlflow server` on the project's store, asked through the REST API the UI uses:
-    the experiment opens as model training, runs carry their short names, the tree and the loss
-    curve."""
+@contextlib.contextmanager
+def _mlflow_server(project: Path, tmp_path: Path):
+    """A real `mlflow server` on the project's store; yields (its URL, a REST getter)."""
     import urllib.request
 
     port = _free_port()
-    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
         ["mlflow", "server", "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}",
@@ -284,7 +284,7 @@ def test_the_mlflow_server_serves_what_the_ui_shows(project, built, tmp_path):
     def get(path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            base + path, data=data, headers={"Content-Type": "application/json"}
+            f"{url}/api/2.0/mlflow{path}", data=data, headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(req, timeout=30) as res:
             return json.loads(res.read())
@@ -293,13 +293,26 @@ def test_the_mlflow_server_serves_what_the_ui_shows(project, built, tmp_path):
         deadline = time.monotonic() + 180
         while True:
             try:
-                exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
+                get(f"/experiments/get-by-name?experiment_name={BENCH}")
                 break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, (
                     tmp_path / "server.log"
                 ).read_text()[-3000:]
                 time.sleep(0.5)
+        yield url, get
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+
+
+def test_the_mlflow_server_serves_what_the_ui_shows(project, built, tmp_path):
+    """A real `mlflow server` on the project's store, asked through the REST API the UI uses:
+    the experiment opens as model training, runs carry their short names, the tree (the cells
+    at the top level) and the loss curve."""
+    with _mlflow_server(project, tmp_path) as (_, get):
+        exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
         tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
         assert tags["mlflow.experimentKind"] == "custom_model_development"
         runs = get("/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
@@ -311,12 +324,62 @@ def test_the_mlflow_server_serves_what_the_ui_shows(project, built, tmp_path):
             r for r in runs["runs"] if r["info"]["run_id"] == halo_tags["mlflow.parentRunId"]
         )
         assert parent["info"]["run_name"] == "halo · 5% · deeplabv3plus-r18"
+        assert "mlflow.parentRunId" not in {t["key"] for t in parent["data"]["tags"]}
         curve = get(f"/metrics/get-history?run_id={halo['info']['run_id']}&metric_key=train/loss")
         assert len(curve["metrics"]) >= 2
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
-        log.close()
+
+
+def test_one_click_on_the_experiment_page_charts_final_miou_by_method(project, built, tmp_path):
+    """Headless Chromium on the MLflow UI over the project's store: from the experiment's page
+    (the README's link), one click on the chart view shows a final_miou chart whose labels name
+    every method's cell with its mean final mIoU."""
+    from tests.annotate.test_page import CHROMEDRIVER, CHROMIUM
+
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with _mlflow_server(project, tmp_path) as (url, get):
+        exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
+        runs = get("/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
+        cells = {
+            r["info"]["run_name"]: {m["key"]: m["value"] for m in r["data"]["metrics"]}
+            for r in runs["runs"]
+            if {"key": "halo.kind", "value": "cell"} in r["data"]["tags"]
+        }
+        assert {"halo · 5% · deeplabv3plus-r18", "random · 5% · deeplabv3plus-r18"} <= set(cells)
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+            options.add_argument(arg)
+        options.add_argument("--window-size=1400,900")
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        try:
+            driver.get(f"{url}/#/experiments/{exp['experiment_id']}/runs")
+            chart = WebDriverWait(driver, 90).until(
+                lambda d: d.find_element(By.XPATH, "//input[@value='CHART']/ancestor::label"),
+                message="the experiment page's view switch",
+            )
+            chart.click()  # the one click
+
+            def final_miou_card(d):
+                for card in d.find_elements(
+                    By.CSS_SELECTOR, '[data-testid="experiment-view-compare-runs-card"]'
+                ):
+                    lines = card.text.splitlines()
+                    if lines and lines[0] == "final_miou" and any("halo" in x for x in lines):
+                        return lines
+                return False
+
+            lines = WebDriverWait(driver, 90).until(final_miou_card, message="a final_miou chart")
+        finally:
+            driver.quit()
+    for name, metrics in cells.items():
+        assert name in lines, (name, lines)
+        assert f"{metrics['final_miou']:.2f}" in lines, (name, metrics, lines)
 
 
 def test_jobs_ran_through_the_launcher_and_every_job_says_where_its_time_went(project, built):
@@ -415,12 +478,14 @@ def test_a_moved_project_plans_nothing(project, built, tmp_path):
     assert "Nothing to be done" in out, out[-3000:]
 
 
-def _round_results(folder: Path) -> dict[str, bytes]:
-    """Every evaluation, budget report and mask of the runs, and the report's metrics."""
-    files = [folder / f"results/{BENCH}/metrics.json"]
+def _round_results(folder: Path, report: str = BENCH) -> dict[str, bytes]:
+    """Every evaluation, budget report and mask of the runs, and the report's metrics (under
+    the name "report")."""
+    out = {"report": (folder / f"results/{report}/metrics.json").read_bytes()}
+    files = []
     for pattern in ("eval.json", "budget.json", "round*/masks/**/*.png"):
         files += folder.glob(f"runs/{BENCH}/**/{pattern}")  # (not the queries' masks)
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(files)}
+    return out | {str(p.relative_to(folder)): p.read_bytes() for p in sorted(files)}
 
 
 def test_a_person_in_the_loop_gets_the_simulated_results(project, built, tmp_path):
@@ -433,7 +498,7 @@ def test_a_person_in_the_loop_gets_the_simulated_results(project, built, tmp_pat
 
     human = copy_project(tmp_path / "human")
     grid = "configs/test/human.yaml"
-    cmd = ["snakemake", f"results/{BENCH}/", "--cores", "2", "--configfile", grid]
+    cmd = ["snakemake", f"results/{BENCH}-human/", "--cores", "2", "--configfile", grid]
     first = run(cmd, human, check=False)
     assert first.returncode != 0
     waiting = waiting_rounds(human / "runs")
@@ -455,7 +520,8 @@ def test_a_person_in_the_loop_gets_the_simulated_results(project, built, tmp_pat
             break
     assert imported == 4  # two runs of two rounds
     assert not waiting_rounds(human / "runs")
-    assert _round_results(human) == _round_results(project)
+    assert _round_results(human, f"{BENCH}-human") == _round_results(project)
+    assert not (human / f"results/{BENCH}").exists()  # its report has its own name
     dry = run([*cmd, "-n"], human)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
@@ -490,6 +556,14 @@ def test_dvc_params_are_the_configs_and_exp_run_varies_them(project, built):
     assert "up to date" in run(["dvc", "status"], project).stdout.lower()
     dry = snakemake(project, f"results/{BENCH}/", extra=("-n",))
     assert "Nothing to be done" in dry.stdout + dry.stderr
+    # the README's cheap experiment: more acquisition panels redraw the report, one job
+    models = {p: p.stat().st_mtime_ns for p in project.glob(f"runs/{BENCH}/**/*.json")}
+    run(["dvc", "exp", "run", "-S", f"{TINY}:benchmarks.{BENCH}.panels=2"], project)
+    assert len(list((project / f"results/{BENCH}/acquisition").glob("*.png"))) == 2
+    assert {p: p.stat().st_mtime_ns for p in models} == models  # no run file rewritten
+    run(["dvc", "exp", "run", "--dry"], project)  # plans, runs nothing
+    header = run(["dvc", "exp", "show", "--csv"], project).stdout.splitlines()[0].split(",")
+    assert len(header) <= 40, header  # the listed params, the metrics, the dependencies
 
 
 def test_lint_is_clean(project):
@@ -601,21 +675,28 @@ def test_real_benchmark_without_data_stops_at_once(tmp_path):
     assert time.monotonic() - start < 120
 
 
-def test_a_grid_of_other_methods_reuses_the_source_and_supervised_models(project, built, tmp_path):
-    """Source-only and supervised jobs depend on what they train, never on a grid's method
-    list: after the tiny grid (random, halo), a grid of HALO alone at another budget plans no
-    pretrain and no supervised job."""
+def test_a_human_grid_after_the_default_run_reuses_its_models_and_reports_apart(
+    project, built, tmp_path
+):
+    """The source-only and supervised jobs depend on what they use, never on a grid's method
+    list: after the tiny grid (random, halo), a person's grid of HALO alone at another budget
+    (`report:` named) plans no pretrain and no supervised job, and its report goes to its own
+    folder, leaving the default study's alone."""
     copy = tmp_path / "p"
     shutil.copytree(project, copy, symlinks=True)
     grid = yaml.safe_load((copy / TINY).read_text())
-    grid["benchmarks"][BENCH].update(methods=["halo"], budgets=[2])
+    grid["benchmarks"][BENCH].update(
+        methods=["halo"], budgets=[2], annotator="human", report=f"{BENCH}-human"
+    )
     (copy / "other.yaml").write_text(yaml.safe_dump(grid))
-    new_run = f"runs/{BENCH}/deeplabv3plus-r18/halo/2/seed0/metrics.json"
-    dry = snakemake(copy, new_run, extra=("-n", "--configfile", "other.yaml"))
+    dry = run(["snakemake", "-n", "--cores", "2", "--configfile", "other.yaml"], copy)
     out = dry.stdout + dry.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE))
     assert "pretrain" not in counts and "supervised" not in counts, out[-3000:]
-    assert int(counts["acquire"]) == int(counts["train_round"]) > 0
+    assert int(counts["acquire_queries"]) > 0 and int(counts["report"]) == 1
+    assert f"results/{BENCH}-human" in out and f"output: results/{BENCH}\n" not in out
+    default = snakemake(copy, f"results/{BENCH}/", extra=("-n",))  # the default study: done
+    assert "Nothing to be done" in default.stdout + default.stderr
 
 
 def test_a_refused_yaml_tag_in_a_grid_is_one_line_before_any_job(tmp_path):

@@ -88,6 +88,21 @@ SIMULATED_BENCH = _one_of(b for b in config["benchmarks"] if b not in HUMAN)
 HUMAN_BENCH = _one_of(HUMAN)
 
 
+# Each grid's report under its own name (`report:` of a benchmark, default the benchmark):
+# results/<report>/ and the MLflow run report:<report>, so a second grid of one benchmark (the
+# human loop) leaves the first one's report alone.
+REPORTS = {spec.get("report", b): b for b, spec in config["benchmarks"].items()}
+if len(REPORTS) != len(config["benchmarks"]) or any(
+    r != b and r in config["benchmarks"] for r, b in REPORTS.items()
+):
+    raise WorkflowError("workflow config: every benchmark's report name must be its own")
+
+
+def report_of(bench):
+    """The report folder name of ``bench`` (results/<name>)."""
+    return config["benchmarks"][bench].get("report", bench)
+
+
 def waiting_message():
     """Rounds whose queries wait for labels, and what to run next (printed by onerror)."""
     grid = {run for bench in HUMAN for run in active_runs(bench)}  # this config's runs only
@@ -350,7 +365,7 @@ def get_track_artifacts(w):
 
 
 def get_report_inputs(w):
-    bench = w.bench
+    bench = REPORTS[w.report]
     spec = config["benchmarks"][bench]
     backbone = spec["backbones"][0]
     variant = variant_of(bench, backbone, panels_method(bench))
@@ -365,6 +380,7 @@ def get_report_inputs(w):
 # Wildcard values: a benchmark of the config, lower-case names, numbers.
 wildcard_constraints:
     bench="|".join(re.escape(b) for b in config["benchmarks"]),
+    report=_one_of(REPORTS),
     backbone=r"[a-z0-9][a-z0-9-]*",
     method=r"[a-z][a-z0-9-]*",
     variant=r"[a-z0-9][a-z0-9.-]*",

@@ -1,5 +1,6 @@
-# The report of one benchmark: tables and figures in results/<bench>/ (nothing else writes
-# there), also logged to MLflow as the benchmark's `report` run.
+# The report of one benchmark's grid: tables and figures in results/<report>/ (the benchmark's
+# name unless its grid sets `report:`; nothing else writes there), also logged to MLflow as the
+# benchmark's `report` run (`report:<name>` for a named one).
 
 
 rule report:
@@ -7,20 +8,22 @@ rule report:
         unpack(get_report_inputs),
     output:
         report(
-            directory("results/{bench}"),
+            directory("results/{report}"),
             patterns=["{name}.png", "{name}.csv"],
             caption="../report/results.rst",
             category="Results",
-            subcategory="{bench}",
+            subcategory="{report}",
         ),
     log:
-        "logs/{bench}/report.log",
+        "logs/{report}/report.log",
     params:
         halo=HALO,
         args=lambda w: halo_args(
-            w.bench, config["benchmarks"][w.bench]["backbones"][0], panels_method(w.bench)
+            REPORTS[w.report],
+            config["benchmarks"][REPORTS[w.report]]["backbones"][0],
+            panels_method(REPORTS[w.report]),
         ),
-        panels=lambda w: config["benchmarks"][w.bench].get("panels", 3),
+        panels=lambda w: config["benchmarks"][REPORTS[w.report]].get("panels", 3),
     threads: THREADS
     conda:
         ENV
