@@ -1,6 +1,7 @@
 """The paper config at the real sizes on CPU (issue #30): bench/gpu.sh with one step of each job
 kind, ResNet-101 at 720x1280 / 640x1280 inputs (target files at Cityscapes' 1024x2048: the
-pool is scored and evaluated at the label size), random weights. 7 min 16 s on an idle 2-core CPU:
+pool is scored and evaluated at the label size), random weights. 7 min 16 s on an idle 2-core CPU
+with the target at 640x1280; 35 min 33 s at 1024x2048 on the loaded one (docs/real-data.md):
 `uv run pytest -m realsize` (.ci/run runs it after the suite)."""
 
 from __future__ import annotations
