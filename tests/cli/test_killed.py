@@ -26,7 +26,7 @@ from tests.acquisition import scripted
 from tests.annotate.conftest import free_port
 from tests.engine.conftest import PYTHON, TINY_CONFIG, halo_env, one_thread  # noqa: F401
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+pytestmark = [pytest.mark.kills, pytest.mark.usefixtures("one_thread")]
 SIZE = (32, 64)
 
 _HOOKED = """
