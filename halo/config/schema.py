@@ -82,6 +82,7 @@ class TrainConfig:
     round_warmup_steps: int | None = None
     schedule: str = "poly"
     poly_power: float = 0.9
+    decay_steps: int | None = None  # the decay's horizon in steps (null: the run's length)
     negative_learning: float = 0.0
     local_consistency: float = 0.0
     hflip: bool = True
@@ -327,6 +328,11 @@ def check_ranges(cfg: Config) -> None:
     if not 0 <= t.momentum < 1 or min(t.weight_decay, t.negative_learning) < 0:
         raise ConfigError(
             "train: momentum must be in [0, 1), weight_decay and negative_learning >= 0"
+        )
+    if t.decay_steps is not None and t.decay_steps <= t.warmup_steps:
+        raise ConfigError(
+            f"train.decay_steps: expected more than warmup_steps ({t.warmup_steps}) or null, got "
+            f"{t.decay_steps}"
         )
     if t.local_consistency < 0:
         raise ConfigError(f"train.local_consistency: expected >= 0, got {t.local_consistency}")

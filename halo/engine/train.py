@@ -428,7 +428,7 @@ def train(
         torch.manual_seed(step_seed(seed, step, rank))
         factor = lr_factor(
             step,
-            schedule.total,
+            cfg.decay_steps or schedule.total,  # past the horizon the rate stays at 0
             warmup=warmup,
             power=cfg.poly_power,
             schedule=cfg.schedule,

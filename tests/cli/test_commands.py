@@ -316,6 +316,7 @@ def test_dry_run_prints_the_official_recipe_and_touches_nothing(tmp_path, capsys
     t, e = cfg["train"], cfg["eval"]
     assert (t["negative_learning"], t["warmup_steps"], t["warmup_start"]) == (1.0, 600, 0.01)
     assert (t["schedule"], t["poly_power"], t["hflip"], t["amp"]) == ("poly", 0.5, False, False)
+    assert t["decay_steps"] == 15000  # official: 60k / 4 GPUs; the last 375 steps at lr 0
     assert e["flip"] is True and cfg["model"]["frozen_bn"] is True
     assert cfg["resize"] == "bicubic" and e["label_size"] and cfg["active"]["label_size"]
     assert t["local_consistency"] == 0.0  # the HALO run; RIPU's own below
@@ -354,3 +355,18 @@ def test_the_label_size_recipe_runs_a_round_end_to_end(tiny_data, tmp_path):
     assert all("consistency" in entry for entry in log["history"])
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert metrics["budget"]["pixels_total"] == 4 * 32 * 64 and metrics["miou"] is not None
+
+
+def test_the_decay_horizon_leaves_the_rate_at_zero_after_it(tiny_data, tmp_path, capsys):
+    """train.decay_steps (the official poly horizon): the rate follows the warm-up and the decay
+    to 0 at the horizon, and stays 0 for the run's remaining steps."""
+    out = tmp_path / "src"
+    base = ["--config", str(TINY_CONFIG), "--quiet", "--set", f"data_root={tiny_data}"]
+    sets = ["--set", "train.source_steps=5", "--set", "train.decay_steps=3"]
+    sets += ["--set", "train.poly_power=1.0", "--set", "train.warmup_steps=1"]
+    assert main(["pretrain", *base, *sets, "--out", str(out)]) == 0
+    curve = json.loads((out / "train_log.json").read_text())["curve"]
+    lr = 1e-3  # tiny.yaml's train.lr
+    assert [round(c[2] / lr, 6) for c in curve] == [1.0, 1.0, 0.5, 0.0, 0.0]
+    assert main(["pretrain", *base, "--set", "train.decay_steps=1", "--out", str(out)]) == 2
+    assert "train.decay_steps: expected more than warmup_steps" in capsys.readouterr().err
