@@ -267,7 +267,7 @@ def _merge(base: dict, extra: dict) -> dict:
 RESIZE = ("bilinear", "bicubic")
 
 #: train.optimizer and train.schedule (halo.engine.train builds them).
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "riemannian-sgd")
 SCHEDULES = ("poly", "cosine")
 
 #: Seeds drive torch (per-step seeds up to ~1e9 x seed must fit 64 bits) and numpy generators.

@@ -5,7 +5,7 @@
   (255 = not acquired), plus an optional negative-learning term on the target predictions;
 - ``supervised``: fully labelled target (the upper bound).
 
-SGD or AdamW (``train.optimizer``), encoder lr and 10× for decoder + head, linear warm-up then
+SGD, RiemannianSGD or AdamW (``train.optimizer``), encoder lr and 10× for decoder + head, linear warm-up then
 poly or cosine decay over the whole schedule (continuous across active rounds: round r trains
 the global steps [(r−1)·S, r·S) of R·S, at the rounds' own rate if ``train.round_lr`` is set). The batches, flips and dropout masks of global step t depend only
 on (seed, t) (and the rank), so a run resumed from a checkpoint sees exactly the batches an
@@ -245,9 +245,11 @@ def build_optimizer(
     optimizer: str = "sgd",
     adam_beta2: float = 0.999,
 ) -> torch.optim.Optimizer:
-    """SGD (with ``momentum``) or AdamW (``betas = (momentum, adam_beta2)``, decoupled
-    ``weight_decay``) over the model's parameter groups (decoder and head at ``lr ×
-    head_lr_mult``); every group remembers its ``initial_lr`` for the schedule."""
+    """SGD (with ``momentum``), geoopt's RiemannianSGD (the official HALO code's optimiser for
+    hyperbolic models: on Euclidean parameters it is SGD, but its momentum buffer starts at the
+    first gradient, so the first update is about 1.9× SGD's) or AdamW (``betas = (momentum,
+    adam_beta2)``, decoupled ``weight_decay``) over the model's parameter groups (decoder and
+    head at ``lr × head_lr_mult``); every group remembers its ``initial_lr`` for the schedule."""
     groups = unwrap(model).param_groups(lr, head_lr_scale=head_lr_mult)
     for g in groups:
         g["initial_lr"] = g["lr"]
@@ -257,7 +259,11 @@ def build_optimizer(
         return torch.optim.AdamW(
             groups, lr=lr, betas=(momentum, adam_beta2), weight_decay=weight_decay
         )
-    raise ValueError(f"unknown optimizer {optimizer!r}; valid: sgd, adamw")
+    if optimizer == "riemannian-sgd":
+        from geoopt.optim import RiemannianSGD
+
+        return RiemannianSGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {optimizer!r}; valid: sgd, adamw, riemannian-sgd")
 
 
 def train(
@@ -355,7 +361,8 @@ def train(
     )
     if resume is not None and resume.get("optimizer") is not None:
         saved = resume["optimizer"]
-        kind = "adamw" if "betas" in (saved.get("param_groups") or [{}])[0] else "sgd"
+        group = (saved.get("param_groups") or [{}])[0]
+        kind = "adamw" if "betas" in group else "riemannian-sgd" if "stabilize" in group else "sgd"
         if kind != cfg.optimizer:
             raise ValueError(
                 f"the checkpoint to continue holds a {kind} optimiser state; train.optimizer is "

@@ -324,9 +324,11 @@ def test_dry_run_prints_the_official_recipe_and_touches_nothing(tmp_path, capsys
     assert starts == [0, 3843, 7687, 10250, 12812]  # the official selection steps
     assert cfg["resolved"]["round_spans"][-1][1:] == [15375, 15375]
     assert cfg["resolved"]["model_options"]["frozen_bn"] is True
+    assert t["optimizer"] == "riemannian-sgd"  # geoopt, as official for hyperbolic models
     assert main([*argv, "--set", "method=ripu", "--dry-run"]) == 0
-    ripu = yaml.safe_load(capsys.readouterr().out)["train"]["local_consistency"]
-    assert ripu == (0.1 if bench == "gta2cs" else 0.0)  # configs/gtav/ripu.yaml only
+    ripu = yaml.safe_load(capsys.readouterr().out)["train"]
+    assert ripu["local_consistency"] == (0.1 if bench == "gta2cs" else 0.0)  # gtav/ripu.yaml
+    assert ripu["optimizer"] == "sgd"  # Euclidean: torch SGD
     assert not out.exists()
 
 

@@ -136,6 +136,33 @@ def test_head_gets_ten_times_the_encoder_lr():
     assert not math.isnan(lrs[0])
 
 
+def test_riemannian_sgd_is_sgd_but_for_its_first_momentum_step():
+    """geoopt's RiemannianSGD (the official optimiser of hyperbolic models) on the segmenter's
+    Euclidean parameters: its first update is (1 + momentum) x SGD's (the buffer starts at the
+    gradient), later ones follow SGD's recursion; its state is told apart on resume."""
+    from halo.models.segmenter import build_backbone
+
+    torch.manual_seed(0)
+    base = build_backbone("deeplabv3plus-r18", 5)
+    grads = [torch.randn_like(p) for p in base.parameters()]
+    deltas = {}
+    for kind in ("sgd", "riemannian-sgd"):
+        model = build_backbone("deeplabv3plus-r18", 5)
+        model.load_state_dict(base.state_dict())
+        opt = T.build_optimizer(
+            model, lr=1e-2, head_lr_mult=1, momentum=0.9, weight_decay=0.0, optimizer=kind
+        )
+        before = [p.detach().clone() for p in model.parameters()]
+        for p, g in zip(model.parameters(), grads, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        deltas[kind] = [(p.detach() - b) for p, b in zip(model.parameters(), before, strict=True)]
+        if kind == "riemannian-sgd":
+            assert "stabilize" in opt.state_dict()["param_groups"][0]  # what resume reads
+    for s, r in zip(deltas["sgd"], deltas["riemannian-sgd"], strict=True):
+        assert torch.allclose(r, 1.9 * s, atol=1e-6)
+
+
 class _Images(torch.utils.data.Dataset):
     """Four random 32x64 images with random labels (some ignored)."""
 
