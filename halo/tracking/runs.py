@@ -232,7 +232,7 @@ def log_report(
 
     ``files`` keep their folder relative to ``root`` (default: the deepest folder holding all of
     them), e.g. ``<root>/acquisition/x.png`` -> artifact ``acquisition/x.png``. Numeric entries
-    of ``summary`` (nested mappings flattened with ``/``) become metrics. Idempotent like
+    of ``summary`` (nested mappings flattened with ``/``) become params (6 significant digits). Idempotent like
     :func:`log_run` (key ``report``). With ``link``, the experiment's runs get their parents
     (:mod:`halo.tracking.parents`: one top-level parent per backbone × method × budget, and per
     variant for the source-only and supervised runs, the seeds as its children).
@@ -251,8 +251,7 @@ def log_report(
         folder = rel.parent.as_posix()
         placed.append((p, None if folder == "." else folder))
 
-    from mlflow.entities import Metric
-    from mlflow.utils.time import get_current_time_millis
+    from mlflow.entities import Param
 
     key = REPORT_KEY if name in (None, str(benchmark)) else f"{REPORT_KEY}:{name}"
     client, uri = _client(uri)
@@ -265,14 +264,17 @@ def log_report(
     }
 
     def fill(run_id: str) -> None:
-        now = get_current_time_millis()
+        # the summary's numbers as params, not metrics: the experiment's chart view then draws
+        # the cells' final_miou by method first (a report metric such as best/<backbone>/5/mean
+        # names no method), and the tables and figures are the run's artifacts
         flat = flatten(summary or {}, sep="/")
-        metrics = [
-            Metric("/".join(_safe(s) for s in str(k).split("/"))[:_MAX_KEY], float(v), now, 0)
+        params = [
+            Param("/".join(_safe(s) for s in str(k).split("/"))[:_MAX_KEY], f"{float(v):.6g}")
             for k, v in flat.items()
             if _is_number(v)
         ]
-        _log_batched(client, run_id, metrics)
+        for i in range(0, len(params), 100):  # MLflow takes 100 params a batch
+            client.log_batch(run_id, params=params[i : i + 100], synchronous=True)
         for p, folder in placed:
             _log_path(client, run_id, p, folder)
 
