@@ -131,7 +131,10 @@ def test_an_error_in_the_file_names_the_file_even_with_sets(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.optimizer=adam", r"train\.optimizer: expected one of sgd, adamw, got 'adam'"),
+        (
+            "train.optimizer=adam",
+            r"train\.optimizer: expected one of sgd, adamw, riemannian-sgd, got 'adam'",
+        ),
         ("train.schedule=step", r"train\.schedule: expected one of poly, cosine, got 'step'"),
         ("train.round_lr=0", r"train\.round_lr: expected > 0, got 0"),
         ("train.round_warmup_steps=-1", r"train\.round_warmup_steps: expected >= 0, got -1"),

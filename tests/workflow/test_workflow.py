@@ -374,8 +374,9 @@ def test_one_click_on_the_experiment_page_charts_final_miou_by_method(project, b
                 )
                 for text, bars in cards:
                     lines = [x.strip() for x in text.splitlines() if x.strip()]
-                    if lines[:1] == ["final_miou"] and any(x.startswith("halo ") for x in lines):
-                        return lines, bars
+                    named = any(x.startswith("halo ") for x in lines)
+                    if lines[:1] == ["final_miou"] and named and len(bars) >= len(cells):
+                        return lines, bars  # drawn: a label per bar
                 return False
 
             lines, bars = WebDriverWait(driver, 90).until(
