@@ -131,6 +131,31 @@ _FINAL_KEYS = (
 )
 
 
+def _check_record_inputs(
+    kind: str, metrics: Sequence[dict], budgets: Sequence[dict], budget: float | None
+) -> None:
+    """:func:`run_record`'s argument checks (its ``Raises``)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind: unknown {kind!r}; valid: {', '.join(KINDS)}")
+    if not metrics:
+        raise ValueError("run_record: no metrics given")
+    if kind == "active":
+        if len(budgets) != len(metrics):
+            raise ValueError(
+                f"run_record: {len(metrics)} round metrics but {len(budgets)} budget reports"
+            )
+        if budget is None or not 0 < budget <= 1:
+            raise ValueError(f"run_record: an active run needs a budget in (0, 1], got {budget}")
+        order = [b.get("round") for b in budgets]
+        if order != list(range(1, len(budgets) + 1)):
+            raise ValueError(f"run_record: budget reports are for rounds {order}, expected 1..n")
+    elif len(metrics) != 1 or budgets:
+        raise ValueError(f"run_record: a {kind} run has exactly one metrics file and no budgets")
+    missing = [k for k in _FINAL_KEYS if k not in metrics[-1]]
+    if missing:
+        raise ValueError(f"run_record: metrics lack {', '.join(missing)}")
+
+
 def run_record(
     *,
     benchmark: str,
@@ -165,26 +190,8 @@ def run_record(
     Raises:
         ValueError: wrong kind, missing metrics, rounds out of order or lengths that disagree.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind: unknown {kind!r}; valid: {', '.join(KINDS)}")
-    if not metrics:
-        raise ValueError("run_record: no metrics given")
-    if kind == "active":
-        if len(budgets) != len(metrics):
-            raise ValueError(
-                f"run_record: {len(metrics)} round metrics but {len(budgets)} budget reports"
-            )
-        if budget is None or not 0 < budget <= 1:
-            raise ValueError(f"run_record: an active run needs a budget in (0, 1], got {budget}")
-        order = [b.get("round") for b in budgets]
-        if order != list(range(1, len(budgets) + 1)):
-            raise ValueError(f"run_record: budget reports are for rounds {order}, expected 1..n")
-    elif len(metrics) != 1 or budgets:
-        raise ValueError(f"run_record: a {kind} run has exactly one metrics file and no budgets")
+    _check_record_inputs(kind, metrics, budgets, budget)
     final = metrics[-1]
-    missing = [k for k in _FINAL_KEYS if k not in final]
-    if missing:
-        raise ValueError(f"run_record: metrics lack {', '.join(missing)}")
     rounds = (
         [
             {

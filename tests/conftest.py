@@ -66,3 +66,23 @@ def pytest_collection_modifyitems(config, items):
         return next((i for i, p in enumerate(first) if path.startswith(p)), len(first))
 
     items.sort(key=rank)
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def chromium(*extra: str, window: str = "1400,1000"):
+    """Headless Chromium with the system's chromedriver (selenium never downloads a driver);
+    skips the test where either is missing. ``extra``: more command-line switches."""
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    for arg in (f"--window-size={window}", *extra):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))

@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 __all__ = ["acquisition_panels"]
 
 
+def _checked_image(item: dict, index: int) -> torch.Tensor:
+    """The item's image, which must be float ``[3, H, W]``."""
+    image = item["image"]
+    if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3:
+        got = getattr(image, "shape", type(image).__name__)
+        raise ValueError(
+            f"acquisition_panels: item {index} image must be float [3, H, W], got {got}"
+        )
+    return image
+
+
 def acquisition_panels(
     model: nn.Module,
     dataset: Dataset,
@@ -69,12 +80,7 @@ def acquisition_panels(
         with torch.inference_mode():
             for index in indices:
                 item = dataset[int(index)]
-                image = item["image"]
-                if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3:
-                    got = getattr(image, "shape", type(image).__name__)
-                    raise ValueError(
-                        f"acquisition_panels: item {index} image must be float [3, H, W], got {got}"
-                    )
+                image = _checked_image(item, index)
                 out = model(image.unsqueeze(0).to(device))
                 logits = out.logits
                 h, w = logits.shape[-2:]

@@ -138,6 +138,12 @@ __all__ = [
 ]
 
 
+def _write_csv(path: Path, table: Any) -> Path:
+    """A pandas table as CSV (``\\n`` line ends), atomically; its path."""
+    write_text(path, table.to_csv(index=False, lineterminator="\n"))
+    return path
+
+
 def build_report(
     records: Sequence[Mapping[str, Any]],
     out_dir: str | os.PathLike,
@@ -184,26 +190,21 @@ def build_report(
     radius_paths, stats = write_radius_vs_frequency(records, out_dir)
     written += radius_paths
     if acquired is not None and any(c is not None for c in acquired):
-        table = acquired_class_table(records, acquired)
-        write_text(out_dir / ACQUIRED_CSV, table.to_csv(index=False, lineterminator="\n"))
-        written.append(out_dir / ACQUIRED_CSV)
+        written.append(_write_csv(out_dir / ACQUIRED_CSV, acquired_class_table(records, acquired)))
     unstable: list[dict] = []
     if stability is not None:
-        write_text(out_dir / STABILITY_CSV, stability.to_csv(index=False, lineterminator="\n"))
-        written.append(out_dir / STABILITY_CSV)
+        written.append(_write_csv(out_dir / STABILITY_CSV, stability))
         unstable = [
             {"method": r.method, "budget": float(r.budget), "seed": r.seed}
             for r in stability[stability["unstable"]].itertuples()
         ]
     correlations = radius_correlations(records)
     if len(correlations):
-        write_text(out_dir / RADIUS_CORR_CSV, correlations.to_csv(index=False, lineterminator="\n"))
-        written.append(out_dir / RADIUS_CORR_CSV)
+        written.append(_write_csv(out_dir / RADIUS_CORR_CSV, correlations))
     if panels:
         written += write_acquisition_figures(panels, out_dir)
     for name, table in zip((BUDGET_CSV, ROUNDS_CSV), plot_tables(records), strict=True):
-        write_text(out_dir / name, table.to_csv(index=False, lineterminator="\n"))
-        written.append(out_dir / name)
+        written.append(_write_csv(out_dir / name, table))
     write_json(out_dir / METRICS_FILE, run_metrics(records))
     written.append(out_dir / METRICS_FILE)
     files = [p.relative_to(out_dir).as_posix() for p in written]

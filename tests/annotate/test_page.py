@@ -17,25 +17,15 @@ from halo.acquisition.rounds import BUDGET_FILE, mask_path, read_mask
 from halo.annotate import serve
 from halo.annotate.drafts import image_query
 from tests.annotate.conftest import free_port, region_masks
+from tests.conftest import chromium
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 TIMEOUT = 15  # seconds any one wait may take
 
 
 @pytest.fixture
 def browser():
-    """Headless Chromium with the system's chromedriver (selenium never downloads a driver)."""
-    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
-        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.add_argument("--window-size=1400,1000")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    """Headless Chromium (tests.conftest.chromium)."""
+    driver = chromium()
     yield driver
     driver.quit()
 

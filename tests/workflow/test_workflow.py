@@ -334,14 +334,10 @@ def test_one_click_on_the_experiment_page_charts_final_miou_by_method(project, b
     """Headless Chromium on the MLflow UI over the project's store: from the experiment's page
     (the README's link), one click on the chart view shows a final_miou chart whose labels name
     every method's cell with its mean final mIoU."""
-    from tests.annotate.test_page import CHROMEDRIVER, CHROMIUM
-
-    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
-        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.conftest import chromium
 
     with _mlflow_server(project, tmp_path) as (url, get):
         exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
@@ -352,12 +348,7 @@ def test_one_click_on_the_experiment_page_charts_final_miou_by_method(project, b
             if {"key": "halo.kind", "value": "cell"} in r["data"]["tags"]
         }
         assert {"halo · 5% · deeplabv3plus-r18", "random · 5% · deeplabv3plus-r18"} <= set(cells)
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-            options.add_argument(arg)
-        options.add_argument("--window-size=1400,900")
-        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        driver = chromium(window="1400,900")
         try:
             driver.get(f"{url}/#/experiments/{exp['experiment_id']}/runs")
             chart = WebDriverWait(driver, 90).until(
@@ -768,24 +759,15 @@ def test_verify_names_each_corrupt_file_and_its_command_rebuilds_them(project, b
 def test_dvc_plots_draw_with_the_network_blocked(project, built, tmp_path):
     """`dvc plots show` writes a page that carries its own Vega: opened in headless Chromium
     with every network request refused, both data-driven plots draw marks."""
-    from tests.annotate.test_page import CHROMEDRIVER, CHROMIUM
-
-    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
-        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.conftest import chromium
 
     out = tmp_path / "plots"
     run(["dvc", "plots", "show", "-o", str(out)], project)
     page = (out / "index.html").read_text()
     assert "cdn.jsdelivr" not in page and "<script src" not in page
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND")  # no name resolves
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = chromium("--host-resolver-rules=MAP * ~NOTFOUND")  # no name resolves
     try:
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd(
