@@ -25,8 +25,8 @@ from halo.acquisition.rounds import BLOCKED_FILE, LABELLED_FILE, MASKS_DIR
 from halo.config import load_run
 from halo.data import build_dataset
 from halo.data.synthetic import write_dataset
+from halo.engine.restore import build_model
 from halo.engine.scoring import build_round_strategy
-from halo.engine.session import build_model
 
 
 def _pool(root: Path, count: int, size: tuple[int, int]):

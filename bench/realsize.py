@@ -10,7 +10,9 @@ script records its wall time, its compute time (the job's own `halo timing` line
 per training step and its peak resident memory (VmHWM), and prints a table::
 
     uv run python bench/realsize.py --work /tmp/realsize --steps 2            # CPU, ResNet-101
-    uv run python bench/realsize.py --backbone segformer-b4 --steps 1 ...    # SegFormer-B4
+    uv run python bench/realsize.py --backbone segformer-b4 --steps 1 \\
+        --set source_size=[640,1280] --set model.decoder=smp --set model.hfr=false ...
+                                           # SegFormer-B4 (inputs multiples of 32, as acdc's)
 
 ``--extrapolate`` also prints what the paper's grid (3 budgets × 4 methods, each with its source
 model, and the supervised bound) would take at these per-step and per-image costs, on one device
@@ -30,9 +32,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from halo.config import load_run  # noqa: E402
 from halo.io import write_json  # noqa: E402
 
-SOURCE, TARGET = (720, 1280), (640, 1280)  # the inputs (the config's sizes)
+SOURCE = (720, 1280)  # the GTAV-style source files as written (the config resizes them)
 LABEL = (1024, 2048)  # the Cityscapes files: acquisition and evaluation at this size
 #: runs a halo command in this process and prints its peak memory (its own VmHWM) last
 WRAPPER = (
@@ -109,6 +112,7 @@ def pipeline(args: argparse.Namespace) -> dict:
         f"eval.batch_size={args.batch}",
         "train.num_workers=0",
         f"train.checkpoint_every={args.steps}",
+        *args.set,  # the caller's own overrides last
     ]
     common = ["--config", str(args.config), "--device", args.device, "--quiet"]
     for s in sets:
@@ -140,14 +144,18 @@ def pipeline(args: argparse.Namespace) -> dict:
     )
     budget = json.loads((r1 / "budget.json").read_text())
     masks = sorted((r1 / "masks").rglob("*.png"))
+    run = load_run(
+        args.config, sets
+    )  # the sizes the model saw (the config's, else the benchmark's)
     return {
         "backbone": args.backbone,
         "device": args.device,
         "images": args.images,
         "batch": args.batch,
         "steps": args.steps,
-        "source_size": list(SOURCE),
-        "target_size": list(TARGET),
+        "files_size": list(SOURCE),  # the source files as written (the target's: LABEL)
+        "source_size": list(run.source_size),
+        "target_size": list(run.target_size),
         "label_size": list(LABEL),
         "mask_size": list(_mask_shape(masks[0])),
         "labelled_fraction_round1": budget["fraction_round"],
@@ -213,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2, help="training steps per job")
     ap.add_argument("--batch", type=int, default=1, help="images a step (source and target)")
     ap.add_argument("--extrapolate", action="store_true", help="print the paper grid's cost")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a config override (repeat)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the numbers as JSON")
     args = ap.parse_args(argv)
     if args.work.exists() and any(args.work.iterdir()):
@@ -223,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.backbone} on {args.device}: {args.images} images a split, {args.steps} steps")
     result = pipeline(args)
     print(
-        f"inputs: source {SOURCE[0]}x{SOURCE[1]}, target {TARGET[0]}x{TARGET[1]}; masks "
+        f"inputs: source {'x'.join(map(str, result['source_size']))}, target "
+        f"{'x'.join(map(str, result['target_size']))}; masks "
         f"{result['mask_size'][0]}x{result['mask_size'][1]} (label files {LABEL[0]}x{LABEL[1]})"
     )
     print(

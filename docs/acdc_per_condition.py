@@ -21,7 +21,7 @@ from halo.config import load_run
 from halo.data import build_dataset
 from halo.data.acdc import CONDITIONS
 from halo.engine.evaluate import evaluate, mean_iou, per_class_iou
-from halo.engine.session import model_from_checkpoint
+from halo.engine.restore import model_from_checkpoint
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The GPUs a job will see, counted without importing torch (the workflow's parse step uses it
 to decide whether heavy jobs hold a ``gpu`` resource unit; docs/design.md, "The workflow").
-Picking the device a job runs on is :func:`halo.engine.session.pick_device`'s job."""
+Picking the device a job runs on is :func:`halo.engine.runtime.pick_device`'s job."""
 
 from __future__ import annotations
 

@@ -9,31 +9,42 @@ can be listed, checked and validated without importing torch (the workflow parse
 
 The registries and their owners:
 
-============== ===================================== =========================================
-registry       owner                                 holds
-============== ===================================== =========================================
-BENCHMARKS     ``halo.config.benchmarks``            :class:`~halo.config.benchmarks.Benchmark`
-PROTOCOLS      ``halo.data.labels``                  class protocols (19 / 16 classes)
-DATASETS       ``halo.data``                         dataset modules (layout + discovery)
-STYLES         ``halo.data.synthetic``               synthetic styles → dataset written
-ARCHITECTURES  ``halo.models.presets``               smp architectures
-BACKBONES      ``halo.models.presets``               encoder + decoder presets
-HEADS          ``halo.models.presets`` (lazy)        head classes of ``halo.models.heads``
-METHODS        ``halo.acquisition.methods``          method presets (model, radii)
-STRATEGIES     ``halo.acquisition.strategies``       strategy classes (the scores)
-ANNOTATORS     ``halo.acquisition.annotators``       who labels a round (simulated, human)
-============== ===================================== =========================================
+================== =============================== ==============================================
+registry           owner                           holds
+================== =============================== ==============================================
+BENCHMARKS         ``halo.config.benchmarks``      :class:`~halo.config.benchmarks.Benchmark`
+PROTOCOLS          ``halo.data.labels``            class protocols (19 / 16 classes)
+DATASETS           ``halo.data``                   dataset modules (layout + discovery)
+STYLES             ``halo.data.synthetic``         synthetic styles → dataset written
+ARCHITECTURES      ``halo.models.presets``         smp architectures
+BACKBONES          ``halo.models.presets``         encoder + decoder presets
+HEADS              ``halo.models.presets`` (lazy)  head classes of ``halo.models.heads``
+DECODERS           ``halo.models.presets`` (lazy)  decoder rebuilds of ``halo.models.decoders``
+METHODS            ``halo.acquisition.methods``    method presets (model, radii)
+STRATEGIES         ``halo.acquisition.strategies`` strategy classes (the scores)
+TRAINING_PROTOCOLS ``halo.choices``                what a training job learns from = a run's kind
+OPTIMIZERS         ``halo.choices`` (lazy)         optimiser builders of ``halo.engine.optim``
+SCHEDULES          ``halo.choices``                learning-rate decays after the warm-up
+ANNOTATORS         ``halo.choices`` (lazy)         who labels a round (simulated, human)
+================== =============================== ==============================================
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "did_you_mean"]
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``names`` to a misspelt ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Lazy:
@@ -64,6 +75,9 @@ class Registry(Mapping[str, T], Generic[T]):
         ordered: an unknown name lists the valid ones in declaration order after ``valid:``
             (tables whose order means something: benchmarks, datasets); otherwise sorted after
             ``valid names:``.
+        discover: called once, the first time a name is missing, to register entries that
+            live in modules not imported yet (the acquisition plugins); then the name is
+            looked up again.
     """
 
     def __init__(
@@ -72,9 +86,11 @@ class Registry(Mapping[str, T], Generic[T]):
         entries: Mapping[str, T] | Iterable[tuple[str, T]] = (),
         *,
         ordered: bool = False,
+        discover: Callable[[], None] | None = None,
     ) -> None:
         self.what = what
         self.ordered = ordered
+        self._discover = discover
         self._entries: dict[str, Any] = {}
         items = entries.items() if isinstance(entries, Mapping) else entries
         for name, obj in items:
@@ -115,8 +131,9 @@ class Registry(Mapping[str, T], Generic[T]):
             ValueError: ``name`` is not registered; the message lists the valid names.
         """
         key = name.lower() if isinstance(name, str) else name
-        if key not in self._entries:
-            raise ValueError(f"unknown {self.what} {name!r}; {self.listing()}")
+        if key not in self:
+            hint = did_you_mean(str(name).lower(), self._entries)
+            raise ValueError(f"unknown {self.what} {name!r}{hint}; {self.listing()}")
         return self[key]
 
     def listing(self) -> str:
@@ -132,6 +149,9 @@ class Registry(Mapping[str, T], Generic[T]):
         return obj
 
     def __contains__(self, name: object) -> bool:  # no import of lazy entries
+        if name not in self._entries and self._discover is not None:
+            discover, self._discover = self._discover, None  # once, even if it fails
+            discover()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

@@ -50,9 +50,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from halo.choices import TRAINING_PROTOCOLS
 from halo.io import read_json
 
-KINDS = ("source", "supervised", "active")
+KINDS = tuple(TRAINING_PROTOCOLS)  # a run is what its model was trained on (halo.choices)
 
 RUNS_ROOT = "runs"
 MODEL_FILE = "model.pt"
@@ -74,6 +75,12 @@ RUN_RE = re.compile(
     r"(?:(?P<kind>source|supervised)/(?P<variant>[^/]+)/seed(?P<fixed_seed>[0-9]+)"
     r"|(?P<method>[^/]+)/(?P<budget>[0-9.]+)/seed(?P<seed>[0-9]+)(?:/round(?P<round>[0-9]+))?)"
 )
+
+
+def published(out: str | os.PathLike) -> bool:
+    """Whether the folder ``out`` holds a finished model (``model.pt`` appears only when its
+    training is done): a failed command keeps such an ``--out`` (a rerun then only evaluates)."""
+    return (Path(out) / MODEL_FILE).is_file()
 
 
 def budget_str(percent: float | str) -> str:

@@ -30,17 +30,23 @@ def start() -> None:
     """Begin a command's clock at its process start (call once, first thing in ``main``)."""
     t0 = os.environ.pop("HALO_T0", None)
     try:
-        origin = float(t0) if t0 is not None else _process_start()
+        origin = float(t0) if t0 is not None else process_start()
     except ValueError:
-        origin = _process_start()
+        origin = process_start()
     _state["t0"] = origin
     _state["marks"] = []
 
 
-def _process_start() -> float:
-    from halo.launcher.client import process_start
-
-    return process_start()
+def process_start() -> float:
+    """This process's start, Unix seconds (``/proc``; now where there is none)."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
 
 
 def started() -> float | None:

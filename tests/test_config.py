@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,16 @@ def test_fingerprint_changes_with_config():
 @pytest.mark.parametrize(
     ("data", "overrides", "match"),
     [
-        ({"trian": {}}, [], r"unknown config key 'trian'; valid keys: benchmark"),
-        ({"train": {"batchsize": 4}}, [], r"'train.batchsize'; valid keys of train: batch_size"),
+        (
+            {"trian": {}},
+            [],
+            r"unknown config key 'trian' \(did you mean 'train'\?\); valid keys: benchmark",
+        ),
+        (
+            {"train": {"batchsize": 4}},
+            [],
+            r"'train.batchsize' \(did you mean 'batch_size'\?\); valid keys of train",
+        ),
         ({}, ["model.haed=euclidean"], r"'model.haed'"),
         ({"benchmark": "kitti2cs"}, [], r"valid: synth-gta2cs"),
         ({"backbone": "vgg"}, [], r"valid: deeplabv3plus-r101"),
@@ -73,6 +82,13 @@ def test_fingerprint_changes_with_config():
         ({"target_size": [100, 200]}, [], r"target_size \[100, 200\].*16"),
         ({"target_size": [64]}, [], r"target_size: expected \[height, width\]"),
         ({}, ["train.lr"], r"expected key=value"),
+        ({"train": {"warmup_shift": 2}}, [], r"train.warmup_shift: expected 0 or 1, got 2"),
+        ({"train": {"warmup_shift": 0}}, [], r"train.warmup_shift: 0 needs train.warmup_start > 0"),
+        (
+            {"train": {"warmup_start": 1.0}},
+            [],
+            r"train.warmup_start: expected a factor in \[0, 1\)",
+        ),
     ],
 )
 def test_bad_config_is_a_clear_error(data, overrides, match):
@@ -260,3 +276,29 @@ def test_method_overrides_apply_to_their_method_only_and_under_set(tmp_path):
     path.write_text("method_overrides: [ripu]\n")
     with pytest.raises(ConfigError, match="method_overrides: expected a mapping"):
         load_run(path, [])
+
+
+@pytest.mark.parametrize("key", ["train.lrr", "trian.lr", "active.budgte", "model.embed_dm"])
+def test_a_misspelt_key_is_named_with_the_closest_valid_one(key: str) -> None:
+    """Every misspelling one edit away from a real key gets "did you mean" with that key."""
+    from halo.config import load_run
+
+    with pytest.raises(ValueError, match=r"did you mean '(\w+)'") as err:
+        load_run(None, [f"{key}=1"])
+    named = re.search(r"did you mean '(\w+)'", str(err.value)).group(1)
+    real = {"train.lrr": "lr", "trian.lr": "train", "active.budgte": "budget"}
+    assert named == real.get(key, "embed_dim")
+
+
+def test_a_misspelt_registry_name_gets_the_closest_name() -> None:
+    from halo.acquisition.methods import METHODS
+
+    for name in METHODS:
+        typo = name[:-1] + ("x" if name[-1] != "x" else "y")
+        with pytest.raises(ValueError) as err:
+            METHODS.lookup(typo)
+        hint = re.search(r"did you mean '([\w-]+)'", str(err.value))
+        assert hint and hint.group(1) in METHODS, (typo, str(err.value))
+    with pytest.raises(ValueError) as err:
+        METHODS.lookup("zzzzzzzz")
+    assert "did you mean" not in str(err.value)

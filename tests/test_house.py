@@ -49,13 +49,108 @@ def _imports(path: Path, name: str) -> set[str]:
     return {m for m in found if m == "halo" or m.startswith("halo.")}
 
 
+#: the source trees the house rules cover
+TREES = ("halo", "workflow", "bench")
+MAX_FUNCTION = 80
+
+
+def _sources() -> list[Path]:
+    return sorted(p for tree in TREES for p in (ROOT / tree).rglob("*.py"))
+
+
 def test_no_module_over_500_lines() -> None:
     big = {
         str(p.relative_to(ROOT)): n
-        for p in PACKAGE.rglob("*.py")
+        for p in _sources()
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not big, f"modules over {MAX_LINES} lines: {big}"
+
+
+def test_no_function_over_80_lines() -> None:
+    """Every function (docstring and comments included) fits in 80 lines."""
+    long = []
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, f"functions over {MAX_FUNCTION} lines: {long}"
+
+
+#: The floors of docs/design.md ("Layers"), lowest first: a module imports its own floor or
+#: lower ones only. Keys are module prefixes; the longest matching prefix decides.
+FLOORS = {
+    "halo": 0,  # the package face: the version
+    "halo.registry": 0,
+    "halo.choices": 0,
+    "halo.io": 0,
+    "halo.progress": 0,
+    "halo.timing": 0,
+    "halo.devices": 0,
+    "halo.lazy": 0,
+    "halo.data": 1,
+    "halo.models": 1,
+    "halo.acquisition": 2,
+    "halo.config": 3,
+    "halo.provenance": 4,
+    "halo.report": 4,
+    "halo.runs": 4,
+    "halo.tracking": 4,
+    "halo.annotate": 4,
+    "halo.engine": 5,
+    "halo.cli": 6,
+    "halo.launcher": 7,
+}
+
+
+def _floor(module: str) -> int:
+    match = max((p for p in FLOORS if module == p or module.startswith(p + ".")), key=len)
+    return FLOORS[match]
+
+
+def test_no_import_points_up_a_floor() -> None:
+    """Every import between halo modules (inside functions too) goes down or stays level."""
+    modules = _modules()
+    assert set(m.split(".")[1] for m in modules if "." in m) <= {
+        p.split(".")[1] for p in FLOORS if "." in p
+    }, "a halo module outside FLOORS: give it a floor (docs/design.md, Layers)"
+    up = [
+        f"{name} (floor {_floor(name)}) imports {target} (floor {_floor(target)})"
+        for name, path in modules.items()
+        for target in _imports(path, name)
+        if target in modules and _floor(target) > _floor(name)
+    ]
+    assert not up, "upward imports:\n" + "\n".join(sorted(up))
+
+
+def test_each_command_calls_one_engine_job() -> None:
+    """The CLI reaches the engine through halo.engine.jobs only, one job per command."""
+    for path in (PACKAGE / "cli").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        engine = {
+            n.module or ""
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("halo.engine")
+        }
+        engine |= {
+            f"halo.engine.{a.name}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module == "halo.engine"
+            for a in n.names
+        }
+        assert engine <= {"halo.engine", "halo.engine.jobs", "halo.engine.errors"}, path.name
+        for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef)]:
+            calls = {
+                c.func.attr
+                for c in ast.walk(fn)
+                if isinstance(c, ast.Call)
+                and isinstance(c.func, ast.Attribute)
+                and isinstance(c.func.value, ast.Name)
+                and c.func.value.id == "jobs"
+            }
+            assert len(calls) <= 1, f"{path.name}:{fn.name} calls jobs.{sorted(calls)}"
 
 
 def test_no_import_cycle_among_halo_modules() -> None:
@@ -141,8 +236,8 @@ COMMANDS = {
     "train": "config device eval-out init masks out protocol quiet round set",
     "acquire": "checkpoint config device out prev quiet round set",
     "evaluate": "budget checkpoint config device out quiet set",
-    "check-data": "config device quiet set verify",
-    "summarize": "budgets config device eval kind out quiet set",
+    "check-data": "config quiet set verify",
+    "summarize": "budgets config eval kind out quiet set",
     "track": "artifacts init out record uri",
     "report": "config device no-track out panels panels-checkpoint quiet records set",
 }

@@ -32,6 +32,7 @@ def test_gpu_script_runs_the_real_sizes_on_cpu_and_extrapolates(tmp_path):
     for job in ("pretrain", "acquire", "train", "evaluate"):
         assert re.search(rf"^\s+{job}\s+wall\s+[\d.]+ s, peak \d+ MB$", out, re.MULTILINE), out
     assert "masks 1024x2048 (label files 1024x2048)" in out, out  # acquired at the label size
+    assert "inputs: source 720x1280, target 640x1280;" in out, out  # the config's sizes
     assert re.search(r"s/step: source [\d.]+, active [\d.]+ \(batch 1\)", out), out
     assert re.search(r"paper grid .*device-hours; wall .* on four; disk", out), out
     assert not list(tmp_path.glob("halo-gpu-*")), "the script left its work folder"

@@ -21,9 +21,8 @@ import numpy as np
 
 from halo.acquisition.queries import QueryWriter
 from halo.acquisition.rounds import UNLABELLED
-from halo.registry import Registry
 
-__all__ = ["ANNOTATORS", "Human", "Simulated"]
+__all__ = ["Human", "Simulated"]
 
 
 class Simulated:
@@ -58,9 +57,3 @@ class Human:
 
     def __init__(self, queries: QueryWriter) -> None:
         self.queries = queries
-
-
-#: Annotator name → class (the workflow's ``annotator:`` and ``halo acquire --annotator``).
-ANNOTATORS: Registry[type] = Registry(
-    "annotator", [("simulated", Simulated), ("human", Human)], ordered=True
-)

@@ -177,9 +177,9 @@ def read_answers(
 
 def _label_id_lut(entries: list[dict]) -> np.ndarray:
     """Cityscapes labelId → the queries' train id, by class name (uint8; 255 unknown)."""
-    from halo.data.labels import CITYSCAPES_CLASSES, id_to_train_id
+    from halo.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_IDS
 
-    to19 = id_to_train_id("cityscapes", "cityscapes19")[:34]
+    to19 = CITYSCAPES_LABEL_IDS.train_ids("cityscapes19")[:34]
     names = {c["name"]: c["id"] for c in entries[0]["classes"]} if entries else {}
     lut = np.full(35, UNLABELLED, np.uint8)  # one past the last labelId: the "unknown" slot
     for label_id, train19 in enumerate(to19.tolist()):

@@ -18,8 +18,10 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +44,7 @@ from halo.acquisition.rounds import (
 )
 from halo.acquisition.selection import check_budget
 from halo.acquisition.strategies import Strategy
+from halo.models.hyperbolic import radius as ball_radius
 from halo.models.segmenter import module_device
 from halo.progress import progress as progress_bar
 
@@ -65,13 +68,21 @@ def _check_acquire_args(
             )
 
 
-def _radius(out, radius_model: nn.Module | None, images: torch.Tensor) -> torch.Tensor | None:
-    """``[B, h, w]``: the radius map the strategy reads: the scored model's, or
-    ``radius_model``'s on the same images (moved to the scored model's device)."""
-    if radius_model is None:
-        return getattr(out, "radius", None)
-    radius = radius_model(images.to(module_device(radius_model))).radius
-    return None if radius is None else radius.to(out.logits.device)
+def _radius(model, out, radius_model, images: torch.Tensor, size=None) -> torch.Tensor | None:
+    """The radius map the strategy reads: the scored ``model``'s (``out``), or ``radius_model``'s
+    on the same images, on the scored model's device: ``[B, h, w]``. With ``size`` (the pool
+    scored at the label size), the radius of the ball points upsampled to ``size`` (bilinear,
+    ``align_corners=True``) as the official code computes it (the points, not the radius map,
+    are upsampled): ``[B, *size]``."""
+    net, net_out = model, out
+    if radius_model is not None:
+        net, net_out = radius_model, radius_model(images.to(module_device(radius_model)))
+    if getattr(net_out, "radius", None) is None:
+        return None
+    if size is None or tuple(net_out.radius.shape[-2:]) == tuple(size):
+        return net_out.radius.to(out.logits.device)
+    points = F.interpolate(net_out.embeddings, size=size, mode="bilinear", align_corners=True)
+    return ball_radius(points, c=net.head.curvature, dim=1).to(out.logits.device)
 
 
 def _check_ids(ids: list[str], out_dir: Path, seen: set[str]) -> None:
@@ -191,102 +202,143 @@ def acquire(
     out_dir = Path(out_dir)
     prev_dir = None if prev_dir is None else Path(prev_dir)
     _check_acquire_args(out_dir, prev_dir, round_budget, batch_size)
-    a = strategy.active_radius
-    history: list[dict] = []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    device = module_device(model)
-    seen: set[str] = set()
-    totals = {"pixels": 0, "regions": 0, "new": 0, "cumulative": 0, "before": 0, "answered": 0}
     annotator = Simulated() if annotator is None else annotator
-    sources = {s.id: str(s.image) for s in getattr(dataset, "samples", ())}
     with ExitStack() as stack:
-        writer = stack.enter_context(RoundWriter(out_dir))
-        queries = stack.enter_context(annotator.queries) if annotator.deferred else None
-        prev = stack.enter_context(RoundState(prev_dir)) if prev_dir is not None else None
-        if prev is not None:
-            history = list(prev.budget.get("history", []))
+        nets = (model, radius_model)
+        state = _open_round(stack, out_dir, prev_dir, annotator, nets, dataset)
         # the labelled fraction allowed after this round: round_budget x round, over the pool
         account = PoolBudget(
-            Fraction(float(round_budget)).limit_denominator(10**9) * (len(history) + 1)
+            Fraction(float(round_budget)).limit_denominator(10**9) * (len(state.history) + 1)
         )
-        for net in (model, radius_model):
-            if net is not None:
-                stack.callback(net.train, net.training)
-                net.eval()
-        stack.enter_context(torch.inference_mode())
-        bar = progress_bar(loader, desc=f"acquire {strategy.name}", enabled=progress)
-        for batch in bar:
+        for batch in progress_bar(loader, desc=f"acquire {strategy.name}", enabled=progress):
             ids = list(batch["id"])
-            _check_ids(ids, out_dir, seen)
-            labels = batch["label"]
-            out = model(batch["image"].to(device))
-            logits = out.logits
-            shape = tuple(labels.shape[-2:])
-            if upsample and tuple(logits.shape[-2:]) != shape:  # scored at the label size
-                logits = F.interpolate(logits, size=shape, mode="bilinear", align_corners=True)
-            if tuple(logits.shape[-2:]) != shape:
-                raise ValueError(
-                    f"acquire: logits are {list(logits.shape[-2:])} but labels are "
-                    f"{list(labels.shape[-2:])} (images {ids})"
-                )
-            prev_blocked, prev_labelled = _prev_maps(prev, ids, shape)
-            sel = strategy.select(
-                logits,
-                account=account,
-                radius=_radius(out, radius_model, batch["image"])
-                if strategy.needs_radius
-                else None,
-                blocked=None if prev_blocked is None else torch.from_numpy(prev_blocked).to(device),
-                labelled=None if prev_labelled is None else torch.from_numpy(prev_labelled),
-            )
-            labelled = sel.labelled.cpu().numpy()
-            blocked = sel.blocked.cpu().numpy()
-            new = labelled if prev_labelled is None else labelled & ~prev_labelled
-            if prev_labelled is not None:
-                labelled = labelled | prev_labelled
-            labels_np = labels.cpu().numpy()
-            images = None
-            if queries is not None:  # the images as the model saw them, for the person
-                shown = batch["image"]
-                if tuple(shown.shape[-2:]) != shape:  # the pool at the label size
-                    shown = F.interpolate(shown, size=shape, mode="bicubic", align_corners=False)
-                pixels = shown.mul(255).round().clamp(0, 255).to(torch.uint8)
-                images = pixels.permute(0, 2, 3, 1).cpu().numpy()
-            for j, image_id in enumerate(ids):
-                mask = None
-                if queries is not None:
-                    queries.add(
-                        image_id,
-                        source=sources.get(image_id, ""),
-                        image=images[j],
-                        query=new[j],
-                        centres=sel.centres[j].cpu().numpy(),
-                        radius=a,
-                    )
-                else:  # the oracle answers every pixel shown so far: its earlier answers are
-                    # the same ground truth, so no previous mask is read (no I/O per image)
-                    shown = labelled[j]
-                    mask = merge_answer(None, shown, annotator.answer(shown, labels_np[j]))
-                    totals["answered"] += int((new[j] & (mask != UNLABELLED)).sum())
-                writer.add(image_id, mask=mask, blocked=blocked[j], labelled=labelled[j])
-            totals["pixels"] += int(labels_np.size)
-            totals["regions"] += sum(int(c.shape[0]) for c in sel.centres)
-            totals["before"] += 0 if prev_labelled is None else int(prev_labelled.sum())
-            totals["new"] += int(new.sum())
-            totals["cumulative"] += int(labelled.sum())
-    if prev is not None:
-        missing = prev.budget.get("images", len(seen)) - len(seen)
-        if missing:
-            log.warning("acquire: the pool has %d images fewer than %s", missing, prev_dir)
+            _check_ids(ids, out_dir, state.seen)
+            prev_maps = _prev_maps(state.prev, ids, tuple(batch["label"].shape[-2:]))
+            sel = _select(model, radius_model, strategy, batch, account, prev_maps, upsample)
+            _write_batch(batch, sel, prev_maps[1], state, strategy.active_radius)
+    return _finish(state, strategy, float(round_budget), account.target, prev_dir, on_complete)
+
+
+@dataclass
+class _RoundState:
+    """What a round holds open while it walks the pool, and its running counts."""
+
+    writer: RoundWriter
+    queries: Any  # a person's QueryWriter, or None (the oracle answers now)
+    prev: RoundState | None
+    annotator: Any
+    history: list[dict]
+    sources: dict[str, str] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    totals: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("pixels", "regions", "new", "cumulative", "before", "answered"), 0
+        )
+    )
+
+
+def _open_round(stack: ExitStack, out_dir, prev_dir, annotator, nets, dataset) -> _RoundState:
+    """Enter what a round holds open on ``stack``: the round writer, a person's queries, the
+    previous round's state, eval mode of ``nets`` (restored after) and inference mode."""
+    writer = stack.enter_context(RoundWriter(out_dir))
+    queries = stack.enter_context(annotator.queries) if annotator.deferred else None
+    prev = stack.enter_context(RoundState(prev_dir)) if prev_dir is not None else None
+    for net in nets:
+        if net is not None:
+            stack.callback(net.train, net.training)
+            net.eval()
+    stack.enter_context(torch.inference_mode())
+    history = [] if prev is None else list(prev.budget.get("history", []))
+    sources = {s.id: str(s.image) for s in getattr(dataset, "samples", ())}
+    return _RoundState(writer, queries, prev, annotator, history, sources)
+
+
+def _finish(state: _RoundState, strategy, round_budget, target, prev_dir, on_complete):
+    """Close the round: its report, ``on_complete``, then the queries (a person answers: the
+    round waits) or ``budget.json`` (last: marks the round complete)."""
+    seen, prev, queries, out_dir = state.seen, state.prev, state.queries, state.writer.round_dir
+    if prev is not None and (missing := prev.budget.get("images", len(seen)) - len(seen)):
+        log.warning("acquire: the pool has %d images fewer than %s", missing, prev_dir)
+    answered = queries is None
     report = _budget_report(
-        strategy, float(round_budget), len(seen), totals, history, account.target, queries is None
+        strategy, round_budget, len(seen), state.totals, state.history, target, answered
     )
     if on_complete is not None:
         on_complete(report)
     if queries is not None:  # a person answers: the queries are complete, the round waits
         queries.finish(report.to_dict(), prev_dir)
-        log.debug("acquire %s into %s: queries written, %s", strategy.name, out_dir, report)
+        log.debug("acquire %s into %s: queries written, %s", report.strategy, out_dir, report)
         return report
     write_budget(out_dir, report)  # last: marks the round complete
-    log.debug("acquire %s into %s: %s", strategy.name, out_dir, report)
+    log.debug("acquire %s into %s: %s", report.strategy, out_dir, report)
     return report
+
+
+def _select(model, radius_model, strategy, batch, account, prev_maps, upsample):
+    """Score one batch of the pool and select its regions (a :class:`Selection`)."""
+    device = module_device(model)
+    labels, ids = batch["label"], list(batch["id"])
+    out = model(batch["image"].to(device))
+    logits = out.logits
+    shape = tuple(labels.shape[-2:])
+    if upsample and tuple(logits.shape[-2:]) != shape:  # scored at the label size
+        logits = F.interpolate(logits, size=shape, mode="bilinear", align_corners=True)
+    if tuple(logits.shape[-2:]) != shape:
+        raise ValueError(
+            f"acquire: logits are {list(logits.shape[-2:])} but labels are "
+            f"{list(labels.shape[-2:])} (images {ids})"
+        )
+    prev_blocked, prev_labelled = prev_maps
+    return strategy.select(
+        logits,
+        account=account,
+        radius=_radius(model, out, radius_model, batch["image"], shape if upsample else None)
+        if strategy.needs_radius
+        else None,
+        blocked=None if prev_blocked is None else torch.from_numpy(prev_blocked).to(device),
+        labelled=None if prev_labelled is None else torch.from_numpy(prev_labelled),
+    )
+
+
+def _write_batch(batch, sel, prev_labelled, state: _RoundState, a: int) -> None:
+    """Write one batch's round files (the oracle's masks, or a person's queries) and add its
+    counts to the round's totals."""
+    writer, queries, totals, sources = state.writer, state.queries, state.totals, state.sources
+    labels = batch["label"]
+    shape = tuple(labels.shape[-2:])
+    labelled = sel.labelled.cpu().numpy()
+    blocked = sel.blocked.cpu().numpy()
+    new = labelled if prev_labelled is None else labelled & ~prev_labelled
+    if prev_labelled is not None:
+        labelled = labelled | prev_labelled
+    labels_np = labels.cpu().numpy()
+    images = None
+    if queries is not None:  # the images as the model saw them, for the person
+        shown = batch["image"]
+        if tuple(shown.shape[-2:]) != shape:  # the pool at the label size
+            shown = F.interpolate(shown, size=shape, mode="bicubic", align_corners=False)
+        pixels = shown.mul(255).round().clamp(0, 255).to(torch.uint8)
+        images = pixels.permute(0, 2, 3, 1).cpu().numpy()
+    for j, image_id in enumerate(list(batch["id"])):
+        mask = None
+        if queries is not None:
+            queries.add(
+                image_id,
+                source=sources.get(image_id, ""),
+                image=images[j],
+                query=new[j],
+                centres=sel.centres[j].cpu().numpy(),
+                radius=a,
+            )
+        else:  # the oracle answers every pixel shown so far: its earlier answers are
+            # the same ground truth, so no previous mask is read (no I/O per image)
+            shown = labelled[j]
+            mask = merge_answer(None, shown, state.annotator.answer(shown, labels_np[j]))
+            totals["answered"] += int((new[j] & (mask != UNLABELLED)).sum())
+        writer.add(image_id, mask=mask, blocked=blocked[j], labelled=labelled[j])
+    totals["pixels"] += int(labels_np.size)
+    totals["regions"] += sum(int(c.shape[0]) for c in sel.centres)
+    totals["before"] += 0 if prev_labelled is None else int(prev_labelled.sum())
+    totals["new"] += int(new.sum())
+    totals["cumulative"] += int(labelled.sum())

@@ -38,7 +38,14 @@ from typing import Any
 
 from halo.registry import Registry
 
-__all__ = ["METHODS", "NEGATIVE_LEARNING", "RADIUS_FROM", "MethodPreset", "get_method"]
+__all__ = [
+    "METHODS",
+    "NEGATIVE_LEARNING",
+    "RADIUS_FROM",
+    "MethodPreset",
+    "discover_plugins",
+    "get_method",
+]
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,15 @@ RADIUS_FROM = ("model", "source")
 NEGATIVE_LEARNING = MappingProxyType({"negative_learning": 1.0})
 """The official negative-learning weight (``-nl`` methods; threshold 0.05 in the loss)."""
 
-METHODS: Registry[MethodPreset] = Registry("strategy")
+
+def discover_plugins() -> None:
+    """Import every module of :mod:`halo.acquisition.plugins` (each registers its method)."""
+    from halo.acquisition.plugins import discover
+
+    discover()
+
+
+METHODS: Registry[MethodPreset] = Registry("strategy", discover=discover_plugins)
 """Method presets, lower-case name -> :class:`MethodPreset` (the strategies' names)."""
 _HALO = {"head": "hyperbolic", "hfr": True}
 _RIPU = {"head": "euclidean", "decoder_channels": 512}

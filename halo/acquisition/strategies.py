@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from halo.acquisition.budget import PoolBudget, select_within
-from halo.acquisition.methods import METHODS, MethodPreset
+from halo.acquisition.methods import METHODS, discover_plugins
 from halo.acquisition.scores import (
     minmax_normalize,
     pixel_entropy,
@@ -235,42 +235,34 @@ class Strategy(ABC):
         )
 
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", discover=discover_plugins)
 """Registered strategies, lower-case name -> class."""
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
     """Class decorator: register a :class:`Strategy` subclass under a lower-case ``name``.
 
-    The class takes the preset of ``name`` from :data:`~halo.acquisition.methods.METHODS`; a
-    name without a preset there registers the class's own attributes as its preset.
+    The class takes the preset of ``name`` from :data:`~halo.acquisition.methods.METHODS`,
+    which must hold it already (presets have one owner). A new method is one module of
+    :mod:`halo.acquisition.plugins`: its preset, then its class (docs/design.md, "The method").
     """
     register = STRATEGIES.register(name)
 
     def deco(cls: type[Strategy]) -> type[Strategy]:
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
             raise ValueError(f"register_strategy: {cls!r} is not a Strategy subclass")
-        if name in METHODS:
-            preset = METHODS[name]
-            cls.model_preset = dict(preset.model)
-            cls.active_radius = preset.active_radius
-            cls.mask_radius = preset.mask_radius
-            cls.needs_radius = preset.needs_radius
-            cls.radius_from = preset.radius_from
-            cls.needs_seed = preset.needs_seed
-        else:
-            METHODS.add(
-                name,
-                MethodPreset(
-                    name,
-                    dict(cls.model_preset),
-                    active_radius=cls.active_radius,
-                    mask_radius=cls.mask_radius,
-                    needs_radius=cls.needs_radius,
-                    radius_from=cls.radius_from,
-                    needs_seed=cls.needs_seed,
-                ),
+        if name not in METHODS:  # the preset's one owner is METHODS
+            raise ValueError(
+                f"register_strategy({name!r}): no method preset of that name; register it "
+                f"first: METHODS.add({name!r}, MethodPreset({name!r}, ...))"
             )
+        preset = METHODS[name]
+        cls.model_preset = dict(preset.model)
+        cls.active_radius = preset.active_radius
+        cls.mask_radius = preset.mask_radius
+        cls.needs_radius = preset.needs_radius
+        cls.radius_from = preset.radius_from
+        cls.needs_seed = preset.needs_seed
         cls.name = name
         return register(cls)
 

@@ -192,6 +192,17 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 256 << 20
     app.extensions["halo_annotate"] = state
 
+    _guards(app)
+    _page_routes(app, state)
+    _image_routes(app, state)
+    _draft_route(app, state)
+    _finish_route(app, state)
+    return app
+
+
+def _guards(app: Flask) -> None:
+    """Requests from the page on 127.0.0.1 only, JSON bodies, and every error as one JSON line."""
+
     @app.before_request
     def _local_only():
         origin = request.headers.get("Origin")  # a browser's request from a page: its own only
@@ -224,6 +235,10 @@ def create_app(
         cause = err.strerror or str(err)
         return _error(500, cause if err.filename is None else f"{err.filename}: {cause}")
 
+
+def _page_routes(app: Flask, state: _Round) -> None:
+    """The page itself and the round's manifest."""
+
     @app.get("/")
     def index():
         return send_file(STATIC / "index.html", max_age=0)
@@ -252,6 +267,10 @@ def create_app(
             images=images,
             finished=state.finished,
         )
+
+
+def _image_routes(app: Flask, state: _Round) -> None:
+    """One image's queries and draft labels, and its picture."""
 
     @app.get("/api/images/<int:index>")
     def image(index: int):
@@ -288,6 +307,10 @@ def create_app(
         path = query_path(state.round_dir, state.entry(index)["id"], "images")
         return send_file(path.resolve(), mimetype="image/png", max_age=0)
 
+
+def _draft_route(app: Flask, state: _Round) -> None:
+    """Autosave: an image's draft, refused when stale (409 with the newer labels)."""
+
     @app.put("/api/images/<int:index>/draft")
     def save_draft(index: int):
         entry = state.entry(index)
@@ -318,6 +341,10 @@ def create_app(
             )
             return response, 409
         return jsonify(saved=True, left=left, revision=revision)
+
+
+def _finish_route(app: Flask, state: _Round) -> None:
+    """Finish: import the drafts as the round's answers and complete the round."""
 
     @app.post("/api/finish")
     def finish():
@@ -352,8 +379,6 @@ def create_app(
         if state.on_finish is not None:  # after the response went out: serve() stops then
             response.call_on_close(lambda: state.on_finish(summary))
         return response
-
-    return app
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from halo.cli.parser import build_parser
+from halo.runs import published
 
 __all__ = ["build_parser", "main"]
 
@@ -96,8 +97,8 @@ def _run_command(args) -> int:
         code = 2 if isinstance(fault, ValueError) else 1
         message = _one_line(fault if code == 2 else _describe_os_error(fault))
     # a training whose model.pt is published keeps it when what follows (--eval-out) fails:
-    # a rerun then only evaluates
-    if created and out is not None and out.exists() and not getattr(args, "published", False):
+    # a rerun then only evaluates (halo.runs.published)
+    if created and out is not None and out.exists() and not published(out):
         _remove(out)
     print(f"halo {args.command}: error: {message}", file=sys.stderr)
     return code

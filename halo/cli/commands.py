@@ -1,7 +1,7 @@
 """The ``halo`` sub-commands: parse, call, print.
 
 Each command loads the resolved run (:func:`halo.config.load_run`), calls one function of the
-package (the jobs of :mod:`halo.engine.session`, the report, tracking, the synthetic writer) and
+package (one job of :mod:`halo.engine.jobs`, the report, tracking, the synthetic writer) and
 prints one line. Snakemake rules and DVC stages call these commands; they never duplicate them.
 """
 
@@ -31,10 +31,6 @@ def dry_run(args: argparse.Namespace) -> int:
 
     print(yaml.safe_dump(describe_run(_run(args)), sort_keys=False), end="")
     return 0
-
-
-def _session_options(args: argparse.Namespace) -> dict:
-    return {"device": args.device, "progress": not args.quiet}
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -80,37 +76,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(
-    args: argparse.Namespace, run, checkpoint: Path, out: Path, budget=None, on="target"
-) -> None:
-    """Evaluate ``checkpoint`` and write the metrics JSON ``out`` (halo evaluate's file)."""
-    from halo.engine import scoring
-
-    metrics = scoring.evaluate_checkpoint(
-        run, checkpoint, budget=budget, on=on, **_session_options(args)
-    )
-    timing.mark("write")
-    write_json(out, metrics)
-    print(f"mIoU {metrics['miou']:.2f} on {metrics['num_images']} images → {out}")
+def _engine_options(args: argparse.Namespace) -> dict:
+    return {"device": args.device, "progress": not args.quiet}
 
 
-def _train_options(args: argparse.Namespace) -> dict:
-    # with --eval-out the final training state stays until the evaluation is written
-    return {
-        **_session_options(args),
-        "keep_state": bool(args.eval_out),
-        "snapshot_every": args.snapshots or 0,
-    }
-
-
-def _trained(args, run, result: dict | None, out: Path, protocol: str, budget=None) -> None:
-    """Say what training did; with ``--eval-out``, evaluate the finished model at once."""
-    from halo.engine import session
-    from halo.runs import MODEL_FILE
-
+def _say_trained(trained, protocol: str) -> None:
+    """What a training job did, and the evaluation after it (``--eval-out``)."""
+    result, model = trained.result, trained.model
     if result is None:  # another rank than 0 under torchrun
         return
-    model = out / MODEL_FILE
     if result.get("complete"):
         print(f"{model} is complete (step {result['step']}); nothing to do")
     else:
@@ -118,51 +92,57 @@ def _trained(args, run, result: dict | None, out: Path, protocol: str, budget=No
             f"trained {protocol} to step {result['step']} in {result['seconds']:.0f}s, "
             f"loss {result['loss']:.4f} → {model}"
         )
-    if args.eval_out:
-        args.published = True  # a failed evaluation keeps the model (halo.cli error path)
-        _evaluate(args, run, model, Path(args.eval_out), budget=budget)
-        session.drop_state(out)
+    if trained.metrics is not None:
+        _say_evaluated(trained.metrics, trained.eval_out)
+
+
+def _say_evaluated(metrics: dict, out) -> None:
+    print(f"mIoU {metrics['miou']:.2f} on {metrics['num_images']} images → {out}")
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Source-only training: the baseline and the initialisation of every ADA run."""
-    from halo.engine import session
+    from halo.engine import jobs
 
-    run, out = _run(args), Path(args.out)
-    result = session.train_source(run, out, **_train_options(args))
-    _trained(args, run, result, out, "source")
+    trained = jobs.pretrain(
+        _run(args),
+        Path(args.out),
+        eval_out=_path(args.eval_out),
+        snapshots=args.snapshots or 0,
+        **_engine_options(args),
+    )
+    _say_trained(trained, "source")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """An active-learning round (source + acquired target labels) or the supervised bound."""
-    from halo.engine import session
+    from halo.engine import jobs
 
-    run, out = _run(args), Path(args.out)
-    budget = None
-    if args.protocol == "supervised":
-        result = session.train_supervised(run, out, **_train_options(args))
-    else:
-        if args.round is None or args.init is None or args.masks is None:
-            raise ValueError("--protocol active needs --round, --init and --masks")
-        result = session.train_round(
-            run,
-            args.round,
-            init=Path(args.init),
-            round_dir=Path(args.masks),
-            out_dir=out,
-            **_train_options(args),
-        )
-        budget = session.budget_file(Path(args.masks))
-    _trained(args, run, result, out, args.protocol, budget=budget)
+    trained = jobs.train(
+        _run(args),
+        Path(args.out),
+        protocol=args.protocol,
+        round=args.round,
+        init=_path(args.init),
+        masks=_path(args.masks),
+        eval_out=_path(args.eval_out),
+        snapshots=args.snapshots or 0,
+        **_engine_options(args),
+    )
+    _say_trained(trained, args.protocol)
     return 0
 
 
 def cmd_acquire(args: argparse.Namespace) -> int:
     """Score the target pool with a checkpoint and write the next round's label masks."""
-    from halo.engine import scoring
+    from halo.engine import jobs
 
-    report = scoring.acquire_round(
+    report = jobs.acquire(
         _run(args),
         args.round,
         checkpoint=Path(args.checkpoint),
@@ -170,7 +150,7 @@ def cmd_acquire(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         annotator=args.annotator,
         source_checkpoint=Path(args.source_checkpoint) if args.source_checkpoint else None,
-        **_session_options(args),
+        **_engine_options(args),
     )
     if args.annotator == "human":
         print(
@@ -231,25 +211,28 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """mIoU (and mIoU* for SYNTHIA) of a checkpoint on the benchmark's target validation set
     (``--on source``: the source's held-out val split)."""
-    budget = Path(args.budget) if args.budget else None
-    _evaluate(args, _run(args), Path(args.checkpoint), Path(args.out), budget=budget, on=args.on)
+    from halo.engine import jobs
+
+    out = Path(args.out)
+    metrics = jobs.evaluate(
+        _run(args),
+        Path(args.checkpoint),
+        out,
+        budget=_path(args.budget),
+        on=args.on,
+        **_engine_options(args),
+    )
+    _say_evaluated(metrics, out)
     return 0
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
     """Check that the benchmark's datasets are in place (folders only; cheap)."""
-    from halo.config import check_data
+    from halo.engine import jobs
 
     run = _run(args)
-    timing.mark("compute")
-    check_data(run)
-    if args.verify:  # pair every file, then decode every image and label once
-        from halo.engine.session import dataset
-
-        for which in ("source", "target", "val"):
-            ds = dataset(run, which, verify=False)
-            ds.verify()  # always decodes (no stamp is consulted)
-            print(f"{which}: {len(ds)} image/label pairs decoded, ids within the label table")
+    for which, pairs in jobs.check_data(run, verify=args.verify):
+        print(f"{which}: {pairs} image/label pairs decoded, ids within the label table")
     print(f"{run.benchmark.name}: data in place under {run.root}")
     return 0
 
@@ -327,9 +310,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     losses = [runs.train_losses(p, rec) for p, rec in zip(args.records, records, strict=True)]
     panels = None
     if args.panels_checkpoint and args.panels > 0:
-        from halo.engine.scoring import preview_panels
+        from halo.engine import jobs
 
-        panels = preview_panels(run, Path(args.panels_checkpoint), args.panels, device=args.device)
+        panels = jobs.preview_panels(
+            run, Path(args.panels_checkpoint), args.panels, device=args.device
+        )
     out = Path(args.out)
     # Build in a sibling temp folder and swap it in: a killed report leaves no half-written folder.
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -372,15 +357,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     them (exit 1), or say that all read (exit 0)."""
     import sys
 
-    from halo.engine.verify import rebuild_command, verify_project
-
-    timing.mark("compute")
+    from halo.engine import jobs
 
     def progress(n: int) -> None:
         if not args.quiet and sys.stderr.isatty() and n % 100 == 0:
             print(f"\r{n} files read", end="", file=sys.stderr, flush=True)
 
-    count, faults = verify_project(args.root, progress)
+    count, faults, commands = jobs.verify(args.root, args.configfile, progress)
     for fault in faults:
         rebuilt = f" (rebuilt by {fault.target})" if fault.target else ""
         print(f"{fault.path}: {fault.cause}{rebuilt}")
@@ -388,6 +371,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{count} files read, none corrupt")
         return 0
     print(f"{len(faults)} of {count} files corrupt; rebuild them and every job after them with:")
-    for line in rebuild_command(faults, args.configfile):
+    for line in commands:
         print(f"  {line}")
     return 1

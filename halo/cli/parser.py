@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from halo.choices import ANNOTATORS, TRAINING_PROTOCOLS
 from halo.cli import commands
 
 __all__ = ["build_parser"]
@@ -51,19 +52,81 @@ def _positive(text: str) -> int:
     return value
 
 
+def _common(p: argparse.ArgumentParser, device: bool = True) -> None:
+    """The run options: --config, --set, --quiet, --dry-run and (for commands that run a model)
+    --device."""
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML run config (default: the built-in defaults, see configs/)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.batch_size=4 (repeatable)",
+    )
+    if device:
+        p.add_argument(
+            "--device",
+            default="auto",
+            help="auto (this rank's GPU if present, else CPU), cpu, cuda or cuda:N",
+        )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved run (the config after the method's preset, the model "
+        "options and key, the radii, the image sizes) as YAML and exit; nothing is read "
+        "or written",
+    )
+
+
+def _queried_round(p: argparse.ArgumentParser) -> None:
+    """The round folder argument of the human-loop commands."""
+    p.add_argument("round_dir", metavar="ROUND_DIR", help="a round folder with queries/")
+
+
+def _eval_out(p: argparse.ArgumentParser) -> None:
+    """What a training command can do beside training: evaluate, and keep snapshots."""
+    p.add_argument(
+        "--eval-out",
+        default=None,
+        metavar="FILE",
+        help="also evaluate the finished model.pt and write halo evaluate's metrics JSON "
+        "here (the same file, in the same process; an active round includes its "
+        "budget.json from --masks)",
+    )
+    p.add_argument(
+        "--snapshots",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="also write the model every N steps to OUT/snapshots/stepNNNNNN.pt (for halo "
+        "evaluate: how a measure moves through training); not part of the run's identity",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``halo`` parser; each sub-command's ``func`` is its :mod:`halo.cli.commands` function."""
-    from halo.data.synthetic import CONDITIONS, STYLES
+    """The ``halo`` parser; each sub-command's ``func`` is its :mod:`halo.cli.commands` function
+    (one builder per command below, in the order ``halo --help`` lists them)."""
+    from halo import __version__
 
     parser = argparse.ArgumentParser(
         prog="halo",
         description="HALO-AL: hyperbolic active learning for semantic segmentation under "
         "domain shift.",
     )
-    from halo import __version__
-
     parser.add_argument("--version", action="version", version=f"halo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for build in _BUILDERS:
+        build(sub)
+    return parser
+
+
+def _synth_parser(sub) -> None:
+    from halo.data.synthetic import CONDITIONS, STYLES
 
     p = sub.add_parser(
         "synth",
@@ -121,54 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=commands.cmd_synth)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--config",
-            default=None,
-            help="YAML run config (default: the built-in defaults, see configs/)",
-        )
-        p.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config key, e.g. --set train.batch_size=4 (repeatable)",
-        )
-        p.add_argument(
-            "--device",
-            default="auto",
-            help="auto (this rank's GPU if present, else CPU), cpu, cuda or cuda:N",
-        )
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-        p.add_argument(
-            "--dry-run",
-            action="store_true",
-            help="print the resolved run (the config after the method's preset, the model "
-            "options and key, the radii, the image sizes) as YAML and exit; nothing is read "
-            "or written",
-        )
 
-    def queried_round(p: argparse.ArgumentParser) -> None:
-        p.add_argument("round_dir", metavar="ROUND_DIR", help="a round folder with queries/")
-
-    def eval_out(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--eval-out",
-            default=None,
-            metavar="FILE",
-            help="also evaluate the finished model.pt and write halo evaluate's metrics JSON "
-            "here (the same file, in the same process; an active round includes its "
-            "budget.json from --masks)",
-        )
-        p.add_argument(
-            "--snapshots",
-            type=_positive,
-            default=None,
-            metavar="N",
-            help="also write the model every N steps to OUT/snapshots/stepNNNNNN.pt (for halo "
-            "evaluate: how a measure moves through training); not part of the run's identity",
-        )
-
+def _pretrain_parser(sub) -> None:
     p = sub.add_parser(
         "pretrain",
         help="train the source-only model (initialises every ADA run)",
@@ -177,26 +194,30 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/train_log.json; a killed run restarted with the same arguments resumes from "
         "OUT/train_state.pt. Works under torchrun --nproc-per-node N.",
     )
-    common(p)
+    _common(p)
     p.add_argument(
-        "--out", required=True, help="output folder, e.g. runs/<bench>/<backbone>/source"
+        "--out",
+        required=True,
+        help="output folder, e.g. runs/<bench>/<backbone>/source/<variant>/seed<s> (the workflow's)",
     )
-    eval_out(p)
+    _eval_out(p)
     p.set_defaults(func=commands.cmd_pretrain)
 
+
+def _train_parser(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train one active-learning round, or the target-supervised bound",
         description="--protocol active: fine-tune from --init (the source model for round 1, "
         "the previous round's model.pt after) on source labels plus the target labels acquired "
-        "in --masks (a round folder); the schedule (warm-up + poly decay) runs continuously "
-        "over all rounds. --protocol supervised: train on fully labelled target data. Writes "
+        "in --masks (a round folder); the schedule (a linear warm-up, then train.schedule: cosine "
+        "by default, or poly) runs continuously over all rounds. --protocol supervised: train on fully labelled target data. Writes "
         "OUT/model.pt; resumes from OUT/train_state.pt if killed. Works under torchrun.",
     )
-    common(p)
+    _common(p)
     p.add_argument(
         "--protocol",
-        choices=("active", "supervised"),
+        choices=[name for name, p in TRAINING_PROTOCOLS.items() if p.target],
         default="active",
         help="active: one active-learning round (needs --round, --init, --masks); supervised: "
         "the fully labelled target bound (default: active)",
@@ -205,9 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="checkpoint to start from (active)")
     p.add_argument("--masks", default=None, help="round folder holding masks/ (active)")
     p.add_argument("--out", required=True, help="output folder (the round folder)")
-    eval_out(p)
+    _eval_out(p)
     p.set_defaults(func=commands.cmd_train)
 
+
+def _acquire_parser(sub) -> None:
     p = sub.add_parser(
         "acquire",
         help="score the target pool and write the next round's label masks",
@@ -217,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         "write OUT/masks/<id>.png (cumulative, 255 = unlabelled), OUT/blocked.npz and "
         "OUT/budget.json (written last: its presence marks a complete round).",
     )
-    common(p)
+    _common(p)
     p.add_argument("--checkpoint", required=True, help="model to score with")
     p.add_argument("--round", type=_positive, required=True, help="round number r (1..rounds)")
     p.add_argument("--prev", default=None, help="the previous round's folder (rounds > 1)")
@@ -230,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="this round's folder")
     p.add_argument(
         "--annotator",
-        choices=("simulated", "human"),
+        choices=tuple(ANNOTATORS),
         default="simulated",
         help="simulated: the ground truth labels the regions now; human: write OUT/queries/ "
         "(manifest.jsonl, query masks, previews) for a person, and the round waits for "
@@ -238,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.cmd_acquire)
 
+
+def _annotate_parser(sub) -> None:
     p = sub.add_parser(
         "annotate",
         help="label a round's queried regions in the browser",
@@ -246,11 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         "unsure, undo and autosave (ROUND_DIR/drafts/, resumable). Finishing imports the labels "
         "like `halo import-labels` and completes the round; the server then exits.",
     )
-    queried_round(p)
+    _queried_round(p)
     p.add_argument("--port", type=_port, default=8321, help="port on 127.0.0.1 (default 8321)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     p.set_defaults(func=commands.cmd_annotate)
 
+
+def _import_labels_parser(sub) -> None:
     p = sub.add_parser(
         "import-labels",
         help="import a person's labels of a round's queries and complete the round",
@@ -261,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "class or colour, a size mismatch or a missing image stops the import before anything "
         "is written; queried pixels left unlabelled are allowed and counted (answers.json).",
     )
-    queried_round(p)
+    _queried_round(p)
     p.add_argument("source", metavar="FROM", help="folder of class-id PNGs, or a CVAT zip")
     p.add_argument(
         "--ids",
@@ -271,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.cmd_import_labels)
 
+
+def _export_queries_parser(sub) -> None:
     p = sub.add_parser(
         "export-queries",
         help="write a round's queries for an annotation tool (CVAT)",
@@ -279,11 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
         "pixel painted 'query'. Repaint them in CVAT, export the task in the same format and "
         "`halo import-labels ROUND_DIR THAT.zip`.",
     )
-    queried_round(p)
+    _queried_round(p)
     p.add_argument("--format", choices=("cvat",), default="cvat", help="the tool's format")
     p.add_argument("dest", metavar="OUT.zip", help="the zip to write")
     p.set_defaults(func=commands.cmd_export_queries)
 
+
+def _complete_round_parser(sub) -> None:
     p = sub.add_parser(
         "complete-round",
         help="complete a human round from its imported labels (the workflow's labels job)",
@@ -291,9 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
         "`halo import-labels` and `halo annotate` write). Without answers it exits 2 with one "
         "line naming the round and the commands that label it.",
     )
-    queried_round(p)
+    _queried_round(p)
     p.set_defaults(func=commands.cmd_complete_round)
 
+
+def _evaluate_parser(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="mIoU of a checkpoint on the target validation set",
@@ -302,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mIoU (percent), mIoU* (SYNTHIA 13 classes), per-class IoU, class pixel share and "
         "class-average hyperbolic radius.",
     )
-    common(p)
+    _common(p)
     p.add_argument("--checkpoint", required=True, help="model.pt to evaluate")
     p.add_argument(
         "--on",
@@ -316,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="metrics JSON path")
     p.set_defaults(func=commands.cmd_evaluate)
 
+
+def _check_data_parser(sub) -> None:
     p = sub.add_parser(
         "check-data",
         help="check that a benchmark's datasets are in place",
@@ -326,10 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
         "or truncated PNG, an unknown label id or mismatched sizes fail naming the file): run it "
         "once on new real data before a long training.",
     )
-    common(p)
+    _common(p, device=False)
     p.add_argument("--verify", action="store_true", help="decode every image and label once")
     p.set_defaults(func=commands.cmd_check_data)
 
+
+def _summarize_parser(sub) -> None:
     p = sub.add_parser(
         "summarize",
         help="combine a run's evaluation metrics into its run record (metrics.json)",
@@ -337,10 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
         "per-class IoU and radius, and for an active run the mIoU and labelled budget of every "
         "round. --eval takes halo evaluate outputs (one per round, in order, for an active run).",
     )
-    common(p)
+    _common(p, device=False)
     p.add_argument(
         "--kind",
-        choices=("source", "supervised", "active"),
+        choices=tuple(TRAINING_PROTOCOLS),
         required=True,
         help="which run this is: the source-only model, the supervised bound or an active run",
     )
@@ -355,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run record path (metrics.json)")
     p.set_defaults(func=commands.cmd_summarize)
 
+
+def _track_parser(sub) -> None:
     p = sub.add_parser(
         "track",
         help="log a run record to MLflow (idempotent), or initialise the store",
@@ -371,23 +410,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where to write {run_id, tracking_uri}")
     p.set_defaults(func=commands.cmd_track)
 
+
+def _report_parser(sub) -> None:
     p = sub.add_parser(
         "report",
         help="tables and figures of a benchmark's runs",
-        description="Write OUT/miou_table.{csv,md}, per_class.csv, budget_curve.png, "
-        "radius_vs_frequency.{csv,png} and acquisition/*.png (image | radius | entropy | score "
-        "| selected pixels, scored with --panels-checkpoint and the config's method), and log "
+        description="Write into OUT: miou_table.{csv,md} (mean, std and labelled fraction per "
+        "cell), runs.csv (every seed), per_class.csv, acquired_classes.csv, "
+        "training_stability.csv, budget_curve.{png,csv}, rounds.csv, "
+        "radius_vs_frequency.{csv,png}, radius_correlations.csv, metrics.json, summary.json and "
+        "acquisition/*.png (image | radius | entropy | score | selected pixels, scored with "
+        "--panels-checkpoint and the config's method); files without data are left out. Log "
         "them to MLflow as the benchmark's 'report' run. OUT is replaced as a whole.",
     )
-    common(p)
+    _common(p)
     p.add_argument("--records", nargs="+", required=True, help="run records (metrics.json)")
     p.add_argument("--panels-checkpoint", default=None, help="model for the acquisition figures")
     p.add_argument("--panels", type=int, default=3, help="target images to draw (default 3)")
     p.add_argument("--no-track", action="store_true", help="do not log the report to MLflow")
     p.add_argument("--out", required=True, help="report folder, e.g. results/<bench>")
     p.set_defaults(func=commands.cmd_report)
-    _verify_parser(sub)
-    return parser
 
 
 def _verify_parser(sub) -> None:
@@ -409,3 +451,22 @@ def _verify_parser(sub) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=commands.cmd_verify)
+
+
+#: one builder per sub-command, in the order of ``halo --help``
+_BUILDERS = (
+    _synth_parser,
+    _pretrain_parser,
+    _train_parser,
+    _acquire_parser,
+    _annotate_parser,
+    _import_labels_parser,
+    _export_queries_parser,
+    _complete_round_parser,
+    _evaluate_parser,
+    _check_data_parser,
+    _summarize_parser,
+    _track_parser,
+    _report_parser,
+    _verify_parser,
+)

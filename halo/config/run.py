@@ -24,7 +24,8 @@ from halo.config.benchmarks import Benchmark, DatasetSpec, get_benchmark
 from halo.config.errors import ConfigError
 from halo.config.schema import Config, to_dict
 from halo.data.labels import ClassProtocol, get_protocol
-from halo.models.presets import BACKBONES, HEADS, check_input_size
+from halo.models.presets import BACKBONES, DECODERS, HEADS, check_input_size
+from halo.registry import did_you_mean
 
 __all__ = ["Run", "check_data", "describe_run", "resolve"]
 
@@ -111,10 +112,28 @@ def _model_options(cfg: Config, preset: MethodPreset) -> dict[str, Any]:
         options.update(embed_dim=m.embed_dim, curvature=m.curvature)
         if options["hfr"] and not m.hfr_normalize:
             options["hfr_normalize"] = False
+    if m.decoder != "smp":
+        options["decoder"] = m.decoder
     # the encoder's BatchNorm frozen (the official recipe with pretrained weights)
     if m.frozen_bn if m.frozen_bn is not None else bool(m.encoder_weights):
         options["frozen_bn"] = True
     return options
+
+
+def _check_decoder(cfg: Config) -> None:
+    """``model.decoder`` names a decoder, and ``official`` only for a DeepLabV3+ backbone."""
+    name = cfg.model.decoder
+    if name not in DECODERS:
+        valid = ", ".join(DECODERS)
+        raise ConfigError(
+            f"model.decoder: unknown name {name!r}{did_you_mean(name, DECODERS)}; valid: {valid}"
+        )
+    arch = BACKBONES.lookup(cfg.backbone).arch
+    if name == "official" and arch != "deeplabv3plus":
+        raise ConfigError(
+            f"model.decoder: 'official' is the official DeepLabV3+ decoder; backbone "
+            f"{cfg.backbone!r} is {arch} (use model.decoder=smp)"
+        )
 
 
 def _model_key(cfg: Config, options: Mapping[str, Any]) -> str:
@@ -129,6 +148,8 @@ def _model_key(cfg: Config, options: Mapping[str, Any]) -> str:
         key += f"-{cfg.model.encoder_weights}"
     if options.get("frozen_bn", False) != bool(cfg.model.encoder_weights):  # not the default
         key += "-frozenbn" if options.get("frozen_bn") else "-bn"
+    if "decoder" in options:
+        key += f"-{options['decoder']}dec"
     return key
 
 
@@ -152,6 +173,7 @@ def resolve(cfg: Config) -> Run:
         raise ConfigError(
             f"model.head: unknown name {options['head']!r}; valid: {', '.join(HEADS)}"
         )
+    _check_decoder(cfg)
     sizes = (
         tuple(cfg.source_size or bench.source_size),
         tuple(cfg.target_size or bench.target_size),

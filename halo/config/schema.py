@@ -19,7 +19,10 @@ from typing import Any
 
 import yaml
 
+from halo.choices import OPTIMIZERS as _OPTIMIZERS
+from halo.choices import SCHEDULES as _SCHEDULES
 from halo.config.errors import ConfigError
+from halo.registry import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ModelConfig:
     encoder_weights: str | None = None
     frozen_bn: bool | None = None  # None: frozen exactly when encoder_weights is set
     hfr_normalize: bool = True  # HFR's per-channel L2 normalisation (False: the ablation)
+    decoder: str = "smp"  # smp's decoder, or "official": DeepLabV3+ as the official code's
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,11 @@ class TrainConfig:
 
     ``momentum`` is SGD's momentum and AdamW's β1 (``adam_beta2`` its β2). ``round_lr`` and
     ``round_warmup_steps`` are the active rounds' own rate and warm-up (``null``: ``lr`` and
-    ``warmup_steps``); the rounds' schedule runs once over all rounds.
+    ``warmup_steps``); the rounds' schedule runs once over all rounds. Step ``t`` of a warm-up
+    of ``W`` steps trains at ``warmup_start + (1 − warmup_start)·(t + warmup_shift)/W``:
+    ``warmup_shift: 1`` reaches the full rate on the warm-up's last step; ``0`` starts at exactly
+    ``warmup_start`` and reaches it on the first step after, as torch's ``LinearLR`` stepped after
+    each optimiser step (the official code).
     """
 
     batch_size: int = 8
@@ -79,6 +87,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_steps: int = 20
     warmup_start: float = 0.0
+    warmup_shift: int = 1
     round_warmup_steps: int | None = None
     schedule: str = "poly"
     poly_power: float = 0.9
@@ -187,8 +196,9 @@ def _build(cls: type, data: dict, where: str) -> Any:
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
+        hint = did_you_mean(str(unknown[0]), fields)
         raise ConfigError(
-            f"unknown config key {key!r}; valid keys{' of ' + where if where else ''}: "
+            f"unknown config key {key!r}{hint}; valid keys{' of ' + where if where else ''}: "
             f"{', '.join(fields)}"
         )
     kwargs = {}
@@ -267,8 +277,8 @@ def _merge(base: dict, extra: dict) -> dict:
 RESIZE = ("bilinear", "bicubic")
 
 #: train.optimizer and train.schedule (halo.engine.train builds them).
-OPTIMIZERS = ("sgd", "adamw", "riemannian-sgd")
-SCHEDULES = ("poly", "cosine")
+OPTIMIZERS = tuple(_OPTIMIZERS)  # the names (halo.choices)
+SCHEDULES = tuple(_SCHEDULES)
 
 #: Seeds drive torch (per-step seeds up to ~1e9 x seed must fit 64 bits) and numpy generators.
 MAX_SEED = 2**32 - 1
@@ -312,6 +322,13 @@ def check_ranges(cfg: Config) -> None:
         raise ConfigError("train.warmup_steps and train.num_workers must be >= 0")
     if not 0 <= t.warmup_start < 1:
         raise ConfigError(f"train.warmup_start: expected a factor in [0, 1), got {t.warmup_start}")
+    if t.warmup_shift not in (0, 1):
+        raise ConfigError(f"train.warmup_shift: expected 0 or 1, got {t.warmup_shift!r}")
+    if t.warmup_shift == 0 and t.warmup_start == 0 and t.warmup_steps > 0:
+        raise ConfigError(
+            "train.warmup_shift: 0 needs train.warmup_start > 0 (the first step would train at "
+            "rate 0, which torch's LinearLR does not allow either)"
+        )
     if t.round_warmup_steps is not None and t.round_warmup_steps < 0:
         raise ConfigError(f"train.round_warmup_steps: expected >= 0, got {t.round_warmup_steps}")
     for name in ("lr", "round_lr", "head_lr_mult"):

@@ -19,6 +19,7 @@ from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING
 
 from halo.data import acdc, cityscapes, folder, gta5, synthia
+from halo.data.labels import LabelEncoding
 from halo.data.layout import DataError
 from halo.registry import Registry
 
@@ -31,6 +32,7 @@ __all__ = [
     "DataError",
     "SegmentationDataset",
     "build_dataset",
+    "label_encoding",
     "missing_folders",
 ]
 
@@ -52,6 +54,15 @@ DATASETS: Registry[ModuleType] = Registry(
 LAYOUTS: MappingProxyType[str, tuple[tuple[str, ...], str]] = MappingProxyType(
     {name: (module.LAYOUT.folders, module.LAYOUT.source) for name, module in DATASETS.items()}
 )
+
+
+def label_encoding(name: str) -> LabelEncoding:
+    """How dataset ``name``'s label files are written (its layout's
+    :class:`~halo.data.labels.LabelEncoding`)."""
+    encoding = DATASETS.lookup(name).LAYOUT.encoding
+    if encoding is None:
+        raise ValueError(f"dataset {name!r} takes its label ids from its own classes.yaml")
+    return encoding
 
 
 def missing_folders(name: str, root: str | os.PathLike, split: str) -> list[Path]:
@@ -112,7 +123,7 @@ def build_dataset(
         layout.name,
         samples,
         label_reader=layout.read_label,
-        raw_ids=layout.name,
+        encoding=layout.encoding,
         table=table,
         where=str(layout.image_folder(root, split)),
         size=size,

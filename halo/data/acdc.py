@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from halo.data.labels import CITYSCAPES_TRAIN_IDS
 from halo.data.layout import Layout, Sample
-from halo.data.readers import read_label_8bit
+from halo.data.readers import read_label_8bit, write_label_8bit
 
 CONDITIONS = ("fog", "night", "rain", "snow")
 
@@ -21,7 +22,9 @@ LAYOUT = Layout(
     image="rgb_anon/{condition}/{split}/{sequence}/{stem}_rgb_anon.png",
     label="gt/{condition}/{split}/{sequence}/{stem}_gt_labelTrainIds.png",
     label_format="Cityscapes train ids",
+    encoding=CITYSCAPES_TRAIN_IDS,
     read_label=read_label_8bit,
+    write_label=write_label_8bit,
     source="ACDC: rgb_anon_trainvaltest.zip + gt_trainval.zip from acdc.vision.ee.ethz.ch",
     unlabelled_splits=("test",),
 )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from halo.data.labels import CITYSCAPES_LABEL_IDS
 from halo.data.layout import Layout, Sample
-from halo.data.readers import read_label_8bit
+from halo.data.readers import read_label_8bit, write_label_8bit
 
 LAYOUT = Layout(
     name="cityscapes",
@@ -18,7 +19,9 @@ LAYOUT = Layout(
     image="leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png",
     label="gtFine/{split}/{city}/{stem}_gtFine_labelIds.png",
     label_format="Cityscapes labelIds",
+    encoding=CITYSCAPES_LABEL_IDS,
     read_label=read_label_8bit,
+    write_label=write_label_8bit,
     source="Cityscapes: leftImg8bit_trainvaltest.zip + gtFine_trainvaltest.zip from "
     "www.cityscapes-dataset.com",
     unlabelled_splits=("test",),

@@ -41,7 +41,7 @@ class SegmentationDataset(Dataset):
         samples: Sequence[Sample],
         *,
         label_reader: Callable[[Path], np.ndarray],
-        raw_ids: str,
+        encoding: label_tables.LabelEncoding | None,
         protocol: str = "cityscapes19",
         size: tuple[int, int] | None = None,
         where: str = "",
@@ -64,8 +64,8 @@ class SegmentationDataset(Dataset):
         self.protocol = label_tables.get_protocol(protocol)
         self._label_reader = label_reader
         if table is None:  # the official datasets' label tables
-            self._lut = label_tables.id_to_train_id(raw_ids, protocol)
-            self._known = label_tables.known_ids(raw_ids)
+            self._lut = encoding.train_ids(protocol)
+            self._known = encoding.known_ids()
         else:  # (lut, known) of a folder dataset's classes.yaml
             self._lut, self._known = table
 

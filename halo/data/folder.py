@@ -53,6 +53,7 @@ class FolderLayout:
         "(README, 'Label your own data')"
     )
     label_format: str = "class ids of classes.yaml"
+    encoding: None = None  # the label table comes from classes.yaml (label_table)
 
     @staticmethod
     def read_label(path: Path) -> np.ndarray:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from halo.data.labels import CITYSCAPES_LABEL_IDS
 from halo.data.layout import Layout, Sample
-from halo.data.readers import read_label_8bit
+from halo.data.readers import read_label_8bit, write_label_palette
 
 LAYOUT = Layout(
     name="gta5",
@@ -17,7 +18,9 @@ LAYOUT = Layout(
     image="images/{stem}.png",
     label="labels/{stem}.png",
     label_format="Cityscapes labelIds",
+    encoding=CITYSCAPES_LABEL_IDS,
     read_label=read_label_8bit,
+    write_label=write_label_palette,
     source="GTAV: download.visinf.tu-darmstadt.de/data/from_games",
 )
 

@@ -14,7 +14,9 @@ so a loader can reject a label map containing ids its table does not know.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -201,58 +203,86 @@ PROTOCOLS: Registry[ClassProtocol] = Registry(
     ordered=True,
 )
 
-#: Datasets whose raw label ids this module knows (their encodings, keyed like halo.data.DATASETS).
-DATASETS = ("cityscapes", "gta5", "synthia", "acdc")
-
 
 def get_protocol(name: str) -> ClassProtocol:
     """Return the class protocol ``name``; an unknown name lists the valid ones."""
     return PROTOCOLS.lookup(name)
 
 
-def _check_dataset(dataset: str) -> None:
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+@dataclass(frozen=True)
+class LabelEncoding:
+    """What a dataset's label files hold: each dataset module's ``LAYOUT`` names its encoding
+    (the one place that says how its labels are written).
+
+    Attributes:
+        name: for messages (``"Cityscapes labelIds"``).
+        to_cityscapes19: raw value → Cityscapes train id (0..18); other values are ignored.
+        known: the raw values the dataset defines (any other value is corrupt data).
+        void: the raw value a writer uses for an ignored pixel.
+    """
+
+    name: str
+    to_cityscapes19: Mapping[int, int]
+    known: tuple[int, ...]
+    void: int
+
+    def train_ids(self, protocol: str = "cityscapes19") -> np.ndarray:
+        """uint8 [256]: raw value → ``protocol``'s train id (255: ignored or unknown)."""
+        lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+        lut[list(self.to_cityscapes19)] = list(self.to_cityscapes19.values())
+        return get_protocol(protocol).from_cityscapes19()[lut]
+
+    def known_ids(self) -> np.ndarray:
+        """bool [256]: which raw label values the dataset defines."""
+        known = np.zeros(256, dtype=bool)
+        known[list(self.known)] = True
+        return known
+
+    def raw_ids(self) -> np.ndarray:
+        """uint8 [256]: Cityscapes train id → the raw value a writer uses (the lowest raw value
+        of that class; 255 → :attr:`void`)."""
+        lut = self.train_ids("cityscapes19")
+        inv = np.full(256, self.void, np.uint8)
+        for raw in sorted(self.known, reverse=True):  # 34 entries at most: lowest raw id wins
+            if lut[raw] != IGNORE_INDEX:
+                inv[lut[raw]] = raw
+        return inv
 
 
-def _raw_to_cityscapes19(dataset: str) -> np.ndarray:
-    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    if dataset in ("cityscapes", "gta5"):
-        table = _CITYSCAPES_LABELID_TO_TRAINID
-    elif dataset == "synthia":
-        table = _SYNTHIA_ID_TO_TRAINID
-    else:  # acdc ships *_gt_labelTrainIds.png: already train ids
-        table = {i: i for i in range(len(CITYSCAPES_CLASSES))}
-    lut[list(table)] = list(table.values())
-    return lut
+#: Cityscapes labelIds 0..33 (Cityscapes' gtFine *_labelIds.png, GTAV's labels).
+CITYSCAPES_LABEL_IDS = LabelEncoding(
+    "Cityscapes labelIds",
+    MappingProxyType(_CITYSCAPES_LABELID_TO_TRAINID),
+    tuple(range(_CITYSCAPES_NUM_LABELIDS)),
+    void=0,
+)
+#: SYNTHIA class ids 0..22 (RAND_CITYSCAPES/GT/LABELS).
+SYNTHIA_CLASS_IDS = LabelEncoding(
+    "SYNTHIA class ids",
+    MappingProxyType(_SYNTHIA_ID_TO_TRAINID),
+    tuple(range(_SYNTHIA_NUM_IDS)),
+    void=0,
+)
+#: Cityscapes train ids 0..18 with 255 for void (ACDC's *_gt_labelTrainIds.png).
+CITYSCAPES_TRAIN_IDS = LabelEncoding(
+    "Cityscapes train ids",
+    MappingProxyType({i: i for i in range(len(CITYSCAPES_CLASSES))}),
+    (*range(len(CITYSCAPES_CLASSES)), IGNORE_INDEX),
+    void=IGNORE_INDEX,
+)
 
 
-def known_ids(dataset: str) -> np.ndarray:
-    """bool [256]: which raw label values ``dataset`` defines (others are corrupt data)."""
-    _check_dataset(dataset)
-    known = np.zeros(256, dtype=bool)
-    if dataset in ("cityscapes", "gta5"):
-        known[:_CITYSCAPES_NUM_LABELIDS] = True
-    elif dataset == "synthia":
-        known[:_SYNTHIA_NUM_IDS] = True
-    else:
-        known[: len(CITYSCAPES_CLASSES)] = True
-        known[IGNORE_INDEX] = True
-    return known
-
-
-def id_to_train_id(dataset: str, protocol: str = "cityscapes19") -> np.ndarray:
-    """Look-up table from ``dataset``'s raw label ids to ``protocol``'s train ids.
+def id_to_train_id(encoding: LabelEncoding, protocol: str = "cityscapes19") -> np.ndarray:
+    """Look-up table from ``encoding``'s raw label ids to ``protocol``'s train ids.
 
     Args:
-        dataset: one of ``cityscapes``, ``gta5``, ``synthia``, ``acdc``.
+        encoding: a dataset's :class:`LabelEncoding` (``halo.data.label_encoding(name)``).
         protocol: ``cityscapes19`` or ``synthia16``.
 
     Returns:
         uint8 [256]; ``lut[raw_id]`` is the train id, 255 for ignored and unknown ids.
     """
-    _check_dataset(dataset)
-    return get_protocol(protocol).from_cityscapes19()[_raw_to_cityscapes19(dataset)]
+    return encoding.train_ids(protocol)
 
 
 def class_names(protocol: str = "cityscapes19") -> tuple[str, ...]:

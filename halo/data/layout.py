@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from halo.data.labels import LabelEncoding
+
 __all__ = ["DataError", "Layout", "Sample", "read_split_list", "require_dir"]
 
 _FIELDS = string.Formatter()
@@ -120,7 +122,11 @@ class Layout:
         image: the image path template under the root (``{split}`` and the id fields).
         label: the label path template; the same id fields as ``image``.
         label_format: what the label files hold, for messages (``"Cityscapes labelIds"``).
+        encoding: the label values (:class:`~halo.data.labels.LabelEncoding`): raw value →
+            train id, the values defined, the void value a writer uses.
         read_label: decodes a label file into raw ids [H, W] (:mod:`halo.data.readers`).
+        write_label: writes raw ids [H, W] as a label file of this format (the synthetic
+            benchmark; :mod:`halo.data.readers`).
         source: where to get the data (it is never fetched by this package).
         unlabelled_splits: splits without public labels: they load unlabelled.
     """
@@ -130,7 +136,9 @@ class Layout:
     image: str
     label: str
     label_format: str
+    encoding: LabelEncoding
     read_label: Callable[[Path], Any]
+    write_label: Callable[[Path, Any], None]
     source: str
     unlabelled_splits: tuple[str, ...] = ()
 

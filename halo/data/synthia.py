@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from halo.data.labels import SYNTHIA_CLASS_IDS
 from halo.data.layout import Layout, Sample
-from halo.data.readers import read_label_16bit_first_channel
+from halo.data.readers import read_label_16bit_first_channel, write_label_16bit_first_channel
 
 LAYOUT = Layout(
     name="synthia",
@@ -19,7 +20,9 @@ LAYOUT = Layout(
     image="RAND_CITYSCAPES/RGB/{stem}.png",
     label="RAND_CITYSCAPES/GT/LABELS/{stem}.png",
     label_format="16-bit PNGs, SYNTHIA class id in the first channel",
+    encoding=SYNTHIA_CLASS_IDS,
     read_label=read_label_16bit_first_channel,
+    write_label=write_label_16bit_first_channel,
     source="SYNTHIA-RAND-CITYSCAPES from synthia-dataset.net",
 )
 

@@ -395,35 +395,49 @@ def evaluate(
         pin_memory=device.type == "cuda",
     )
     modes = [(module, module.training) for module in model.modules()]
-    confusion: Tensor | None = None
-    radius_sum: Tensor | None = None
-    num_images = 0
     model.eval()
     try:
         with torch.inference_mode():
-            for batch in bar(loader, desc="evaluate", enabled=progress):
-                images = batch["image"].to(device, non_blocking=True)
-                labels = batch["label"].to(device, non_blocking=True)
-                size = tuple(labels.shape[-2:]) if label_size else None
-                probs, radius = _probabilities(model, images, flip, size)
-                if num_classes is None:
-                    num_classes = probs.shape[1]
-                _check_batch(probs, radius, labels, num_classes)
-                pred = probs.argmax(dim=1)
-                radius = F.interpolate(
-                    radius.unsqueeze(1),
-                    size=labels.shape[-2:],
-                    mode="bilinear",
-                    align_corners=False,
-                ).squeeze(1)
-                conf = confusion_matrix(pred, labels, num_classes, ignore_index=ignore_index)
-                rsum = class_radius_sum(radius, labels, num_classes, ignore_index=ignore_index)
-                confusion = conf if confusion is None else confusion + conf
-                radius_sum = rsum if radius_sum is None else radius_sum + rsum
-                num_images += images.shape[0]
+            batches = bar(loader, desc="evaluate", enabled=progress)
+            sums = _accumulate(model, batches, device, flip, label_size, num_classes, ignore_index)
     finally:
         for module, training in modes:
             module.training = training
+    result = _result(*sums, subset13)
+    logger.debug("evaluated %d images: mIoU %.2f", result.num_images, 100.0 * result.miou)
+    return result
+
+
+def _accumulate(model, batches, device, flip, label_size, num_classes, ignore_index):
+    """Running sums over ``batches``: ``(confusion [C, C], radius sum [C], images)``."""
+    confusion: Tensor | None = None
+    radius_sum: Tensor | None = None
+    num_images = 0
+    for batch in batches:
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        size = tuple(labels.shape[-2:]) if label_size else None
+        probs, radius = _probabilities(model, images, flip, size)
+        if num_classes is None:
+            num_classes = probs.shape[1]
+        _check_batch(probs, radius, labels, num_classes)
+        pred = probs.argmax(dim=1)
+        radius = F.interpolate(
+            radius.unsqueeze(1),
+            size=labels.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+        ).squeeze(1)
+        conf = confusion_matrix(pred, labels, num_classes, ignore_index=ignore_index)
+        rsum = class_radius_sum(radius, labels, num_classes, ignore_index=ignore_index)
+        confusion = conf if confusion is None else confusion + conf
+        radius_sum = rsum if radius_sum is None else radius_sum + rsum
+        num_images += images.shape[0]
+    return confusion, radius_sum, num_images
+
+
+def _result(confusion: Tensor, radius_sum: Tensor, num_images: int, subset13) -> EvalResult:
+    """The evaluation's result from its sums (CPU copies: callers may update them in place)."""
     # Clone outside inference mode: callers may update the results in place.
     confusion = confusion.cpu().clone()
     radius_sum = radius_sum.cpu().clone()
@@ -434,7 +448,7 @@ def evaluate(
         radius_sum / class_pixels.clamp_min(1),
         torch.full_like(radius_sum, math.nan),
     )
-    result = EvalResult(
+    return EvalResult(
         confusion=confusion,
         iou=iou,
         miou=mean_iou(iou),
@@ -443,8 +457,6 @@ def evaluate(
         class_mean_radius=mean_radius,
         num_images=num_images,
     )
-    logger.debug("evaluated %d images: mIoU %.2f", num_images, 100.0 * result.miou)
-    return result
 
 
 def _check_batch(probs: Tensor, radius: Tensor, labels: Tensor, num_classes: int) -> None:

@@ -3,7 +3,7 @@ of a checkpoint, and the acquisition previews of the report.
 
 Each is one function called by the thin CLI with a resolved :class:`~halo.config.Run`
 (docs/design.md, "Commands and jobs"); devices, datasets and models from checkpoints come from
-:mod:`halo.engine.session`.
+:mod:`halo.engine.runtime` and :mod:`halo.engine.restore`.
 
 - :func:`acquire_round`: one acquisition round into a round folder;
 - :func:`evaluate_checkpoint`: mIoU and per-class statistics of a checkpoint;
@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from halo import timing
-from halo.engine.session import (
-    EVAL_ON,
-    check_round,
-    dataset,
-    model_from_checkpoint,
-    pick_device,
-)
+from halo.engine.restore import model_from_checkpoint
+from halo.engine.runtime import EVAL_ON, check_round, dataset, pick_device
 from halo.io import read_json
 from halo.provenance import write_provenance
 
@@ -61,10 +56,11 @@ def acquire_round(
     """Score the target pool with ``checkpoint`` and write round ``r``'s folder (with
     ``annotator="human"``: its queries, and the round waits for the answers). A method whose
     radius comes from the source model reads it from ``source_checkpoint``."""
-    from halo.acquisition.annotators import ANNOTATORS, Human
+    from halo.acquisition.annotators import Human
     from halo.acquisition.loop import acquire
     from halo.acquisition.queries import QueryWriter, class_table, file_sha256
     from halo.acquisition.rounds import PROVENANCE_FILE, read_budget
+    from halo.choices import ANNOTATORS
 
     check_round(run, r)
     if (r == 1) != (prev is None):

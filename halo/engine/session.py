@@ -1,21 +1,14 @@
-"""The run life cycle: devices, datasets, models from checkpoints, and the jobs themselves.
-
-Every ``halo`` command that trains is one function here, called by the thin
-CLI with a resolved :class:`~halo.config.Run` (docs/design.md, "Commands and jobs"):
+"""The training job: a resumable training session and the three things it trains.
 
 - :func:`train_source`, :func:`train_supervised`, :func:`train_round`: the resumable training
   session (:func:`train_session`): a killed job restarts from ``train_state.pt``; ``model.pt``
-  appears only when the schedule is complete;
-- the jobs that run a model without training it (acquisition, evaluation, previews) are in
-  :mod:`halo.engine.scoring`.
-
-The device is picked here and only here (``auto``: this rank's GPU under torchrun, else the
-visible GPU with the most free memory, else the CPU); below this module, device follows data.
+  appears only when the schedule is complete. :mod:`halo.engine.jobs` calls them (and evaluates
+  after them); devices and datasets come from :mod:`halo.engine.runtime`, models from
+  :mod:`halo.engine.restore`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +17,9 @@ import torch
 from torch import nn
 
 from halo import timing
-from halo.engine.checkpoint import check_fits, load_checkpoint, load_weights
+from halo.engine.checkpoint import load_checkpoint, load_weights
+from halo.engine.restore import build_model, checkpoint_meta, load_fitting
+from halo.engine.runtime import check_round, dataset, init_distributed, pick_device
 from halo.engine.train import Schedule, train
 from halo.io import check_writable, remove_stray_temp, write_json
 from halo.provenance import CONFIG_FILE, PROVENANCE_FILE, write_provenance
@@ -32,17 +27,11 @@ from halo.runs import MODEL_FILE, TRAIN_LOG
 
 if TYPE_CHECKING:
     from halo.config import Run
-    from halo.data.dataset import SegmentationDataset
 
 __all__ = [
+    "STATE_FILE",
     "budget_file",
-    "build_model",
-    "check_round",
-    "dataset",
     "drop_state",
-    "init_distributed",
-    "model_from_checkpoint",
-    "pick_device",
     "train_round",
     "train_session",
     "train_source",
@@ -50,131 +39,7 @@ __all__ = [
 ]
 
 STATE_FILE = "train_state.pt"
-
-
-# --------------------------------------------------------------------------------------------
-# Devices, datasets, models
-# --------------------------------------------------------------------------------------------
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """The device a job runs on: ``auto`` = this rank's GPU under torchrun, else the visible GPU
-    with the most free memory, else the CPU."""
-    if name != "auto":
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine")
-        return device
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    if "LOCAL_RANK" in os.environ:  # torchrun: one GPU per local rank
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    # Snakemake assigns no GPU ids: a job alone on its process takes the GPU with the most free
-    # memory (the visible ones; CUDA_VISIBLE_DEVICES, e.g. from SLURM, restricts them).
-    free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
-    return torch.device("cuda", max(range(len(free)), key=free.__getitem__))
-
-
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """Join the process group when started by torchrun (WORLD_SIZE > 1); (rank, world)."""
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1 or dist.is_initialized():
-        return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size()
-
-
 SNAPSHOTS_DIR = "snapshots"  # where --snapshots N writes the model (below a job's --out)
-#: ``halo evaluate --on``: the target's val set, or the source dataset's held-out val split
-EVAL_ON = {"target": "val", "source": "source-val"}
-
-
-def dataset(
-    run: Run, which: str, verify: bool = True, label_size: bool = False
-) -> SegmentationDataset:
-    """The benchmark's ``source``, ``target`` or ``val`` dataset at its configured size, or
-    ``source-val``: the source dataset's ``val`` split at the source size (held out from
-    training only where the source trains on another split, as the synthetic GTAV's ``train``).
-
-    With ``verify`` every file is decoded once before any work (a corrupt PNG, unknown label
-    ids or mismatched sizes fail here, naming the file), unless the files, unchanged, were
-    verified before (a stamp in :func:`halo.io.cache_dir`). ``label_size``: labels at their
-    files' size (evaluation with ``eval.label_size``)."""
-    from halo.data import build_dataset
-    from halo.io import cache_dir
-
-    source_val = dataclasses.replace(run.benchmark.source, split="val")
-    spec = source_val if which == "source-val" else getattr(run.benchmark, which)
-    size = run.source_size if which in ("source", "source-val") else run.target_size
-    ds = build_dataset(
-        spec.dataset,
-        run.root / spec.folder,
-        spec.split,
-        size,
-        protocol=run.benchmark.protocol,
-        resample=run.config.resize,
-        label_size=label_size,
-        **spec.options,
-    )
-    if verify:
-        ds.verify(cache=cache_dir())
-    return ds
-
-
-def build_model(run: Run) -> nn.Module:
-    """The run's segmenter, freshly initialised (from the torch RNG), on the CPU."""
-    from halo.models.segmenter import build_backbone
-
-    return build_backbone(run.config.backbone, run.num_classes, **run.model_options)
-
-
-def _load_fitting(run: Run, path: Path) -> dict:
-    """A checkpoint, loaded (plain data only) and checked to fit ``run``."""
-    ckpt = load_checkpoint(path)
-    check_fits(ckpt, run, path)
-    return ckpt
-
-
-def model_from_checkpoint(
-    run: Run, path: str | os.PathLike, device: torch.device
-) -> tuple[nn.Module, dict]:
-    """Load a checkpoint, check that it fits ``run``, build the model, load the weights, move it
-    to ``device``: ``(model, checkpoint dict)``.
-
-    Raises:
-        FileNotFoundError: no such checkpoint.
-        ValueError: unreadable, or trained for another backbone, variant or class count (checked
-            before the model is built).
-    """
-    path = Path(path)
-    ckpt = _load_fitting(run, path)
-    model = build_model(run)
-    load_weights(model, ckpt, where=str(path))
-    return model.to(device), ckpt
-
-
-def _meta(run: Run, **extra: Any) -> dict:
-    """What every checkpoint of ``run`` says about itself."""
-    from halo.config import to_dict
-
-    return {
-        "config": to_dict(run.config),
-        "backbone": run.config.backbone,
-        "model_key": run.model_key,
-        "model_options": dict(run.model_options),
-        "num_classes": run.num_classes,
-        **extra,
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------
 
 
 def train_session(
@@ -214,15 +79,7 @@ def train_session(
     """
     dev = pick_device(device)
     rank, _world = init_distributed(dev)
-    init_path, init_ckpt = init if init is not None else (None, None)
-    # The run's identity names the init checkpoint by what it holds, not by how its path was
-    # typed (relative or absolute paths to one checkpoint must resume the same run).
-    init_id = (
-        None
-        if init_ckpt is None
-        else [init_ckpt.get("fingerprint") or str(init_path), init_ckpt.get("step")]
-    )
-    fingerprint = run.fingerprint(protocol, schedule, init_id)
+    fingerprint = _fingerprint(run, protocol, schedule, init)
     final, state_path = out_dir / MODEL_FILE, out_dir / STATE_FILE
     if rank == 0:  # half-written files of a killed run (SIGKILL mid-write)
         remove_stray_temp(
@@ -236,19 +93,9 @@ def train_session(
     model = build_model(run)
     if rank == 0:  # --out must take the checkpoints before the first step, not after 50
         check_writable(out_dir, checkpoint_bytes(model, run.config.train.optimizer))
-    resume = None
-    if state_path.is_file():
-        state = load_checkpoint(state_path)
-        if state.get("fingerprint") == fingerprint:
-            load_weights(model, state, where=str(state_path))
-            resume = state
-            print(f"resuming from {state_path} at step {state['step']}")
-    if resume is None and init_ckpt is not None:
-        load_weights(model, init_ckpt, where=str(init_path))
-        if init_ckpt.get("protocol") == protocol and init_ckpt.get("step") == schedule.start:
-            resume = init_ckpt  # continue the previous round's optimiser and schedule
+    resume = _starting_point(model, state_path, fingerprint, init, protocol, schedule)
     model.to(dev)
-    meta = _meta(run, fingerprint=fingerprint, **(extra_meta or {}))
+    meta = checkpoint_meta(run, fingerprint=fingerprint, **(extra_meta or {}))
     timing.mark("compute")
     result = train(
         model,
@@ -267,17 +114,55 @@ def train_session(
     timing.mark("write")
     if rank != 0:
         return None
-    # what made the model, written once it exists (a failed run leaves no provenance behind);
-    # model.pt last: it marks the run complete
+    _publish(run, out_dir, result, command, protocol, dev, (source, target), keep_state)
+    return result
+
+
+def _fingerprint(run: Run, protocol: str, schedule: Schedule, init) -> str:
+    """The identity of a training run (what a resumed or completed run must match)."""
+    init_path, init_ckpt = init if init is not None else (None, None)
+    # The run's identity names the init checkpoint by what it holds, not by how its path was
+    # typed (relative or absolute paths to one checkpoint must resume the same run).
+    init_id = (
+        None
+        if init_ckpt is None
+        else [init_ckpt.get("fingerprint") or str(init_path), init_ckpt.get("step")]
+    )
+    return run.fingerprint(protocol, schedule, init_id)
+
+
+def _starting_point(model, state_path: Path, fingerprint, init, protocol, schedule) -> dict | None:
+    """Load into ``model`` where this run starts: its own interrupted state, else the ``init``
+    checkpoint; returns the checkpoint to continue (optimiser and schedule) or ``None``."""
+    if state_path.is_file():
+        state = load_checkpoint(state_path)
+        if state.get("fingerprint") == fingerprint:
+            load_weights(model, state, where=str(state_path))
+            print(f"resuming from {state_path} at step {state['step']}")
+            return state
+    if init is None:
+        return None
+    init_path, init_ckpt = init
+    load_weights(model, init_ckpt, where=str(init_path))
+    if init_ckpt.get("protocol") == protocol and init_ckpt.get("step") == schedule.start:
+        return init_ckpt  # continue the previous round's optimiser and schedule
+    return None
+
+
+def _publish(run, out_dir: Path, result, command, protocol, dev, data, keep_state) -> None:
+    """What made the model, written once it exists (a failed run leaves no provenance behind);
+    ``model.pt`` last: it marks the run complete (with ``keep_state`` a hard link of the final
+    training state, which stays until :func:`drop_state`)."""
     datasets = {  # the data the model saw (MLflow's dataset inputs, halo.tracking)
         which: getattr(ds, "dataset", ds).describe()  # a round's MaskedTarget wraps the pool
-        for which, ds in (("source", source), ("target", target))
+        for which, ds in zip(("source", "target"), data, strict=True)
         if ds is not None and hasattr(getattr(ds, "dataset", ds), "describe")
     }
     extra = {"protocol": protocol, "device": str(dev), "datasets": datasets}
     write_provenance(out_dir, run.config, command, extra)
     keys = ("step", "loss", "seconds", "history", "curve")
     write_json(out_dir / TRAIN_LOG, {k: result[k] for k in keys})
+    final, state_path = out_dir / MODEL_FILE, out_dir / STATE_FILE
     if keep_state:
         link = out_dir / f".tmp-{MODEL_FILE}.link"
         link.unlink(missing_ok=True)
@@ -285,7 +170,6 @@ def train_session(
         os.replace(link, final)
     else:
         os.replace(state_path, final)
-    return result
 
 
 def checkpoint_bytes(model: nn.Module, optimizer: str) -> int:
@@ -340,12 +224,6 @@ def budget_file(round_dir: Path) -> Path:
     return Path(round_dir) / BUDGET_FILE
 
 
-def check_round(run: Run, r: int) -> None:
-    rounds = run.config.active.rounds
-    if not 1 <= r <= rounds:
-        raise ValueError(f"--round {r}: expected 1..{rounds} (active.rounds)")
-
-
 def train_round(
     run: Run, r: int, *, init: Path, round_dir: Path, out_dir: Path, **options: Any
 ) -> dict | None:
@@ -356,7 +234,7 @@ def train_round(
 
     check_round(run, r)
     read_budget(round_dir)  # a missing or broken budget.json fails here, before any step
-    start = (init, _load_fitting(run, init))  # a missing, foreign or unsafe model fails first
+    start = (init, load_fitting(run, init))  # a missing, foreign or unsafe model fails first
     target = MaskedTarget(dataset(run, "target"), round_dir, resize=run.config.active.label_size)
     return train_session(
         run,

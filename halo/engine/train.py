@@ -23,55 +23,31 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
+from halo.choices import TRAINING_PROTOCOLS
 from halo.data.labels import IGNORE_INDEX
+from halo.engine.batches import Batches
 from halo.engine.checkpoint import save_checkpoint, unwrap
 from halo.engine.errors import TrainingDiverged
+from halo.engine.optim import build_optimizer, load_optimizer_state, lr_factor
 
 log = logging.getLogger(__name__)
-
-PROTOCOLS = ("source", "active", "supervised")
 
 
 # --------------------------------------------------------------------------------------------
 # Pure pieces
 # --------------------------------------------------------------------------------------------
-
-
-def lr_factor(
-    step: int,
-    total: int,
-    *,
-    warmup: int,
-    power: float,
-    schedule: str = "poly",
-    start: float = 0.0,
-) -> float:
-    """Learning-rate multiplier at global ``step`` of ``total``: linear warm-up, then decay.
-
-    ``start + (1 − start) · (step + 1) / warmup`` for the first ``warmup`` steps (from
-    ``start``, e.g. the official 0.01, towards 1), then with
-    ``p = (step − warmup) / (total − warmup)`` either ``(1 − p)^power`` (``poly``) or
-    ``(1 + cos(π p)) / 2`` (``cosine``).
-    """
-    if step < warmup:
-        return start + (1.0 - start) * (step + 1) / warmup
-    p = min((step - warmup) / max(total - warmup, 1), 1.0)
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * p))
-    if schedule != "poly":
-        raise ValueError(f"unknown schedule {schedule!r}; valid: poly, cosine")
-    return max(1.0 - p, 0.0) ** power
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
@@ -123,71 +99,6 @@ def local_consistency_loss(logits: Tensor, labels: Tensor, *, ignore_index: int 
     return (discrepancy * mask).sum() / mask.sum().clamp_min(1)
 
 
-def random_hflip(images: Tensor, labels: Tensor, flips: Tensor) -> tuple[Tensor, Tensor]:
-    """Flip the samples whose ``flips`` entry is True, horizontally.
-
-    Args:
-        images: [B, 3, H, W]; labels: [B, H, W]; flips: bool [B].
-    """
-    f = flips.to(images.device)
-    images = torch.where(f[:, None, None, None], images.flip(-1), images)
-    labels = torch.where(f[:, None, None], labels.flip(-1), labels)
-    return images, labels
-
-
-# --------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------
-
-
-class StepBatchSampler(Sampler[list[int]]):
-    """Batches indexed by global step: the batch of step t depends only on (seed, t).
-
-    Epoch e is a permutation of the dataset drawn from ``seed`` and e; the global batch of step t
-    is the slice ``[t·B, (t+1)·B)`` of the concatenated epochs, and rank r of w takes the r-th of
-    w equal parts of it.
-    """
-
-    def __init__(
-        self,
-        size: int,
-        batch_size: int,
-        *,
-        seed: int,
-        start: int,
-        stop: int,
-        rank: int = 0,
-        world: int = 1,
-    ) -> None:
-        if size < 1:
-            raise ValueError("StepBatchSampler: empty dataset")
-        if batch_size % world:
-            raise ValueError(f"batch size {batch_size} must be divisible by world size {world}")
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.start, self.stop, self.rank, self.world = start, stop, rank, world
-
-    def _epoch(self, e: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, e]).permutation(self.size)
-
-    def batch(self, step: int) -> list[int]:
-        b = self.batch_size
-        first, last = step * b, (step + 1) * b
-        idx = np.concatenate(
-            [self._epoch(e) for e in range(first // self.size, (last - 1) // self.size + 1)]
-        )
-        off = (first // self.size) * self.size
-        glob = idx[first - off : last - off]
-        part = b // self.world
-        return glob[self.rank * part : (self.rank + 1) * part].tolist()
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for step in range(self.start, self.stop):
-            yield self.batch(step)
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-
 # --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
@@ -206,64 +117,130 @@ class Schedule:
             raise ValueError(f"bad schedule {self}: need 0 <= start <= stop <= total")
 
 
-def _loader(
-    ds: Dataset, batch_size: int, seed: int, schedule: Schedule, workers: int, rank: int, world: int
-) -> Iterator[dict]:
-    sampler = StepBatchSampler(
-        len(ds),
-        batch_size,
-        seed=seed,
-        start=schedule.start,
-        stop=schedule.stop,
-        rank=rank,
-        world=world,
-    )
-    return iter(
-        DataLoader(
-            ds,
-            batch_sampler=sampler,
-            num_workers=workers,
-            persistent_workers=False,
-            pin_memory=False,
-        )
-    )
-
-
 def _kept(checkpoint: str | Path) -> str:
     if Path(checkpoint).is_file():
         return f"the last good checkpoint ({checkpoint}) is kept"
     return "no checkpoint had been written yet"
 
 
-def build_optimizer(
-    model: nn.Module,
-    *,
-    lr: float,
-    head_lr_mult: float,
-    momentum: float,
-    weight_decay: float,
-    optimizer: str = "sgd",
-    adam_beta2: float = 0.999,
-) -> torch.optim.Optimizer:
-    """SGD (with ``momentum``), geoopt's RiemannianSGD (the official HALO code's optimiser for
-    hyperbolic models: on Euclidean parameters it is SGD, but its momentum buffer starts at the
-    first gradient, so the first update is about 1.9× SGD's) or AdamW (``betas = (momentum,
-    adam_beta2)``, decoupled ``weight_decay``) over the model's parameter groups (decoder and
-    head at ``lr × head_lr_mult``); every group remembers its ``initial_lr`` for the schedule."""
-    groups = unwrap(model).param_groups(lr, head_lr_scale=head_lr_mult)
-    for g in groups:
-        g["initial_lr"] = g["lr"]
-    if optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if optimizer == "adamw":
-        return torch.optim.AdamW(
-            groups, lr=lr, betas=(momentum, adam_beta2), weight_decay=weight_decay
+def _process_group(model: nn.Module, cfg) -> tuple[int, int]:
+    """``(rank, world)`` of this process; a trainable decoder BatchNorm needs two images a
+    process."""
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    # a trainable BatchNorm after the ASPP's image pooling sees one value per channel and image:
+    # training needs two images a process (frozen BatchNorm, or BatchNorm over pixels, does not)
+    decoder = getattr(unwrap(model), "decoder", model)
+    if cfg.batch_size // world < 2 and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in decoder.modules()
+    ):
+        raise ValueError(
+            f"train.batch_size {cfg.batch_size} over {world} process(es) leaves "
+            f"{cfg.batch_size // world} image per process; BatchNorm needs at least 2 in "
+            "training (raise train.batch_size)"
         )
-    if optimizer == "riemannian-sgd":
-        from geoopt.optim import RiemannianSGD
+    return rank, world
 
-        return RiemannianSGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {optimizer!r}; valid: sgd, adamw, riemannian-sgd")
+
+def _wrap(model: nn.Module, cfg) -> nn.Module:
+    """The model as trained: DistributedDataParallel under torchrun (SyncBatchNorm with
+    ``train.sync_bn``), else itself."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return model
+    device = next(model.parameters()).device
+    net = nn.SyncBatchNorm.convert_sync_batchnorm(model) if cfg.sync_bn else model
+    return nn.parallel.DistributedDataParallel(
+        net, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
+def _losses(net: nn.Module, batches: Batches, step: int, protocol, cfg) -> dict[str, Tensor]:
+    """The loss terms of one step: ``source`` (+ ``consistency``), ``target`` (+ ``negative``)."""
+    parts = {}
+    active = protocol.name == "active"
+    if protocol.source:
+        x, y = batches.take("source", step)
+        src_logits = net(x).logits.float()
+        parts["source"] = F.cross_entropy(src_logits, y, ignore_index=IGNORE_INDEX)
+        if active and cfg.local_consistency > 0:
+            parts["consistency"] = cfg.local_consistency * local_consistency_loss(
+                src_logits, y, ignore_index=IGNORE_INDEX
+            )
+    if protocol.target:
+        x, y = batches.take("target", step)
+        logits = net(x).logits.float()
+        if (y != IGNORE_INDEX).any():
+            parts["target"] = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
+        else:  # keep every parameter in the graph (DDP) with a zero loss
+            parts["target"] = logits.sum() * 0.0
+        if active and cfg.negative_learning > 0:
+            parts["negative"] = cfg.negative_learning * negative_learning_loss(logits)
+    return parts
+
+
+class _Saver:
+    """Writes the training state (and snapshots) on rank 0; a checkpoint is only ever replaced
+    by a good one: weights or BatchNorm statistics an update made non-finite (its loss was still
+    finite) stop the run, and the previous checkpoint stays."""
+
+    def __init__(self, net, optimizer, checkpoint, meta, rank, advice: str) -> None:
+        self.net, self.optimizer, self.checkpoint = net, optimizer, checkpoint
+        self.meta, self.rank, self.advice = meta, rank, advice
+
+    def diverged(self, what: str) -> TrainingDiverged:
+        """The error of a run stopped by ``what`` (names the checkpoint that is kept)."""
+        return TrainingDiverged(f"{what}; stopped, {_kept(self.checkpoint)}. {self.advice}")
+
+    def __call__(self, step: int, curve: list, path: Path | None = None) -> None:
+        state = [t for t in self.net.state_dict().values() if t.is_floating_point()]
+        if not bool(torch.stack([t.isfinite().all() for t in state]).all()):
+            raise self.diverged(
+                f"weights or BatchNorm statistics became non-finite before step {step} "
+                f"({self.meta['protocol']})"
+            )
+        if self.rank != 0:
+            return
+        meta = {**self.meta, "curve": curve}
+        if path is None:
+            save_checkpoint(self.checkpoint, self.net, self.optimizer, step, meta)
+        else:
+            save_checkpoint(path, self.net, None, step, meta)
+
+
+def _start_step(resume: dict | None, schedule: Schedule) -> int:
+    """The step a run starts at: the schedule's start, or where ``resume`` stopped."""
+    if resume is None:
+        return schedule.start
+    start = int(resume.get("step", schedule.start))
+    if not schedule.start <= start <= schedule.stop:
+        raise ValueError(f"resume step {start} outside the schedule {schedule}")
+    return start
+
+
+def _optimizer(net: nn.Module, cfg, base_lr: float, resume: dict | None):
+    """The configured optimiser at ``base_lr``, continuing ``resume``'s state if it has one."""
+    optimizer = build_optimizer(
+        net,
+        lr=base_lr,
+        head_lr_mult=cfg.head_lr_mult,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        optimizer=cfg.optimizer,
+        adam_beta2=cfg.adam_beta2,
+    )
+    if resume is not None and resume.get("optimizer") is not None:
+        load_optimizer_state(optimizer, resume["optimizer"], cfg.optimizer)
+    return optimizer
+
+
+def _protocol(name: str, source, target):
+    """The protocol called ``name``, with the datasets it needs given."""
+    protocol = TRAINING_PROTOCOLS.lookup(name)
+    if (protocol.source and source is None) or (protocol.target and target is None):
+        raise ValueError(
+            f"protocol {name!r} needs source={protocol.source}, target={protocol.target}"
+        )
+    return protocol
 
 
 def train(
@@ -305,7 +282,8 @@ def train(
     Returns:
         ``{"step": final step, "loss": mean loss of the last 20 steps, "seconds": wall time,
         "history": [{"step", "loss", "lr"}, ...] (every 10th step of this call),
-        "curve": [[step, loss, lr], ...]}``: every step's loss and learning rate, continued from
+        "curve": [[step, loss, lr, time], ...]}``: every step's loss, learning rate and the Unix
+        time (seconds) at its end, continued from
         ``resume["curve"]`` (checkpoints carry it), so a resumed run, or a round continuing the
         previous round's schedule, has the whole run's curve.
 
@@ -314,187 +292,115 @@ def train(
     """
     from halo.progress import progress as progress_bar
 
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-    need_src = protocol in ("source", "active")
-    need_tgt = protocol in ("active", "supervised")
-    if (need_src and source is None) or (need_tgt and target is None):
-        raise ValueError(f"protocol {protocol!r} needs source={need_src}, target={need_tgt}")
-    distributed = dist.is_available() and dist.is_initialized()
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    # a trainable BatchNorm after the ASPP's image pooling sees one value per channel and image:
-    # training needs two images a process (frozen BatchNorm, or BatchNorm over pixels, does not)
-    decoder = getattr(unwrap(model), "decoder", model)
-    if cfg.batch_size // world < 2 and any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in decoder.modules()
-    ):
-        raise ValueError(
-            f"train.batch_size {cfg.batch_size} over {world} process(es) leaves "
-            f"{cfg.batch_size // world} image per process; BatchNorm needs at least 2 in "
-            "training (raise train.batch_size)"
-        )
-    device = next(model.parameters()).device
+    data, job = (source, target), (seed, checkpoint, resume, meta, schedule)
+    one_step, save, start = _prepare(model, protocol, data, cfg, *job)
+    show = progress and save.rank == 0
+    base_lr = one_step.base_lr
+    history, recent = [], []
+    # every step's [step, loss, lr] of the whole run: checkpoints carry it, so a resumed run (or
+    # a round continuing the previous round) continues it; steps past the resume point are redone
+    curve = [c for c in (resume or {}).get("curve", []) if c[0] < start]
+    one_step.net.train()
+    t0 = time.perf_counter()
+    bar = progress_bar(range(start, schedule.stop), desc=f"train[{protocol}]", enabled=show)
+    for step in bar:
+        value, parts, factor = one_step(step, save)
+        recent = [*recent[-19:], value]
+        curve.append([step, value, base_lr * factor, time.time()])
+        if step % 10 == 0 or step == schedule.stop - 1:
+            entry = _logged(step, value, base_lr * factor, parts, bar)
+            history.append(entry)
+            if on_log is not None and save.rank == 0:
+                on_log(entry)
+        _checkpoints(save, step, schedule.stop, cfg.checkpoint_every, snapshots, curve)
+    save(schedule.stop, curve)
+    result = {"step": schedule.stop, "loss": float(np.mean(recent)) if recent else math.nan}
+    return {**result, "seconds": time.perf_counter() - t0, "history": history, "curve": curve}
+
+
+def _logged(step: int, loss: float, lr: float, parts: dict[str, Tensor], bar) -> dict:
+    """The history entry of a logged step (also shown on the progress bar)."""
+    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
+    return {
+        "step": step,
+        "loss": loss,
+        "lr": lr,
+        **{k: float(v.detach()) for k, v in parts.items()},
+    }
+
+
+def _prepare(model, protocol: str, data, cfg, seed, checkpoint, resume, meta, schedule):
+    """The run's step (the model as trained, its optimiser, the batches from where the run
+    starts, autocast), its checkpoint writer and its first step; ``data`` is ``(source,
+    target)``."""
+    source, target = data
+    proto = _protocol(protocol, source, target)
+    start = _start_step(resume, schedule)
+    rank, world = _process_group(model, cfg)
     meta = dict(meta or {}, protocol=protocol, total_steps=schedule.total)
-
-    start = schedule.start
-    if resume is not None:
-        start = int(resume.get("step", schedule.start))
-        if not schedule.start <= start <= schedule.stop:
-            raise ValueError(f"resume step {start} outside the schedule {schedule}")
-    net: nn.Module = model
-    if distributed:
-        if cfg.sync_bn:
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    base_lr, warmup = cfg.phase_rate(protocol)
-    rate_key = "train.round_lr" if protocol == "active" and cfg.round_lr is not None else "train.lr"
-    optimizer = build_optimizer(
-        net,
-        lr=base_lr,
-        head_lr_mult=cfg.head_lr_mult,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        optimizer=cfg.optimizer,
-        adam_beta2=cfg.adam_beta2,
-    )
-    if resume is not None and resume.get("optimizer") is not None:
-        saved = resume["optimizer"]
-        group = (saved.get("param_groups") or [{}])[0]
-        kind = "adamw" if "betas" in group else "riemannian-sgd" if "stabilize" in group else "sgd"
-        if kind != cfg.optimizer:
-            raise ValueError(
-                f"the checkpoint to continue holds a {kind} optimiser state; train.optimizer is "
-                f"{cfg.optimizer!r} (continue with the same optimiser, or start a new run)"
-            )
-        # the saved moments and step counts continue; the hyperparameters (base rates, betas,
-        # momentum, decay) are this config's: load_state_dict would put the saved ones back
-        config_groups = [
-            {k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups
-        ]
-        optimizer.load_state_dict(saved)
-        for group, values in zip(optimizer.param_groups, config_groups, strict=True):
-            group.update(values)
-
-    run = Schedule(start, schedule.stop, schedule.total)
-    workers = cfg.num_workers
-    src_it = _loader(source, cfg.batch_size, seed, run, workers, rank, world) if need_src else None
-    tgt_it = (
-        _loader(target, cfg.batch_size, seed + 7919, run, workers, rank, world)
-        if need_tgt
-        else None
-    )
+    device = next(model.parameters()).device  # device follows the model
+    batches = Batches(proto, cfg, seed, start, schedule.stop, source, target, rank, world, device)
+    net = _wrap(model, cfg)
+    base_lr, warmup = cfg.phase_rate(proto.name)
+    optimizer = _optimizer(net, cfg, base_lr, resume)
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if cfg.amp and device.type == "cuda"
         else contextlib.nullcontext()
     )
+    active_rate = proto.name == "active" and cfg.round_lr is not None
+    rate_key = "train.round_lr" if active_rate else "train.lr"
+    save = _Saver(net, optimizer, checkpoint, meta, rank, f"Lower {rate_key} or check the data.")
+    args = (net, optimizer, batches, rank, amp, warmup, schedule.total, base_lr)
+    return _Step(*args), save, start
 
-    def batch(it, step, salt):
-        b = next(it)
-        images, labels = b["image"].to(device, non_blocking=True), b["label"].to(device)
-        if cfg.hflip:
-            g = torch.Generator().manual_seed(seed * 7 + salt * 1_000_000_007 + step)
-            flips = torch.rand(images.shape[0], generator=g) < 0.5
-            images, labels = random_hflip(images, labels, flips)
-        return images, labels
 
-    def save(step: int, path: Path | None = None) -> None:
-        # a checkpoint is only ever replaced by a good one: weights or BatchNorm statistics an
-        # update made non-finite (its loss was still finite) stop the run here, and the previous
-        # checkpoint stays
-        state = [t for t in net.state_dict().values() if t.is_floating_point()]
-        if not bool(torch.stack([t.isfinite().all() for t in state]).all()):
-            raise TrainingDiverged(
-                f"weights or BatchNorm statistics became non-finite before step {step} "
-                f"({protocol}); stopped, {_kept(checkpoint)}. Lower {rate_key} or check the data."
-            )
-        if rank == 0 and path is None:
-            save_checkpoint(checkpoint, net, optimizer, step, {**meta, "curve": curve})
-        elif rank == 0:
-            save_checkpoint(path, net, None, step, {**meta, "curve": curve})
+@dataclass(frozen=True)
+class _Step:
+    """One optimiser step at a global step of a training run."""
 
-    history, recent = [], []
-    # every step's [step, loss, lr] of the whole run: checkpoints carry it, so a resumed run (or
-    # a round continuing the previous round) continues it; steps past the resume point are redone
-    curve = [c for c in (resume or {}).get("curve", []) if c[0] < start]
-    net.train()
-    t0 = time.perf_counter()
-    bar = progress_bar(
-        range(start, schedule.stop),
-        desc=f"train[{protocol}]",
-        enabled=progress and rank == 0,
-        total=schedule.stop - start,
-    )
-    step = start
-    for step in bar:
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    batches: Batches  # also the run's protocol, train config and seed
+    rank: int
+    amp: Any
+    warmup: int
+    total: int
+    base_lr: float
+
+    def __call__(self, step: int, save: _Saver) -> tuple[float, dict[str, Tensor], float]:
+        """Train ``step``: ``(loss, its terms, the rate factor)``."""
+        cfg, proto = self.batches.cfg, self.batches.protocol
         # The model's own randomness (the decoder's dropout) is seeded per step and rank, so a
         # resumed run draws exactly what an uninterrupted one would (one seed at the start would
         # give the resumed run other dropout masks).
-        torch.manual_seed(step_seed(seed, step, rank))
+        torch.manual_seed(step_seed(self.batches.seed, step, self.rank))
         factor = lr_factor(
             step,
-            cfg.decay_steps or schedule.total,  # past the horizon the rate stays at 0
-            warmup=warmup,
+            cfg.decay_steps or self.total,  # past the horizon the rate stays at 0
+            warmup=self.warmup,
             power=cfg.poly_power,
             schedule=cfg.schedule,
             start=cfg.warmup_start,
+            shift=cfg.warmup_shift,
         )
-        for g in optimizer.param_groups:
+        for g in self.optimizer.param_groups:
             g["lr"] = g["initial_lr"] * factor
-        parts = {}
-        with amp:
-            if need_src:
-                x, y = batch(src_it, step, 1)
-                src_logits = net(x).logits.float()
-                parts["source"] = F.cross_entropy(src_logits, y, ignore_index=IGNORE_INDEX)
-                if protocol == "active" and cfg.local_consistency > 0:
-                    parts["consistency"] = cfg.local_consistency * local_consistency_loss(
-                        src_logits, y, ignore_index=IGNORE_INDEX
-                    )
-            if need_tgt:
-                x, y = batch(tgt_it, step, 2)
-                logits = net(x).logits.float()
-                if (y != IGNORE_INDEX).any():
-                    parts["target"] = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
-                else:  # keep every parameter in the graph (DDP) with a zero loss
-                    parts["target"] = logits.sum() * 0.0
-                if protocol == "active" and cfg.negative_learning > 0:
-                    parts["negative"] = cfg.negative_learning * negative_learning_loss(logits)
+        with self.amp:
+            parts = _losses(self.net, self.batches, step, proto, cfg)
         loss = sum(parts.values())
         if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at step {step} ({protocol}); stopped, "
-                f"{_kept(checkpoint)}. Lower {rate_key} or check the data."
-            )
-        optimizer.zero_grad(set_to_none=True)
+            raise save.diverged(f"loss became {loss.item()} at step {step} ({proto.name})")
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        value = float(loss.detach())
-        recent = [*recent[-19:], value]
-        curve.append([step, value, base_lr * factor])
-        if step % 10 == 0 or step == schedule.stop - 1:
-            entry = {
-                "step": step,
-                "loss": value,
-                "lr": base_lr * factor,
-                **{k: float(v.detach()) for k, v in parts.items()},
-            }
-            history.append(entry)
-            bar.set_postfix(loss=f"{value:.3f}", lr=f"{base_lr * factor:.2e}")
-            if on_log is not None and rank == 0:
-                on_log(entry)
-        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < schedule.stop:
-            save(step + 1)
-        if snapshots and (step + 1) % snapshots[0] == 0 and step + 1 < schedule.stop:
-            save(step + 1, Path(snapshots[1]) / f"step{step + 1:06d}.pt")
-    final = schedule.stop
-    save(final)
-    return {
-        "step": final,
-        "loss": float(np.mean(recent)) if recent else math.nan,
-        "seconds": time.perf_counter() - t0,
-        "history": history,
-        "curve": curve,
-    }
+        self.optimizer.step()
+        return float(loss.detach()), parts, factor
+
+
+def _checkpoints(save: _Saver, step: int, stop: int, every: int, snapshots, curve) -> None:
+    """After ``step``: the training state every ``every`` steps, the model every
+    ``snapshots[0]`` steps into ``snapshots[1]`` (never at the last step: the end saves)."""
+    if (step + 1) % every == 0 and step + 1 < stop:
+        save(step + 1, curve)
+    if snapshots and (step + 1) % snapshots[0] == 0 and step + 1 < stop:
+        save(step + 1, curve, Path(snapshots[1]) / f"step{step + 1:06d}.pt")

@@ -12,21 +12,9 @@ import os
 import signal
 import socket
 import sys
-import time
 
 from halo.launcher import protocol
-
-
-def process_start() -> float:
-    """This process's start, Unix seconds (``/proc``; now where there is none)."""
-    try:
-        with open("/proc/self/stat") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time()
+from halo.timing import process_start
 
 
 def plain(argv: list[str]) -> None:

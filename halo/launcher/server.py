@@ -37,7 +37,7 @@ PRELOAD = (
     "yaml",
     "halo.cli.commands",
     "halo.config",
-    "halo.engine.session",
+    "halo.engine.jobs",
     "halo.engine.evaluate",
     "halo.acquisition.loop",
     "halo.acquisition.strategies",

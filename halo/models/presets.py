@@ -15,6 +15,7 @@ from halo.registry import Registry
 __all__ = [
     "ARCHITECTURES",
     "BACKBONES",
+    "DECODERS",
     "HEADS",
     "Architecture",
     "BackbonePreset",
@@ -53,6 +54,13 @@ HEADS: Registry = Registry("head")
 """Head registry: lower-case name -> head class of :mod:`halo.models.heads` (imported on use)."""
 HEADS.add_lazy("euclidean", "halo.models.heads:EuclideanHead")
 HEADS.add_lazy("hyperbolic", "halo.models.heads:HyperbolicHead")
+
+DECODERS: Registry = Registry("decoder")
+"""Decoder registry: name -> a function of :mod:`halo.models.decoders` that takes the decoder smp
+built and the head, and returns the decoder to use (``smp``: as built; ``official``: the official
+DeepLabV3+, and the head's convolutions initialised as the official code's)."""
+DECODERS.add_lazy("smp", "halo.models.decoders:smp_decoder")
+DECODERS.add_lazy("official", "halo.models.decoders:official_deeplabv3plus")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from halo.models.heads import build_head
 from halo.models.presets import (
     ARCHITECTURES,
     BACKBONES,
+    DECODERS,
     HEADS,
     BackbonePreset,
     check_divisible,
@@ -245,6 +246,7 @@ def build_segmenter(
     precision: str = "float32",
     frozen_bn: bool = False,
     hfr_normalize: bool = True,
+    decoder: str = "smp",
     **arch_options: object,
 ) -> Segmenter:
     """Build a :class:`Segmenter` from an smp architecture, an smp encoder and a head name.
@@ -271,6 +273,9 @@ def build_segmenter(
             its BatchNorm1d.
         hfr_normalize: the hyperbolic head's HFR normalises each channel map over the pixels
             (HALO; ``False``: the ablation without it).
+        decoder: a key of :data:`~halo.models.presets.DECODERS`: ``"smp"`` (smp's decoder) or
+            ``"official"`` (DeepLabV3+ rebuilt as the official HALO code's:
+            :mod:`halo.models.decoders`).
         **arch_options: further keyword arguments for the smp architecture.
 
     Returns:
@@ -283,28 +288,16 @@ def build_segmenter(
     spec = ARCHITECTURES.lookup(arch)
     _check_encoder_name(encoder)
     HEADS.lookup(head)  # fail before the (slow) smp build
+    rebuild = DECODERS.lookup(decoder)
     head_options = _head_options(head, hfr, embed_dim, curvature, precision, hfr_normalize)
-    smp_options = dict(arch_options)
-    if decoder_channels is not None:
-        smp_options[spec.decoder_channels_arg] = decoder_channels
-    if encoder_output_stride is not None:
-        if spec.output_stride_arg is None:
-            raise ValueError(f"encoder_output_stride is not an option of architecture {arch!r}")
-        smp_options[spec.output_stride_arg] = encoder_output_stride
-    import segmentation_models_pytorch as smp
-
-    model = smp.create_model(
-        spec.smp_name,
-        encoder_name=encoder,
-        encoder_weights=encoder_weights,
-        classes=num_classes,
-        **smp_options,
-    )
+    smp_options = _smp_options(spec, arch, arch_options, decoder_channels, encoder_output_stride)
+    model = _smp_model(spec.smp_name, encoder, encoder_weights, num_classes, smp_options)
+    in_channels = model.segmentation_head[0].in_channels
+    head_module = build_head(head, in_channels, num_classes, **head_options)
+    model.decoder = rebuild(model.decoder, head_module)
     if frozen_bn:  # the encoder's and the decoder's, as the official code (not the head's)
         freeze_batchnorm(model.encoder)
         freeze_batchnorm(model.decoder)
-    in_channels = model.segmentation_head[0].in_channels
-    head_module = build_head(head, in_channels, num_classes, **head_options)
     return Segmenter(
         model.encoder,
         model.decoder,
@@ -312,6 +305,28 @@ def build_segmenter(
         input_divisor=model.encoder.output_stride,
         head_name=head.lower(),
     )
+
+
+def _smp_model(name: str, encoder: str, weights: str | None, num_classes: int, options: dict):
+    """smp's model ``name`` (its encoder, decoder and segmentation head)."""
+    import segmentation_models_pytorch as smp
+
+    return smp.create_model(
+        name, encoder_name=encoder, encoder_weights=weights, classes=num_classes, **options
+    )
+
+
+def _smp_options(spec, arch: str, options: dict, decoder_channels, output_stride) -> dict:
+    """The smp architecture's keyword arguments: ``options`` plus its names for the decoder
+    width and the encoder's output stride."""
+    smp_options = dict(options)
+    if decoder_channels is not None:
+        smp_options[spec.decoder_channels_arg] = decoder_channels
+    if output_stride is not None:
+        if spec.output_stride_arg is None:
+            raise ValueError(f"encoder_output_stride is not an option of architecture {arch!r}")
+        smp_options[spec.output_stride_arg] = output_stride
+    return smp_options
 
 
 def build_backbone(name: str, num_classes: int, **overrides: object) -> Segmenter:

@@ -12,31 +12,12 @@ Modules: :mod:`~halo.report.records` (validation, the mIoU tables, best methods,
 :mod:`~halo.report.radius` (radius vs frequency statistics), :mod:`~halo.report.figures` (the
 PNGs), :mod:`~halo.report.layout` (the file names); everything public is re-exported here.
 
-Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``)::
-
-    miou_table.csv            tidy: backbone, method, variant, budget, n_seeds, mean, std,
-                              labelled_fraction (the mean labelled share of the target pool)
-    runs.csv                  one row per run: backbone, method, variant, kind, budget, seed,
-                              miou, labelled_fraction (the seeds behind each cell)
-    miou_table.md             wide: rows (backbone, method), columns 0% | budgets | 100%
-    per_class.csv             backbone, method, variant, budget, n_seeds, <class>... (mean IoU)
-    acquired_classes.csv      same keys, <class>...: % of the labelled pixels per class after the
-                              last round (when the active runs' label masks are given)
-    budget_curve.png          mIoU vs budget per (backbone, method), source/supervised lines
-    radius_vs_frequency.csv   class, pixel_share, mean_radius   (paper Figure 2; when a
-    radius_vs_frequency.png   scatter, log-x, Pearson r and Spearman rho   hyperbolic run exists)
-    radius_correlations.csv   per model group with radii: radius-vs-share correlation over all
-                              classes and over the classes it learned (IoU >= 20)
-    training_stability.csv    per active run: first, peak and final logged training loss, and
-                              ``unstable`` when the peak is above 5x the first (when the runs'
-                              training logs are given); miou_table.md then lists those runs
-    acquisition/<id>.png      image | radius | entropy | score | selected  (paper Figure 4; when
-                                                                          panels are given)
-    budget_curve.csv          the budget curve's data: series, budget (%), mean mIoU, seeds
-    rounds.csv                mIoU after each round per active series, round 0 = source-only
-                              (both for DVC's data-driven plots, dvc.yaml)
-    metrics.json              method → budget → mean and per-seed mIoU (``dvc metrics show``)
-    summary.json              what :func:`build_report` returns
+Files written by :func:`build_report` into ``out_dir`` (``results/<bench>/``): every name of
+:mod:`halo.report.layout`, each described once there (``CAPTIONS``, which Snakemake's report shows
+beside each file). Some are written only when their input exists: the radius files when a
+hyperbolic run has radii, ``acquired_classes.csv`` when the active runs' label masks are given,
+``training_stability.csv`` when their training logs are (``miou_table.md`` then names the unstable
+runs), ``acquisition/<id>.png`` when panels are given.
 
 Conventions (units, budgets, row labels, standard deviations): :mod:`halo.report.records`.
 """

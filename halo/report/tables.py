@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from halo.io import write_text
-from halo.report.layout import MIOU_CSV, MIOU_MD, PER_CLASS_CSV, RUNS_CSV, STABILITY_CSV
+from halo.report.layout import MIOU_CSV, MIOU_HTML, MIOU_MD, PER_CLASS_CSV, RUNS_CSV, STABILITY_CSV
 from halo.report.records import (
     _GROUP,
     _class_long,
@@ -68,6 +68,34 @@ def _markdown(wide: pd.DataFrame, long: pd.DataFrame, benchmark: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+_PAGE_STYLE = (
+    "body{font:14px/1.4 system-ui,sans-serif;margin:1em}table{border-collapse:collapse}"
+    "th,td{border:1px solid #ccc;padding:.25em .6em}td.n{text-align:right}th{background:#f3f3f3}"
+)
+
+
+def _html(wide: pd.DataFrame, markdown: str) -> str:
+    """The mIoU table as a standalone page (no script, no external resource): the Markdown file's
+    title and sentences as text, the table as an HTML table."""
+    from html import escape
+
+    text = [line for line in markdown.splitlines() if line and not line.startswith("|")]
+    title, sentences = text[0].lstrip("# "), text[1:]
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in ["backbone", "method", *wide.columns])
+    rows = []
+    for (backbone, method), row in wide.iterrows():
+        cells = [f"<td>{escape(str(backbone))}</td>", f"<td>{escape(str(method))}</td>"]
+        cells += [f'<td class="n">{escape(str(c))}</td>' for c in row]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    plain = [s.replace("**", "").replace("`", "") for s in sentences]  # Markdown marks dropped
+    paragraphs = "".join(f"<p>{escape(s)}</p>" for s in plain)
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
+        f"</title><style>{_PAGE_STYLE}</style></head><body><h1>{escape(title)}</h1>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>{paragraphs}</body></html>\n"
+    )
+
+
 def write_miou_table(
     records: Sequence[Mapping[str, Any]],
     out_dir: str | os.PathLike,
@@ -75,8 +103,9 @@ def write_miou_table(
     digits: int = 1,
     note: str = "",
 ) -> list[Path]:
-    """Write ``miou_table.csv`` (tidy, numeric), ``miou_table.md`` (wide) and ``runs.csv`` (one
-    row per run: the seeds behind each cell, for paired comparisons) into ``out_dir``.
+    """Write ``miou_table.csv`` (tidy, numeric), ``miou_table.md`` (wide), the same table as a
+    page (``miou_table.html``) and ``runs.csv`` (one row per run: the seeds behind each cell, for
+    paired comparisons) into ``out_dir``.
 
     The CSV has columns ``backbone, method, variant, budget, n_seeds, mean, std`` (empty std
     with one seed) and ``labelled_fraction`` (the mean labelled fraction of the target pool);
@@ -85,7 +114,7 @@ def write_miou_table(
     columns ``backbone, method, variant, kind, budget, seed, miou, labelled_fraction``.
 
     Returns:
-        The three paths.
+        The four paths.
     """
     benchmark = check_records(records)
     out_dir = Path(out_dir)
@@ -95,7 +124,10 @@ def write_miou_table(
     cols = ["backbone", "method", "variant", "budget", "n_seeds", "mean", "std"]
     cols.append("labelled_fraction")
     write_text(csv_path, long[cols].to_csv(index=False, lineterminator="\n"))
-    write_text(md_path, _markdown(wide, long, benchmark) + note)
+    markdown = _markdown(wide, long, benchmark) + note
+    write_text(md_path, markdown)
+    html_path = out_dir / MIOU_HTML
+    write_text(html_path, _html(wide, markdown))
     runs = _runs_frame(records).sort_values(
         ["backbone", "kind_order", "method", "variant", "budget", "seed"], kind="stable"
     )
@@ -103,7 +135,7 @@ def write_miou_table(
     keep = ["backbone", "method", "variant", "kind", "budget", "seed", "miou", "labelled"]
     frame = runs[keep].rename(columns={"labelled": "labelled_fraction"})
     write_text(runs_path, frame.to_csv(index=False, lineterminator="\n"))
-    return [csv_path, md_path, runs_path]
+    return [csv_path, md_path, html_path, runs_path]
 
 
 # --------------------------------------------------------------------------------------------

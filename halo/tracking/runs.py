@@ -70,7 +70,8 @@ def _log_batched(client, run_id: str, metrics=(), params=(), tags=()) -> None:
 
 def _curve_metrics(files: Sequence[Path], timestamp: int) -> list:
     """``train/loss`` and ``train/lr`` at every step trained, from an attached ``train_log.json``
-    (its ``curve`` spans the whole run: resumes and, for an active run, every round)."""
+    (its ``curve`` spans the whole run: resumes and, for an active run, every round), each at the
+    time its step ended (``timestamp``, the logging time, for a curve written without times)."""
     from mlflow.entities import Metric
 
     from halo.io import read_json
@@ -79,9 +80,10 @@ def _curve_metrics(files: Sequence[Path], timestamp: int) -> list:
     out = []
     for f in files:
         if f.name == TRAIN_LOG and f.is_file():
-            for step, loss, lr in read_json(f, "training log").get("curve", []):
-                out.append(Metric("train/loss", float(loss), timestamp, int(step)))
-                out.append(Metric("train/lr", float(lr), timestamp, int(step)))
+            for step, loss, lr, *when in read_json(f, "training log").get("curve", []):
+                at = int(when[0] * 1000) if when else timestamp
+                out.append(Metric("train/loss", float(loss), at, int(step)))
+                out.append(Metric("train/lr", float(lr), at, int(step)))
     return out
 
 
@@ -97,16 +99,37 @@ def _provenance(files: Sequence[Path]) -> dict:
     return {}
 
 
-def _git_tags(files: Sequence[Path]) -> dict[str, str]:
-    """``mlflow.source.git.commit`` (and ``halo.git.dirty``) from an attached provenance JSON."""
-    revision = _provenance(files).get("git_revision")
+def _protocol(argv: list) -> str | None:
+    """The ``--protocol`` value of a command line (``--protocol X`` or ``--protocol=X``)."""
+    for i, arg in enumerate(map(str, argv)):
+        if arg.startswith("--protocol="):
+            return arg.partition("=")[2] or None
+        if arg == "--protocol" and i + 1 < len(argv):
+            return str(argv[i + 1])
+    return None
+
+
+def _source_tags(files: Sequence[Path]) -> dict[str, str]:
+    """Where MLflow's run page shows a run's source, from an attached provenance JSON: the command
+    that made it (``mlflow.source.name``, e.g. ``halo train --protocol active``; type ``LOCAL``),
+    ``mlflow.source.git.commit`` and ``halo.git.dirty``. The page shows the commit only beside a
+    source name."""
+    provenance = _provenance(files)
+    tags = {}
+    command, argv = provenance.get("command"), provenance.get("argv")
+    if isinstance(command, str) and command:
+        protocol = _protocol(argv if isinstance(argv, list) else [])
+        if protocol:
+            command += f" --protocol {protocol}"
+        tags |= {"mlflow.source.name": command, "mlflow.source.type": "LOCAL"}
+    revision = provenance.get("git_revision")
     if isinstance(revision, str) and revision:
         commit = revision.removesuffix("-dirty")
-        return {
+        tags |= {
             "mlflow.source.git.commit": commit,
             "halo.git.dirty": str(revision != commit).lower(),
         }
-    return {}
+    return tags
 
 
 def _dataset_inputs(files: Sequence[Path]) -> list:
@@ -203,7 +226,7 @@ def log_run(record: dict, *, artifacts: Sequence[Path] = (), uri: str | None = N
 
     tags = {
         **_tags(record),
-        **_git_tags(files),
+        **_source_tags(files),
         "halo.digest": _digest(record, [(f, None) for f in files]),
     }
     span = None

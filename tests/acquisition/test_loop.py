@@ -356,3 +356,31 @@ def test_source_radius_methods_read_the_radius_model(
     assert with_other != masks("halo", "halo2")
     assert masks("halo-src-inv", "inv", other) != with_other
     assert other.training  # the radius model's mode is restored
+
+
+def test_at_the_label_size_the_radius_is_of_the_upsampled_ball_points():
+    """Scored at the label size (``active.label_size``), the radius map is the hyperbolic radius of
+    the embeddings upsampled (bilinear, align_corners=True) to that size, as the official code
+    computes it, not the decoder-size radius map upsampled; without it, the model's own map."""
+    import torch.nn.functional as F
+
+    from halo.acquisition.loop import _radius
+    from halo.models.hyperbolic import radius
+
+    torch.manual_seed(0)
+    model = build_backbone("deeplabv3plus-r18", 5, curvature=0.5).eval()
+    images = torch.rand(2, 3, 32, 64)
+    with torch.no_grad():
+        out = model(images)
+        plain = _radius(model, out, None, images)
+        big = _radius(model, out, None, images, (48, 96))
+        other = _radius(model, out, model, images, (48, 96))  # a radius model: its own points
+    assert torch.equal(plain, out.radius) and plain.shape == (2, 8, 16)
+    points = F.interpolate(out.embeddings, size=(48, 96), mode="bilinear", align_corners=True)
+    assert big.shape == (2, 48, 96)
+    assert torch.allclose(big, radius(points, c=0.5, dim=1))
+    assert torch.allclose(other, big)
+    upsampled = F.interpolate(
+        out.radius[:, None], size=(48, 96), mode="bilinear", align_corners=True
+    )
+    assert not torch.allclose(big, upsampled[:, 0], atol=1e-4)  # the two rules differ

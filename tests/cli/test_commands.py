@@ -232,7 +232,7 @@ def test_evaluate_on_the_held_out_source_split(tiny_data, r18_checkpoint, tmp_pa
     from halo.config import load_run
     from halo.data import build_dataset
     from halo.engine.evaluate import evaluate
-    from halo.engine.session import model_from_checkpoint
+    from halo.engine.restore import model_from_checkpoint
 
     base = ["--config", str(TINY_CONFIG), "--set", f"data_root={tiny_data}", "--quiet"]
     ck = ["--checkpoint", str(r18_checkpoint)]
@@ -315,6 +315,7 @@ def test_dry_run_prints_the_official_recipe_and_touches_nothing(tmp_path, capsys
     cfg = yaml.safe_load(capsys.readouterr().out)
     t, e = cfg["train"], cfg["eval"]
     assert (t["negative_learning"], t["warmup_steps"], t["warmup_start"]) == (1.0, 600, 0.01)
+    assert t["warmup_shift"] == 0  # step t at 0.01 + 0.99 t/600: torch's LinearLR
     assert (t["schedule"], t["poly_power"], t["hflip"], t["amp"]) == ("poly", 0.5, False, False)
     assert t["decay_steps"] == 15000  # official: 60k / 4 GPUs; the last 375 steps at lr 0
     assert e["flip"] is True and cfg["model"]["frozen_bn"] is True
@@ -324,6 +325,7 @@ def test_dry_run_prints_the_official_recipe_and_touches_nothing(tmp_path, capsys
     assert starts == [0, 3843, 7687, 10250, 12812]  # the official selection steps
     assert cfg["resolved"]["round_spans"][-1][1:] == [15375, 15375]
     assert cfg["resolved"]["model_options"]["frozen_bn"] is True
+    assert cfg["resolved"]["model_options"]["decoder"] == "official"  # the official DeepLabV3+
     assert t["optimizer"] == "riemannian-sgd"  # geoopt, as official for hyperbolic models
     assert main([*argv, "--set", "method=ripu", "--dry-run"]) == 0
     ripu = yaml.safe_load(capsys.readouterr().out)["train"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from halo.data import DataError, build_dataset
+from halo.data import DataError, build_dataset, label_encoding
 from halo.data import labels as L
 from tests.data.conftest import check_item, raw_map
 
@@ -14,7 +14,7 @@ def test_acdc_conditions(trees):
     root = trees.acdc("val", labs)
     ds = build_dataset("acdc", root, "val", conditions=["fog", "night", "snow"])
     assert len(ds) == 3 and ds.ids[0].startswith("fog/GOPR")
-    check_item(ds[1], L.id_to_train_id("acdc"), labs["night"])
+    check_item(ds[1], L.id_to_train_id(label_encoding("acdc")), labs["night"])
     fog = build_dataset("acdc", root, "val", conditions=["fog"])
     assert len(fog) == 1
     with pytest.raises(DataError, match=r"rgb_anon/rain/val"):

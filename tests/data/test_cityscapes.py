@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from halo.data import build_dataset
+from halo.data import build_dataset, label_encoding
 from halo.data import labels as L
 from tests.data.conftest import check_item, raw_map
 
@@ -12,7 +12,7 @@ def test_cityscapes_official_layout(trees):
     root = trees.cityscapes("train", labs)
     ds = build_dataset("cityscapes", root, "train")
     assert ds.ids == ["aachen/aachen_000000_000019", "bremen/bremen_000001_000019"]
-    lut = L.id_to_train_id("cityscapes")
+    lut = L.id_to_train_id(label_encoding("cityscapes"))
     check_item(ds[0], lut, labs["aachen"])
     check_item(ds[1], lut, labs["bremen"])
 

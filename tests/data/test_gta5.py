@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from halo.data import build_dataset
+from halo.data import build_dataset, label_encoding
 from halo.data import labels as L
 from tests.data.conftest import check_item, raw_map
 
@@ -12,7 +12,7 @@ def test_gta5_all_and_file_list(trees):
     root = trees.gta5(labs, lists={"val": [1]})
     ds = build_dataset("gta5", root, "all")
     assert ds.ids == ["00001", "00002"]
-    lut = L.id_to_train_id("gta5")
+    lut = L.id_to_train_id(label_encoding("gta5"))
     for i in range(2):
         check_item(ds[i], lut, labs[i])
     assert ds[0]["label"][0, :5].tolist() == [0, 1, 13, 255, 18]

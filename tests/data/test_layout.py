@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from halo.data import DataError, acdc, build_dataset, cityscapes, gta5, synthia
+from halo.data.labels import CITYSCAPES_LABEL_IDS
 from halo.data.layout import Layout, Sample
-from halo.data.readers import read_label_8bit
+from halo.data.readers import read_label_8bit, write_label_8bit
 from tests.data.conftest import raw_map
 
 R = Path("/r")
@@ -76,7 +77,17 @@ def test_a_sample_id_needs_every_id_part():
 )
 def test_inconsistent_templates_are_rejected(image, label, match):
     with pytest.raises(ValueError, match=match):
-        Layout("x", "X", image, label, "ids", read_label_8bit, "nowhere")
+        Layout(
+            "x",
+            "X",
+            image,
+            label,
+            "ids",
+            CITYSCAPES_LABEL_IDS,
+            read_label_8bit,
+            write_label_8bit,
+            "nowhere",
+        )
 
 
 def test_discovery_pairs_by_the_layout_and_ignores_other_files(trees):

@@ -15,7 +15,8 @@ from halo.acquisition.rounds import MaskedTarget, mask_path, read_mask
 from halo.cli import main
 from halo.config import load_run
 from halo.engine.checkpoint import load_checkpoint, load_weights
-from halo.engine.session import build_model, dataset
+from halo.engine.restore import build_model
+from halo.engine.runtime import dataset
 from tests.engine.conftest import TINY_CONFIG
 
 

@@ -57,7 +57,8 @@ def test_hyperbolic_head_survives_ten_times_the_default_lr(tiny_data, tmp_path, 
     finishes, and the trained model's logits, ball points and radii are finite, inside the ball."""
     from halo.config import load_config, load_run
     from halo.engine.checkpoint import load_checkpoint, load_weights
-    from halo.engine.session import build_model, dataset
+    from halo.engine.restore import build_model
+    from halo.engine.runtime import dataset
 
     synth_lr = load_config(TINY.parent.parent / "synth.yaml").train.lr
     sets = [

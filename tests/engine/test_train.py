@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from halo.choices import TRAINING_PROTOCOLS
 from halo.config import TrainConfig
+from halo.engine import batches as B
 from halo.engine import train as T
 from halo.engine.checkpoint import load_checkpoint, load_weights, save_checkpoint
 
@@ -39,37 +41,37 @@ def test_the_rounds_have_their_own_rate_and_warmup():
     from halo.config import TrainConfig
 
     common = TrainConfig(lr=0.01, warmup_steps=20)
-    assert [common.phase_rate(p) for p in T.PROTOCOLS] == [(0.01, 20)] * 3
+    assert [common.phase_rate(p) for p in TRAINING_PROTOCOLS] == [(0.01, 20)] * 3
     own = TrainConfig(lr=0.01, warmup_steps=20, round_lr=0.002, round_warmup_steps=5)
     assert own.phase_rate("active") == (0.002, 5)
     assert own.phase_rate("source") == own.phase_rate("supervised") == (0.01, 20)
 
 
 def test_step_batches_depend_only_on_seed_and_step():
-    a = T.StepBatchSampler(10, 4, seed=3, start=0, stop=8)
-    b = T.StepBatchSampler(10, 4, seed=3, start=5, stop=8)
+    a = B.StepBatchSampler(10, 4, seed=3, start=0, stop=8)
+    b = B.StepBatchSampler(10, 4, seed=3, start=5, stop=8)
     assert list(a)[5:] == list(b)
     steps = list(a)
     # consecutive batches walk through permutations: every index once per epoch
     flat = [i for batch in steps for i in batch]
     assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
-    assert list(T.StepBatchSampler(10, 4, seed=4, start=0, stop=8)) != steps
+    assert list(B.StepBatchSampler(10, 4, seed=4, start=0, stop=8)) != steps
 
 
 def test_step_batches_split_across_ranks():
-    full = T.StepBatchSampler(7, 4, seed=0, start=0, stop=5)
-    r0 = T.StepBatchSampler(7, 4, seed=0, start=0, stop=5, rank=0, world=2)
-    r1 = T.StepBatchSampler(7, 4, seed=0, start=0, stop=5, rank=1, world=2)
+    full = B.StepBatchSampler(7, 4, seed=0, start=0, stop=5)
+    r0 = B.StepBatchSampler(7, 4, seed=0, start=0, stop=5, rank=0, world=2)
+    r1 = B.StepBatchSampler(7, 4, seed=0, start=0, stop=5, rank=1, world=2)
     for g, a, b in zip(full, r0, r1, strict=True):
         assert a + b == g
     with pytest.raises(ValueError, match="divisible"):
-        T.StepBatchSampler(7, 3, seed=0, start=0, stop=1, world=2)
+        B.StepBatchSampler(7, 3, seed=0, start=0, stop=1, world=2)
 
 
 def test_hflip_flips_selected_samples_only():
     x = torch.arange(2 * 3 * 2 * 4, dtype=torch.float32).view(2, 3, 2, 4)
     y = torch.arange(2 * 2 * 4).view(2, 2, 4)
-    fx, fy = T.random_hflip(x, y, torch.tensor([True, False]))
+    fx, fy = B.random_hflip(x, y, torch.tensor([True, False]))
     assert torch.equal(fx[0], x[0].flip(-1)) and torch.equal(fx[1], x[1])
     assert torch.equal(fy[0], y[0].flip(-1)) and torch.equal(fy[1], y[1])
 
@@ -301,6 +303,29 @@ def test_warmup_starts_at_its_factor_and_a_zero_start_is_the_plain_ramp() -> Non
     assert f[0] == pytest.approx(0.01 + 0.99 * 0.1) and f[9] == pytest.approx(1.0)
     assert all(a < b for a, b in itertools.pairwise(f[:10]))
     assert f[10:] == plain[10:]  # the decay does not depend on where the ramp started
+
+
+@pytest.mark.parametrize("start", [0.01, 0.1, 0.5])
+@pytest.mark.parametrize("warmup", [1, 7, 600])
+def test_a_warmup_without_shift_is_torchs_linear_lr_stepped_after_each_step(start, warmup) -> None:
+    """``shift=0`` gives the official schedule: ``LinearLR(start_factor, total_iters=W)`` stepped
+    after every optimiser step (the rate of step t is the factor before its t-th scheduler
+    step), then the decay from the warm-up's end; ``shift=1`` is the same ramp one step on."""
+    net = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=start, total_iters=warmup)
+    official = []
+    for _ in range(warmup + 1):
+        official.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    ours = [
+        T.lr_factor(s, 2000, warmup=warmup, power=0.5, start=start, shift=0)
+        for s in range(warmup + 1)
+    ]
+    assert ours == pytest.approx(official, rel=1e-12, abs=1e-12)
+    ahead = [T.lr_factor(s, 2000, warmup=warmup, power=0.5, start=start) for s in range(warmup)]
+    assert ahead == pytest.approx(official[1:], rel=1e-12, abs=1e-12)
 
 
 def test_a_batch_of_one_trains_when_the_decoder_batchnorm_is_frozen(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from halo.launcher import protocol
-from halo.launcher.client import process_start
+from halo.timing import process_start
 
 ROOT = Path(__file__).resolve().parents[2]
 

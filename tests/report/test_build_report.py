@@ -19,6 +19,7 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
     assert summary["files"] == [
         "miou_table.csv",
         "miou_table.md",
+        "miou_table.html",
         "runs.csv",
         "per_class.csv",
         "budget_curve.png",
@@ -31,6 +32,10 @@ def test_build_report_writes_everything(tmp_path: Path) -> None:
         "summary.json",
     ]
     assert sorted(p.name for p in out.iterdir()) == sorted(summary["files"])
+    # every file the report writes says what it holds, in one place (Snakemake's report shows it)
+    from halo.report.layout import CAPTIONS
+
+    assert not [name for name in summary["files"] if not CAPTIONS.get(name)]
     for name in summary["files"]:
         if name.endswith(".png"):
             assert_png(out / name)
@@ -71,4 +76,21 @@ def test_report_imports_no_torch(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "12"
+    assert done.stdout.strip() == "13"
+
+
+def test_the_workflow_docs_show_the_report_captions() -> None:
+    """docs/workflow.md's table of report files is generated from halo.report.layout.CAPTIONS."""
+    import re
+
+    from halo.report.layout import captions_table
+
+    doc = (Path(__file__).parents[2] / "docs" / "workflow.md").read_text()
+    block = re.search(
+        r"<!-- generated: halo.report.layout.captions_table\(\) -->\n(.*?)<!-- end generated -->",
+        doc,
+        flags=re.DOTALL,
+    )
+    assert block and block.group(1) == captions_table(), (
+        "regenerate the block from captions_table()"
+    )

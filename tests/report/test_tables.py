@@ -14,9 +14,39 @@ from halo import report
 from tests.report.conftest import ACTIVE, BENCH, CLASSES, R18, study
 
 
+def test_the_miou_page_is_the_markdown_table(tmp_path: Path) -> None:
+    """miou_table.html holds the Markdown table's cells, row by row, in a page that loads nothing
+    (no script, no link, no external source) and escapes the names it shows."""
+    import html
+    import re
+
+    records = [
+        {**r, "method": "halo<b>" if r["method"] == "halo" else r["method"]} for r in study()
+    ]
+    report.write_miou_table(records, tmp_path)
+    page = (tmp_path / "miou_table.html").read_text()
+    assert not re.search(r"<script|<link|src=|href=|@import", page)
+    assert "halo<b>" not in page and "halo&lt;b&gt;" in page
+    md_rows = [
+        [c.strip().replace("\\|", "|") for c in line.strip("|").split(" | ")]
+        for line in (tmp_path / "miou_table.md").read_text().splitlines()
+        if line.startswith("| ")
+    ]
+    html_rows = [
+        [html.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", page)
+    ]
+    assert html_rows == md_rows and len(html_rows) > 3
+
+
 def test_miou_csv_known_answer(tmp_path: Path) -> None:
     paths = report.write_miou_table(study(), tmp_path)
-    assert [p.name for p in paths] == ["miou_table.csv", "miou_table.md", "runs.csv"]
+    assert [p.name for p in paths] == [
+        "miou_table.csv",
+        "miou_table.md",
+        "miou_table.html",
+        "runs.csv",
+    ]
     csv = pd.read_csv(tmp_path / "miou_table.csv")
     assert list(csv.columns) == [
         "backbone",

@@ -179,7 +179,15 @@ def test_experiment_kind_git_commit_and_no_constant_metrics(uri, tmp_path):
     commit of the code that made the run is MLflow's git tag; the validation set's pixel shares
     (the same in every run) are not repeated in every run."""
     provenance = tmp_path / "provenance.json"
-    provenance.write_text(json.dumps({"git_revision": "0123abcd" * 5 + "-dirty"}))
+    provenance.write_text(
+        json.dumps(
+            {
+                "git_revision": "0123abcd" * 5 + "-dirty",
+                "command": "halo train",
+                "argv": ["halo", "train", "--protocol", "active", "--out", "runs/x"],
+            }
+        )
+    )
     run_id = tracking.log_run(active_record(), artifacts=[provenance], uri=uri)
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(run_id)
@@ -187,6 +195,18 @@ def test_experiment_kind_git_commit_and_no_constant_metrics(uri, tmp_path):
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert run.data.tags["mlflow.source.git.commit"] == "0123abcd" * 5
     assert run.data.tags["halo.git.dirty"] == "true"
+    # the run page shows the commit beside a source name only
+    assert run.data.tags["mlflow.source.name"] == "halo train --protocol active"
+    assert run.data.tags["mlflow.source.type"] == "LOCAL"
+    for argv in (["halo", "train", "--protocol=supervised"], ["halo", "train", "--protocol"], "x"):
+        provenance.write_text(json.dumps({"command": "halo train", "argv": argv}))
+        other = client.get_run(
+            tracking.log_run(active_record(seed=7), artifacts=[provenance], uri=uri)
+        )
+        want = (
+            "halo train --protocol supervised" if "--protocol=supervised" in argv else "halo train"
+        )
+        assert other.data.tags["mlflow.source.name"] == want, argv
     assert not [k for k in run.data.metrics if k.startswith("pixel_share/")]
     assert {"final_miou", "miou"} <= set(run.data.metrics)
 
@@ -207,6 +227,20 @@ def test_the_loss_curve_is_a_step_metric(uri, tmp_path):
     loss = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "train/loss"))
     assert loss == [(s, pytest.approx(v)) for s, v, _ in curve]
     assert len(client.get_metric_history(run_id, "train/lr")) == 8
+
+
+def test_each_loss_point_carries_the_time_its_step_ended(uri, tmp_path):
+    """A curve with times (``[step, loss, lr, unix seconds]``) puts each point at its step's
+    time, so MLflow's time axis spreads the points; a curve without them keeps one time."""
+    log = tmp_path / "train_log.json"
+    t0 = 1_800_000_000.0
+    curve = [[s, 1.0, 0.01, t0 + 0.25 * s] for s in range(6)]
+    log.write_text(json.dumps({"step": 6, "curve": curve}))
+    run_id = tracking.log_run(active_record(), artifacts=[log], uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    for key in ("train/loss", "train/lr"):
+        points = sorted((m.step, m.timestamp) for m in client.get_metric_history(run_id, key))
+        assert points == [(s, int((t0 + 0.25 * s) * 1000)) for s in range(6)]
 
 
 def test_the_report_builds_the_tree_of_runs(uri, tmp_path):

@@ -93,3 +93,36 @@ def test_every_documented_snakemake_command_keeps_its_targets():
         parsed = parser.parse_args(args)
         for f in parsed.configfile or []:
             assert (ROOT / f).is_file(), f"{where}: {f} is not a config file"
+
+
+def test_an_unknown_annotator_is_named_with_the_valid_ones(tmp_path: Path) -> None:
+    """The workflow checks `annotator:` against halo.choices.ANNOTATORS (no second list)."""
+    from halo.choices import ANNOTATORS
+
+    shutil.copy2(ROOT / "Snakefile", tmp_path / "Snakefile")
+    for name in ("workflow", "profiles", "configs"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    extra = tmp_path / "robot.yaml"
+    extra.write_text(yaml.safe_dump({"benchmarks": {"synth-gta2cs": {"annotator": "robot"}}}))
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(extra)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "benchmarks.synth-gta2cs.annotator: unknown 'robot'" in out, out[-2000:]
+    assert f"valid: {', '.join(ANNOTATORS)}" in out
+
+
+def test_every_relative_link_of_the_readme_and_docs_resolves() -> None:
+    """Links and pictures of README.md and docs/ name files that exist (a moved or deleted figure
+    fails here)."""
+    broken = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if not re.match(r"[a-z]+:", target) and not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert not broken, broken

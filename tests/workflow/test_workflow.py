@@ -133,6 +133,7 @@ def test_report_files(project, built):
     for name in (
         "miou_table.csv",
         "miou_table.md",
+        "miou_table.html",
         "per_class.csv",
         "budget_curve.png",
         "radius_vs_frequency.csv",
@@ -380,6 +381,50 @@ def test_one_click_on_the_experiment_page_charts_final_miou_by_method(project, b
         assert f"{metrics['final_miou']:.2f}" in bars, (name, metrics, bars)
 
 
+def _page_text(driver, url: str, wanted, message: str) -> str:
+    """Open ``url`` and wait until the page's text satisfies ``wanted``; return the text."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    return WebDriverWait(driver, 90).until(
+        lambda d: (t := d.execute_script("return document.body.innerText")) and wanted(t) and t,
+        message=message,
+    )
+
+
+def test_the_compare_view_opens_on_final_miou_and_a_run_page_shows_its_source(
+    project, built, tmp_path
+):
+    """Headless Chromium on the MLflow UI: comparing the cells opens its plot on final_miou (not
+    on a constant such as ``seeds``); a seed run's page shows the command that made it and the
+    commit of its code where MLflow shows a run's source."""
+    from tests.conftest import chromium
+
+    commit = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    with _mlflow_server(project, tmp_path) as (url, get):
+        exp_id = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
+        exp_id = exp_id["experiment_id"]
+        runs = get("/runs/search", {"experiment_ids": [exp_id], "max_results": 100})["runs"]
+        tags = {
+            r["info"]["run_id"]: {t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs
+        }
+        cells = [i for i, t in tags.items() if t["halo.kind"] == "cell"]
+        seed = next(i for i, t in tags.items() if t["halo.kind"] == "active")
+        driver = chromium(window="1400,900")
+        try:
+            compare = (
+                f"{url}/#/compare-runs?runs={json.dumps(cells)}&experiments={json.dumps([exp_id])}"
+            )
+            text = _page_text(driver, compare, lambda t: "Metrics:" in t, "the compare view")
+            lines = [x.strip() for x in text.splitlines() if x.strip()]
+            assert lines[lines.index("Metrics:") + 1] == "final_miou", lines[:40]
+            page = f"{url}/#/experiments/{exp_id}/runs/{seed}"
+            text = _page_text(driver, page, lambda t: commit[:7] in t, "the run's commit")
+        finally:
+            driver.quit()
+    assert "halo train --protocol active" in text
+
+
 def test_jobs_ran_through_the_launcher_and_every_job_says_where_its_time_went(project, built):
     """Training, acquisition and the report ran in the fork server (its log names them); the
     server is gone with Snakemake; bench/workflow_profile.py splits every job of the last run."""
@@ -434,14 +479,52 @@ def test_every_run_has_its_evaluation_from_the_training_job(project, built):
 
 
 def test_the_snakemake_report_holds_the_results(project, built):
-    """`snakemake --report` carries the report's figures and tables with their captions."""
+    """`snakemake --report` carries the report's figures and tables; in headless Chromium its
+    Results show the mIoU table inline (every method's row) and each file its own caption, the
+    one halo.report.layout gives it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from halo.report.layout import CAPTIONS
+    from tests.conftest import chromium
+
     res = snakemake(project, f"results/{BENCH}/", extra=("--report", "report.html"))
     added = res.stdout + res.stderr
-    html = (project / "report.html").read_text(errors="replace")
-    for name in ("budget_curve.png", "miou_table.csv", "radius_vs_frequency.png", "per_class.csv"):
+    for name in ("budget_curve.png", "miou_table.html", "radius_vs_frequency.png", "runs.csv"):
         assert f"Adding {name}" in added, added[-3000:]
-        assert name in html
-    assert "target mIoU (%) against the labelled budget" in html  # the RST caption
+    wait = lambda d, found, what: WebDriverWait(d, 60).until(found, message=what)  # noqa: E731
+
+    def result(d, name: str, button: str):  # the Results list, then a file's button
+        d.get("about:blank")
+        d.get((project / "report.html").as_uri())
+        wait(
+            d, lambda d: d.find_element(By.XPATH, "//a[normalize-space()='Results']"), "menu"
+        ).click()
+        row = f"//tr[td[normalize-space()='results/{BENCH}/{name}']]//a[@iconname='{button}']"
+        wait(d, lambda d: d.find_element(By.XPATH, row), name).click()
+
+    driver = chromium(window="1400,900")
+    try:
+        result(driver, "miou_table.html", "eye")
+        frame = wait(driver, lambda d: d.find_element(By.TAG_NAME, "iframe"), "the table's frame")
+        driver.switch_to.frame(frame)
+        table = wait(driver, lambda d: d.find_element(By.TAG_NAME, "table").text, "the table")
+        driver.switch_to.default_content()
+        captions = {}
+        for name in ("budget_curve.png", "miou_table.csv", "per_class.csv"):
+            result(driver, name, "information-circle")
+            text = wait(
+                driver,
+                lambda d: "DESCRIPTION" in (t := d.find_element(By.TAG_NAME, "body").text) and t,
+                name,
+            )
+            captions[name] = text.split("DESCRIPTION", 1)[1].split("SIZE", 1)[0].strip()
+    finally:
+        driver.quit()
+    for method in ("source-only", "random", "halo", "supervised"):
+        assert f"deeplabv3plus-r18 {method}" in table, table
+    for name, caption in captions.items():
+        assert caption == f"{name} (report {BENCH}): {CAPTIONS[name]}", caption
 
 
 def test_rerun_has_nothing_to_do(project, built):

@@ -12,6 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from halo.acquisition.methods import METHODS
+from halo.choices import ANNOTATORS
 from halo.acquisition.queries import MANIFEST_FILE, waiting_rounds
 from halo.acquisition.rounds import BLOCKED_FILE, BUDGET_FILE, LABELLED_FILE, MASKS_DIR
 from halo.config import BENCHMARKS, ConfigError, check_data, load_run
@@ -73,6 +74,12 @@ if unknown:
     raise WorkflowError(
         f"config benchmarks: unknown {', '.join(unknown)}; valid: {', '.join(BENCHMARKS)}"
     )
+for _bench, _spec in config["benchmarks"].items():  # the names of halo.choices.ANNOTATORS
+    if _spec.get("annotator", "simulated") not in ANNOTATORS:
+        raise WorkflowError(
+            f"config benchmarks.{_bench}.annotator: unknown {_spec['annotator']!r}; "
+            f"valid: {', '.join(ANNOTATORS)}"
+        )
 
 
 
@@ -239,6 +246,15 @@ def fixed_runs(bench):
 
 def all_runs(bench):
     return fixed_runs(bench) + active_runs(bench)
+
+
+@cache
+def report_captions():
+    """What each report file holds (halo.report.layout.CAPTIONS), for the Snakemake report's
+    captions; imported only when a report job is planned (halo.report loads matplotlib)."""
+    from halo.report.layout import CAPTIONS
+
+    return dict(CAPTIONS)
 
 
 def panels_method(bench):

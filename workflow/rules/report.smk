@@ -9,7 +9,7 @@ rule report:
     output:
         report(
             directory("results/{report}"),
-            patterns=["{name}.png", "{name}.csv"],
+            patterns=["{html}.html", "{png}.png", "{csv}.csv"],
             caption="../report/results.rst",
             category="Results",
             subcategory="{report}",
@@ -24,6 +24,7 @@ rule report:
             panels_method(REPORTS[w.report]),
         ),
         panels=lambda w: config["benchmarks"][REPORTS[w.report]].get("panels", 3),
+        captions=lambda w: report_captions(),
     threads: THREADS
     conda:
         ENV

@@ -46,20 +46,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from radius_rows import gather, rounds_rows
+from studyjobs import Job, halo, restrict, run_jobs
 
-REPO = Path(__file__).resolve().parents[2]
 #: the run config and extra `halo synth` options (main sets them from --config and --synth:
 #: the test suite's tiny config and --count 4 --size 32x64 make a smoke run)
 OPTIONS: dict = {"config": "configs/synth.yaml", "synth": [], "snapshot_every": 100}
@@ -102,59 +98,48 @@ SCALES = {
 }
 
 
-@dataclass
-class Job:
-    """One halo command and the file that says it is done."""
+class _Planner:
+    """Collects the jobs of the radius experiments and the rows they fill."""
 
-    name: str
-    argv: list[str]
-    done: Path
-    after: list[str] = field(default_factory=list)
+    def __init__(self, root: Path, seeds: list[int]) -> None:
+        self.root, self.seeds = root, seeds
+        self.jobs: list[Job] = []
+        self.rows: list[dict] = []
+        self.base = root / "data" / "base"
+        argv = halo("synth", "--out", str(self.base), *OPTIONS["synth"], "--quiet")
+        self.jobs.append(Job("data:base", argv, self.base / "acdc"))
 
-
-def halo(*args: str) -> list[str]:
-    return [sys.executable, "-m", "halo.cli", *args]
-
-
-def plan(
-    root: Path, seeds: list[int], grid_runs: Path | None = None
-) -> tuple[list[Job], list[dict]]:
-    """The jobs and the rows to gather (each row names its eval JSONs per seed); with
-    ``grid_runs``, the in-domain scores of that grid's round models too."""
-    jobs: list[Job] = []
-    rows: list[dict] = []
-    base = root / "data" / "base"
-    argv = halo("synth", "--out", str(base), *OPTIONS["synth"], "--quiet")
-    jobs.append(Job("data:base", argv, base / "acdc"))
-
-    def data_for(cls: str, factor: float) -> Path:
-        d = root / "data" / f"{cls}x{factor:g}"
-        if not any(j.name == f"data:{d.name}" for j in jobs):
+    def data_for(self, cls: str, factor: float) -> Path:
+        """The training data with ``cls`` scaled by ``factor`` (written once; val sets linked)."""
+        d = self.root / "data" / f"{cls}x{factor:g}"
+        if not any(j.name == f"data:{d.name}" for j in self.jobs):
             scale = f"{cls}={factor:g}"
             argv = halo(
                 "synth", "--style", "gta", "--split", "train", "--count", "400", *OPTIONS["synth"]
             )
             argv += ["--scale", scale, "--out", str(d / "gta5"), "--quiet"]
-            jobs.append(Job(f"data:{d.name}", argv, d / "gta5" / "train.txt"))
+            self.jobs.append(Job(f"data:{d.name}", argv, d / "gta5" / "train.txt"))
             # the common validation sets: the default data's own files
-            link = [sys.executable, "-c", _LINK, str(base), str(d)]
-            jobs.append(
+            link = [sys.executable, "-c", _LINK, str(self.base), str(d)]
+            self.jobs.append(
                 Job(f"link:{d.name}", link, d / "cityscapes", [f"data:{d.name}", "data:base"])
             )
         return d
 
-    def source(name: str, sets: list[str], data: Path, seed: int, needs: list[str]) -> Path:
-        out = root / "models" / name / f"seed{seed}"
+    def source(self, name: str, sets: list[str], data: Path, seed: int, needs: list[str]) -> Path:
+        """A source model of setting ``name`` and ``seed`` (trained once)."""
+        out = self.root / "models" / name / f"seed{seed}"
         argv = halo("pretrain", "--config", OPTIONS["config"], "--set", f"data_root={data}")
         argv += [a for s in [*sets, f"seed={seed}"] for a in ("--set", s)]
         argv += ["--out", str(out), "--quiet"]
         if name in SNAPSHOT_REGIMES:  # the model through training (not part of its identity)
             argv += ["--snapshots", str(OPTIONS["snapshot_every"])]
-        if not any(j.name == f"train:{name}:{seed}" for j in jobs):
-            jobs.append(Job(f"train:{name}:{seed}", argv, out / "model.pt", needs))
+        if not any(j.name == f"train:{name}:{seed}" for j in self.jobs):
+            self.jobs.append(Job(f"train:{name}:{seed}", argv, out / "model.pt", needs))
         return out / "model.pt"
 
-    def evaluate(model: Path, sets: list[str], data: Path, on: str, needs: str) -> Path:
+    def evaluate(self, model: Path, sets: list[str], data: Path, on: str, needs: str) -> Path:
+        """The evaluation JSON of ``model`` on ``on`` (source or target val)."""
         out = model.with_name(
             f"{model.stem}_eval_{on}.json"
             if model.parent.name == "snapshots"
@@ -163,16 +148,17 @@ def plan(
         argv = halo("evaluate", "--config", OPTIONS["config"], "--set", f"data_root={data}")
         argv += [a for s in sets for a in ("--set", s)]
         argv += ["--checkpoint", str(model), "--on", on, "--out", str(out), "--quiet"]
-        jobs.append(Job(f"eval:{out}", argv, out, [needs]))
+        self.jobs.append(Job(f"eval:{out}", argv, out, [needs]))
         return out
 
-    def setting(experiment, name, sets, data, needs, extra=None, ons=("source", "target")):
+    def setting(self, experiment, name, sets, data, needs, extra=None, ons=("source", "target")):
+        """Rows (one per ``on``) of a setting's models over the seeds."""
         for on in ons:
             evals = {}
-            for seed in seeds:
-                model = source(name, sets, data, seed, needs)
-                evals[seed] = evaluate(model, sets, data, on, f"train:{name}:{seed}")
-            rows.append(
+            for seed in self.seeds:
+                model = self.source(name, sets, data, seed, needs)
+                evals[seed] = self.evaluate(model, sets, data, on, f"train:{name}:{seed}")
+            self.rows.append(
                 {
                     "experiment": experiment,
                     "setting": name,
@@ -183,19 +169,18 @@ def plan(
                 }
             )
 
-    for name, sets in REGIMES.items():
-        setting("regime", name, sets, base, ["data:base"])
-    for name in SNAPSHOT_REGIMES:  # the correlation through training: the snapshots
+    def snapshots(self, name: str) -> None:
+        """Rows of a regime's snapshots: the correlation through training."""
         sets = REGIMES[name]
         steps = _source_steps(sets)
         for step in range(OPTIONS["snapshot_every"], steps, OPTIONS["snapshot_every"]):
             for on in ("source", "target"):
                 evals = {}
-                for seed in seeds:
-                    model = source(name, sets, base, seed, ["data:base"])
+                for seed in self.seeds:
+                    model = self.source(name, sets, self.base, seed, ["data:base"])
                     snap = model.parent / "snapshots" / f"step{step:06d}.pt"
-                    evals[seed] = evaluate(snap, sets, base, on, f"train:{name}:{seed}")
-                rows.append(
+                    evals[seed] = self.evaluate(snap, sets, self.base, on, f"train:{name}:{seed}")
+                self.rows.append(
                     {
                         "experiment": "training",
                         "setting": f"{name} @ step {step}",
@@ -205,19 +190,32 @@ def plan(
                         "step": step,
                     }
                 )
+
+
+def plan(
+    root: Path, seeds: list[int], grid_runs: Path | None = None
+) -> tuple[list[Job], list[dict]]:
+    """The jobs and the rows to gather (each row names its eval JSONs per seed); with
+    ``grid_runs``, the in-domain scores of that grid's round models too."""
+    p = _Planner(root, seeds)
+    base = p.base
+    for name, sets in REGIMES.items():
+        p.setting("regime", name, sets, base, ["data:base"])
+    for name in SNAPSHOT_REGIMES:  # the correlation through training: the snapshots
+        p.snapshots(name)
     for name, sets in HEADS.items():
-        setting("head", name, sets, base, ["data:base"])
+        p.setting("head", name, sets, base, ["data:base"])
     for cls, factors in SCALES.items():
         for factor in (1.0, *factors):
-            data = base if factor == 1.0 else data_for(cls, factor)
+            data = base if factor == 1.0 else p.data_for(cls, factor)
             needs = ["data:base"] if factor == 1.0 else [f"link:{data.name}"]
             name = "adamw-1e-3" if factor == 1.0 else f"adamw-1e-3@{data.name}"
             extra = {"class": cls, "scale": factor, "data": str(data)}
-            setting("frequency", name, DEFAULT, data, needs, extra)
-    _labels(jobs, rows, root, base, seeds)
+            p.setting("frequency", name, DEFAULT, data, needs, extra)
+    _labels(p.jobs, p.rows, root, base, seeds)
     if grid_runs is not None:
-        _rounds_in_domain(jobs, rows, root, grid_runs)
-    return jobs, rows
+        _rounds_in_domain(p.jobs, p.rows, root, grid_runs)
+    return p.jobs, p.rows
 
 
 # link a dataset's gta5/val (and the val list) and the target datasets to the default data's
@@ -379,58 +377,12 @@ def _source_steps(sets: list[str]) -> int:
 EXPERIMENTS = ("regime", "training", "head", "frequency", "labels", "rounds", "rounds-source")
 
 
-def restrict(jobs: list[Job], rows: list[dict], only: list[str]) -> tuple[list[Job], list[dict]]:
-    """The rows of the experiments ``only`` and the jobs they need (their evaluations and every
-    job those wait for, transitively)."""
-    rows = [r for r in rows if r["experiment"] in only]
-    by_done = {j.done: j for j in jobs}
-    by_name = {j.name: j for j in jobs}
-    todo = [by_done[Path(p)] for r in rows for p in r["evals"].values()]
-    keep: set[str] = set()
-    while todo:
-        job = todo.pop()
-        if job.name not in keep:
-            keep.add(job.name)
-            todo += [by_name[a] for a in job.after]
-    return [j for j in jobs if j.name in keep], rows
-
-
 def merge(old: pd.DataFrame, new: pd.DataFrame, only: list[str]) -> pd.DataFrame:
     """``old`` with the rows of the experiments ``only`` replaced by ``new``'s, in the order of
     :data:`EXPERIMENTS` (rows of one experiment keep their order)."""
     table = pd.concat([old[~old["experiment"].isin(only)], new], ignore_index=True)
     order = table["experiment"].map({e: i for i, e in enumerate(EXPERIMENTS)})
     return table.iloc[order.argsort(kind="stable")].reset_index(drop=True)
-
-
-def run_jobs(jobs: list[Job], workers: int, logs: Path) -> None:
-    """Run the jobs whose ``done`` file is missing, each after the jobs it needs (each job's
-    output goes to ``logs/<job name>.log``)."""
-    by_name = {j.name: j for j in jobs}
-    state = {j.name: j.done.exists() for j in jobs}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    logs.mkdir(parents=True, exist_ok=True)
-
-    def one(job: Job) -> None:
-        log = logs / (re.sub(r"[^\w.@-]+", "_", job.name).strip("_") + ".log")
-        with open(log, "w") as fh:
-            code = subprocess.run(job.argv, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
-        if code:
-            raise SystemExit(f"{job.name} failed (exit {code}); see {log}")
-
-    with ThreadPoolExecutor(workers) as pool:
-        while not all(state.values()):
-            ready = [
-                by_name[n]
-                for n, ok in state.items()
-                if not ok and all(state[a] for a in by_name[n].after)
-            ]
-            if not ready:
-                raise SystemExit(
-                    "no job can start: " + ", ".join(n for n, ok in state.items() if not ok)
-                )
-            for job, _ in zip(ready, pool.map(one, ready), strict=True):
-                state[job.name] = True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,19 +1,20 @@
-"""The README's MLflow screenshots, taken in headless Chromium over a real tracking store.
+"""The MLflow pictures of docs/workflow.md, taken in headless Chromium over a real tracking store,
+of what a user sees: no panel closed, no column added, no tree expanded.
 
 The store is built from run records by the ``halo`` CLI itself (``halo track`` per record, then
 ``halo report``, which makes the tree of parent runs), exactly as the workflow's jobs log them;
 then ``mlflow ui`` serves it on 127.0.0.1 and Chromium (the system's ``chromium`` and
-``chromedriver``; nothing is downloaded) takes two pictures:
+``chromedriver``; nothing is downloaded) takes three pictures at 1600x1000, each after the clicks
+the README names:
 
-- ``mlflow_runs.png``: the experiment's runs table in *Model training* mode, the tree expanded
-  (``report`` → one parent per method × budget with the mean ``final_miou`` of its seeds → the
-  seeds), with the columns ``final_miou``, ``final_miou_std``, ``seeds`` and ``budget_used``;
-- ``mlflow_compare.png``: MLflow's compare view of the cell parents at the top budget.
+- ``mlflow_runs.png``: the README's link (``#/experiments/<id>/runs``), as it opens;
+- ``mlflow_chart.png``: after one click on the chart view (the second icon above the table);
+- ``mlflow_compare.png``: MLflow's compare view of the cells at the top budget, as it opens.
 
-For the study (the three grid seeds, unpacked by ``grid.py gather --unpack DIR``)::
+For the default study (the records of ``uv run snakemake results/synth-gta2cs/``)::
 
-    uv run python workflow/study/screenshots.py --records DIR/runs --store /tmp/study-store \\
-        --out docs/figures
+    uv run python workflow/study/screenshots.py --records runs --grid configs/workflow.yaml \\
+        --store /tmp/default-store --out docs/figures
 
 ``--store`` must be a new folder (it gets ``mlflow.db`` and ``mlartifacts/``).
 """
@@ -33,13 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from halo.acquisition.methods import METHODS  # noqa: E402
 from workflow.study.grid import report_args  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-COLUMNS = ("final_miou", "final_miou_std", "seeds", "budget_used")
-HIDE = ("Dataset", "Source", "Models")
-#: the start of the SVG path of the run tree's "expand" (plus) icon; "collapse" has none
-PLUS = 'd="M7.25 7.25V4.5'
 
 
 def build_store(records: list[Path], store: Path, grid: Path, bench: str) -> str:
@@ -58,7 +56,8 @@ def build_store(records: list[Path], store: Path, grid: Path, bench: str) -> str
     for i, r in enumerate(records):
         call("track", "--record", str(r), "--out", str(store / "tracked" / f"{i}.json"))
     report = [*report_args(grid, bench), "--records", *map(str, records), "--panels", "0"]
-    call("report", *report, "--out", str(store / "results"), cwd=REPO)  # configs/ are relative
+    # the report folder named as the benchmark: its run is the one that links the cells
+    call("report", *report, "--out", str(store / "results" / bench), cwd=REPO)  # configs/ relative
     return uri
 
 
@@ -141,99 +140,46 @@ def _wait(find, what: str, timeout: float = 60):
     raise SystemExit(f"the MLflow page showed no {what} within {timeout:.0f} s")
 
 
-def close_assistant(driver) -> None:
-    for b in _buttons(driver, label="Close"):  # the MLflow Assistant side panel
-        b.click()
-        time.sleep(0.5)
+def _settle(driver) -> None:
+    """Wait until the page's text stops changing (MLflow draws in several passes)."""
+    last, end = None, time.monotonic() + 30
+    while time.monotonic() < end:
+        time.sleep(1.5)
+        now = driver.execute_script("return document.body.innerText")
+        if now == last:
+            return
+        last = now
 
 
 def runs_page(driver, url: str, experiment: str, out: Path) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
+    """The README's link as it opens; then one click on the chart view."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
-    driver.get(f"{url}/#/experiments/{experiment}?workflowType=machine_learning")
-    _wait(lambda: _buttons(driver, text="Columns"), "Columns button")
-    time.sleep(2)
-    close_assistant(driver)
-    _buttons(driver, text="Columns")[0].click()
-    search = _wait(
-        lambda: driver.find_elements(By.CSS_SELECTOR, "input[placeholder='Search columns']"),
-        "column search",
+    driver.get(f"{url}/#/experiments/{experiment}/runs")
+    chart = _wait(
+        lambda: driver.find_elements(By.XPATH, "//input[@value='CHART']/ancestor::label"),
+        "chart view switch",
     )[0]
-    tree = "//*[@data-testid='column-selector-tree']"
-    for name in (*HIDE, *COLUMNS):
-        search.send_keys(Keys.CONTROL, "a")
-        search.send_keys(Keys.BACKSPACE)
-        search.send_keys(name)
-        box = f"{tree}//div[contains(@class,'tree-treenode')][normalize-space(.)='{name}']"
-        box += "/span[contains(@class,'tree-checkbox')]"
-        end = time.monotonic() + 10  # the menu filters as one types; a loaded machine lags
-        while not (boxes := driver.find_elements(By.XPATH, box)) and time.monotonic() < end:
-            time.sleep(0.3)
-        if not boxes:  # final_miou_std needs two seeds
-            print(f"the Columns menu has no {name!r}: left out", file=sys.stderr)
-            continue
-        boxes[0].click()
-        time.sleep(0.3)
-    search.send_keys(Keys.ESCAPE)
-    time.sleep(1)
-    expander = "button[data-component-id*='runnamecellrenderer']"
-    for _ in range(4):  # expand the tree level by level: the report, then the cells
-        closed = [
-            b
-            for b in driver.find_elements(By.CSS_SELECTOR, expander)
-            if PLUS in (b.get_attribute("innerHTML") or "")
-        ]
-        if not closed:
-            break
-        for b in closed:
-            b.click()
-            time.sleep(0.3)
-        time.sleep(1)
-    handle = driver.find_elements(
-        By.CSS_SELECTOR, "[col-id='attributes.`Run Name`'] .ag-header-cell-resize"
-    )
-    if handle:  # widen Run Name so that the names are read whole
-        ActionChains(driver).drag_and_drop_by_offset(handle[0], 160, 0).perform()
-    driver.execute_script(
-        "for (const v of document.querySelectorAll('.ag-body-viewport')) v.scrollTop = 0;"
-    )
-    time.sleep(1)
-    driver.save_screenshot(str(out))
+    _wait(lambda: " · " in driver.execute_script("return document.body.innerText"), "runs")
+    _settle(driver)
+    driver.save_screenshot(str(out / "mlflow_runs.png"))
+    chart.click()
+    cards = "[data-testid='experiment-view-compare-runs-card'] svg text"
+    _wait(lambda: driver.find_elements(By.CSS_SELECTOR, cards), "final_miou chart")
+    _settle(driver)
+    driver.save_screenshot(str(out / "mlflow_chart.png"))
 
 
 def compare_page(driver, url: str, experiment: str, run_ids: list[str], out: Path) -> None:
-    """MLflow's compare view of ``run_ids``, its parallel-coordinates plot on ``final_miou``."""
+    """MLflow's compare view of ``run_ids`` as it opens (its plot starts on ``final_miou``)."""
     import json
 
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     ids = json.dumps(run_ids, separators=(",", ":"))
-    query = f'runs={ids}&experiments=["{experiment}"]&workflowType=machine_learning'
-    driver.get(f"{url}/#/compare-runs?{query}")
-    select = _wait(
-        lambda: driver.find_elements(
-            By.XPATH, "//div[normalize-space(text())='Metrics:']/following-sibling::div[1]"
-        ),
-        "Metrics selector",
-    )[0]
-    time.sleep(2)
-    close_assistant(driver)
-    for x in select.find_elements(By.CSS_SELECTOR, "[class*='select-selection-item-remove']"):
-        x.click()  # the metric MLflow picked (the first alphabetically)
-        time.sleep(0.3)
-    select.click()
-    option = _wait(
-        lambda: driver.find_elements(
-            By.CSS_SELECTOR, "[class*='select-item-option'][title='final_miou']"
-        ),
-        "final_miou option",
-    )[0]
-    option.click()
-    driver.switch_to.active_element.send_keys(Keys.ESCAPE)  # close the dropdown
-    time.sleep(2)
+    driver.get(f'{url}/#/compare-runs?runs={ids}&experiments=["{experiment}"]')
+    _wait(lambda: driver.find_elements(By.XPATH, "//*[normalize-space(text())='Metrics:']"), "plot")
+    _settle(driver)
     driver.save_screenshot(str(out))
 
 
@@ -243,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--store", type=Path, required=True, help="the store's folder (new with --records)"
     )
-    p.add_argument("--out", type=Path, required=True, help="folder of the two PNGs")
+    p.add_argument("--out", type=Path, required=True, help="folder of the three PNGs")
     p.add_argument("--grid", type=Path, default=REPO / "configs" / "study.yaml")
     p.add_argument("--bench", default="synth-gta2cs")
     args = p.parse_args(argv)
@@ -267,16 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     cells = client.search_runs([exp.experiment_id], "tags.`halo.kind` = 'cell'", max_results=500)
     if not cells:
         raise SystemExit(f"{uri}: no cell runs in {args.bench!r} (log the report: halo report)")
-    top = max(float(c.data.tags["halo.budget"]) for c in cells)
-    chosen = [c for c in cells if float(c.data.tags["halo.budget"]) == top]
+    active = [c for c in cells if c.data.tags.get("halo.method") in METHODS]
+    if not active:
+        raise SystemExit(f"{uri}: no active-learning cells in {args.bench!r}")
+    top = max(float(c.data.tags["halo.budget"]) for c in active)
+    chosen = [c for c in active if float(c.data.tags["halo.budget"]) == top]
+    chosen += [c for c in cells if c not in active]  # the source-only and supervised bounds
     chosen.sort(key=lambda c: -c.data.metrics.get("final_miou", 0.0))
     args.out.mkdir(parents=True, exist_ok=True)
     proc, url = serve(uri, args.store)
     driver = None
     try:
         driver = browser(1600, 1000)
-        runs_page(driver, url, exp.experiment_id, args.out / "mlflow_runs.png")
-        driver.set_window_size(1600, 1400)
+        runs_page(driver, url, exp.experiment_id, args.out)
         compare_page(
             driver,
             url,
@@ -288,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         if driver is not None:
             driver.quit()
         stop(proc)
-    print(f"{args.out / 'mlflow_runs.png'}, {args.out / 'mlflow_compare.png'} from {uri}")
+    names = ("mlflow_runs.png", "mlflow_chart.png", "mlflow_compare.png")
+    print(", ".join(str(args.out / n) for n in names), f"from {uri}")
     return 0
 
 

@@ -275,112 +275,127 @@ def _objects(cam, street, rng, lay: SceneStats) -> list[tuple[float, tuple, np.r
 
 
 def _draw(plan: Plan, cam: Camera, obj, rng, lay: SceneStats) -> None:
+    """Paint one object ``(kind, x in the world, distance)`` into ``plan``."""
     kind, x_w, d = obj
     s = 1.0 / d
     px = cam.f * s  # pixels per world unit at this distance
     x = cam.vx + x_w * px
     yb = cam.ground_y(s)
     if kind in (CAR, TRUCK, BUS, TRAIN):
-        wdt, hgt = {CAR: (0.56, 0.45), TRUCK: (0.66, 0.95), BUS: (0.72, 0.95), TRAIN: (0.85, 1.05)}[
-            kind
-        ]
-        wdt *= rng.uniform(0.9, 1.1)
-        inst = plan.new(kind)
-        half = wdt * px / 2
-        if kind == CAR:
-            plan.rect(x - half, x + half, yb - 0.26 * px, yb - 0.05 * px, inst, BASE, s)
-            plan.rect(
-                x - half * 0.78, x + half * 0.78, yb - hgt * px, yb - 0.25 * px, inst, BASE, s
-            )
-            plan.rect(
-                x - half * 0.66,
-                x + half * 0.66,
-                yb - hgt * px * 0.92,
-                yb - 0.27 * px,
-                inst,
-                GLASS,
-                s,
-            )
-        else:
-            plan.rect(x - half, x + half, yb - hgt * px, yb - 0.05 * px, inst, BASE, s)
-            low = {TRUCK: 0.75, BUS: 0.62, TRAIN: 0.45}[kind]  # trams: a tall window band
-            plan.rect(
-                x - half * 0.85,
-                x + half * 0.85,
-                yb - hgt * px * 0.9,
-                yb - hgt * px * low,
-                inst,
-                GLASS,
-                s,
-            )
-            if kind == TRAIN:  # pantograph and the dark skirt over the rails
-                top = yb - hgt * px
-                plan.rect(x - half * 0.5, x + half * 0.5, top - 0.06 * px, top, inst, DARK, s)
-                plan.rect(x - 0.02 * px, x + 0.02 * px, top - 0.3 * px, top, inst, DARK, s)
-                plan.rect(x - half, x + half, yb - 0.18 * px, yb - 0.05 * px, inst, DARK, s)
-        for sx in (-0.7, 0.7):  # wheels
-            plan.ellipse(x + sx * half, yb - 0.06 * px, 0.08 * px, 0.07 * px, inst, DARK, s)
+        _vehicle(plan, kind, x, yb, px, s, rng)
     elif kind in (PERSON, RIDER):
-        if kind == RIDER:
-            moto = rng.random() >= 0.65
-            _two_wheeler_rear(plan, x, yb, px, plan.new(MOTO if moto else BIKE), s, moto)
-            yb = yb - (0.26 if moto else 0.2) * px
-        inst = plan.new(kind)
-        hgt = rng.uniform(0.44, 0.54) * (0.85 if kind == RIDER else 1.0)
-        wdt = 0.26 * rng.uniform(0.9, 1.2)
-        plan.rect(
-            x - wdt * px * 0.35,
-            x + wdt * px * 0.35,
-            yb - hgt * px * 0.48,
-            yb,
-            inst,
-            DARK,
-            s,
-            min_w=2.0,
-        )  # legs
-        plan.rect(
-            x - wdt * px / 2,
-            x + wdt * px / 2,
-            yb - hgt * px * 0.82,
-            yb - hgt * px * 0.46,
-            inst,
-            BASE,
-            s,
-            min_w=2.0,
-        )  # torso
-        plan.ellipse(x, yb - hgt * px * 0.9, 0.065 * px, 0.08 * px, inst, LIGHTPART, s)
+        _person(plan, kind, x, yb, px, s, rng)
     elif kind in (BIKE, MOTO):
         _two_wheeler_side(plan, x, yb, px, plan.new(kind), s, kind == MOTO, rng)
     elif kind == POLE:
-        inst = plan.new(POLE)
-        hgt = rng.uniform(1.0, 1.3)
-        plan.rect(x - 0.03 * px, x + 0.03 * px, yb - hgt * px, yb, inst, BASE, s, min_w=2.0)
-        u = rng.random()
-        toward = -np.sign(x_w) * 0.1 * px
-        if u < lay.lights:  # traffic light box with three lamps
-            li = plan.new(LIGHT)
-            cx, top = x + toward, yb - hgt * px
-            plan.rect(cx - 0.08 * px, cx + 0.08 * px, top, top + 0.4 * px, li, BASE, s, min_w=2.0)
-            lamp = rng.integers(3)
-            plan.ellipse(
-                cx, top + (0.07 + 0.13 * lamp) * px, 0.05 * px, 0.05 * px, li, LIGHTPART, s
-            )
-        elif u < lay.lights + lay.signs:  # sign plate (rectangular or round)
-            si = plan.new(SIGN)
-            cy = yb - hgt * px * rng.uniform(0.7, 0.9)
-            r_ = rng.uniform(0.08, 0.12) * px
-            if rng.random() < 0.5:
-                plan.rect(
-                    x + toward - r_, x + toward + r_, cy - r_, cy + r_, si, BASE, s, min_w=2.0
-                )
-            else:
-                plan.ellipse(x + toward, cy, r_, r_, si, BASE, s)
-            plan.ellipse(x + toward, cy, r_ * 0.5, r_ * 0.5, si, LIGHTPART, s)
+        _pole(plan, x, x_w, yb, px, s, rng, lay)
     elif kind == VEG:  # a tree: trunk and crown
-        inst = plan.new(VEG)
-        hgt = rng.uniform(1.0, 2.2)
-        plan.rect(x - 0.04 * px, x + 0.04 * px, yb - hgt * 0.6 * px, yb, inst, DARK, s, min_w=2.0)
-        plan.ellipse(x, yb - hgt * 0.7 * px, hgt * 0.35 * px, hgt * 0.33 * px, inst, BASE, s)
+        _tree(plan, x, yb, px, s, rng)
+
+
+def _vehicle(plan: Plan, kind: int, x, yb, px, s, rng) -> None:
+    """A car, truck, bus or tram seen from behind: body, windows, wheels."""
+    wdt, hgt = {CAR: (0.56, 0.45), TRUCK: (0.66, 0.95), BUS: (0.72, 0.95), TRAIN: (0.85, 1.05)}[
+        kind
+    ]
+    wdt *= rng.uniform(0.9, 1.1)
+    inst = plan.new(kind)
+    half = wdt * px / 2
+    if kind == CAR:
+        plan.rect(x - half, x + half, yb - 0.26 * px, yb - 0.05 * px, inst, BASE, s)
+        plan.rect(x - half * 0.78, x + half * 0.78, yb - hgt * px, yb - 0.25 * px, inst, BASE, s)
+        plan.rect(
+            x - half * 0.66,
+            x + half * 0.66,
+            yb - hgt * px * 0.92,
+            yb - 0.27 * px,
+            inst,
+            GLASS,
+            s,
+        )
+    else:
+        plan.rect(x - half, x + half, yb - hgt * px, yb - 0.05 * px, inst, BASE, s)
+        low = {TRUCK: 0.75, BUS: 0.62, TRAIN: 0.45}[kind]  # trams: a tall window band
+        plan.rect(
+            x - half * 0.85,
+            x + half * 0.85,
+            yb - hgt * px * 0.9,
+            yb - hgt * px * low,
+            inst,
+            GLASS,
+            s,
+        )
+        if kind == TRAIN:  # pantograph and the dark skirt over the rails
+            top = yb - hgt * px
+            plan.rect(x - half * 0.5, x + half * 0.5, top - 0.06 * px, top, inst, DARK, s)
+            plan.rect(x - 0.02 * px, x + 0.02 * px, top - 0.3 * px, top, inst, DARK, s)
+            plan.rect(x - half, x + half, yb - 0.18 * px, yb - 0.05 * px, inst, DARK, s)
+    for sx in (-0.7, 0.7):  # wheels
+        plan.ellipse(x + sx * half, yb - 0.06 * px, 0.08 * px, 0.07 * px, inst, DARK, s)
+
+
+def _person(plan: Plan, kind: int, x, yb, px, s, rng) -> None:
+    """A pedestrian, or a rider on the two-wheeler drawn first."""
+    if kind == RIDER:
+        moto = rng.random() >= 0.65
+        _two_wheeler_rear(plan, x, yb, px, plan.new(MOTO if moto else BIKE), s, moto)
+        yb = yb - (0.26 if moto else 0.2) * px
+    inst = plan.new(kind)
+    hgt = rng.uniform(0.44, 0.54) * (0.85 if kind == RIDER else 1.0)
+    wdt = 0.26 * rng.uniform(0.9, 1.2)
+    plan.rect(
+        x - wdt * px * 0.35,
+        x + wdt * px * 0.35,
+        yb - hgt * px * 0.48,
+        yb,
+        inst,
+        DARK,
+        s,
+        min_w=2.0,
+    )  # legs
+    plan.rect(
+        x - wdt * px / 2,
+        x + wdt * px / 2,
+        yb - hgt * px * 0.82,
+        yb - hgt * px * 0.46,
+        inst,
+        BASE,
+        s,
+        min_w=2.0,
+    )  # torso
+    plan.ellipse(x, yb - hgt * px * 0.9, 0.065 * px, 0.08 * px, inst, LIGHTPART, s)
+
+
+def _pole(plan: Plan, x, x_w, yb, px, s, rng, lay: SceneStats) -> None:
+    """A pole, with a traffic light or a sign plate on some."""
+    inst = plan.new(POLE)
+    hgt = rng.uniform(1.0, 1.3)
+    plan.rect(x - 0.03 * px, x + 0.03 * px, yb - hgt * px, yb, inst, BASE, s, min_w=2.0)
+    u = rng.random()
+    toward = -np.sign(x_w) * 0.1 * px
+    if u < lay.lights:  # traffic light box with three lamps
+        li = plan.new(LIGHT)
+        cx, top = x + toward, yb - hgt * px
+        plan.rect(cx - 0.08 * px, cx + 0.08 * px, top, top + 0.4 * px, li, BASE, s, min_w=2.0)
+        lamp = rng.integers(3)
+        plan.ellipse(cx, top + (0.07 + 0.13 * lamp) * px, 0.05 * px, 0.05 * px, li, LIGHTPART, s)
+    elif u < lay.lights + lay.signs:  # sign plate (rectangular or round)
+        si = plan.new(SIGN)
+        cy = yb - hgt * px * rng.uniform(0.7, 0.9)
+        r_ = rng.uniform(0.08, 0.12) * px
+        if rng.random() < 0.5:
+            plan.rect(x + toward - r_, x + toward + r_, cy - r_, cy + r_, si, BASE, s, min_w=2.0)
+        else:
+            plan.ellipse(x + toward, cy, r_, r_, si, BASE, s)
+        plan.ellipse(x + toward, cy, r_ * 0.5, r_ * 0.5, si, LIGHTPART, s)
+
+
+def _tree(plan: Plan, x, yb, px, s, rng) -> None:
+    """A tree: trunk and crown."""
+    inst = plan.new(VEG)
+    hgt = rng.uniform(1.0, 2.2)
+    plan.rect(x - 0.04 * px, x + 0.04 * px, yb - hgt * 0.6 * px, yb, inst, DARK, s, min_w=2.0)
+    plan.ellipse(x, yb - hgt * 0.7 * px, hgt * 0.35 * px, hgt * 0.33 * px, inst, BASE, s)
 
 
 def _two_wheeler_rear(plan, x, yb, px, inst, s, moto):

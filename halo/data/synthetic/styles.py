@@ -264,70 +264,95 @@ def _condition(img, plan: Plan, condition: str, rng) -> np.ndarray:
     - ``snow``: snow cover on the ground (tyre tracks on the road), bright bluish light, a white
       sky, falling flakes.
     """
-    h, w = plan.label.shape
+    apply = _CONDITIONS.get(condition)
+    if apply is None:
+        raise ValueError(f"unknown ACDC condition {condition!r}; valid: {', '.join(CONDITIONS)}")
+    return apply(img, plan, rng)
+
+
+def _fog(img, plan: Plan, rng) -> np.ndarray:
+    """ACDC fog: depth-dependent haze, a washed-out palette."""
     s = plan.depth[..., None]
+    img = 0.7 * img + 0.3 * _luma(img)
+    t = np.exp(-rng.uniform(0.04, 0.1) / np.maximum(s, 1e-3))  # transmittance by distance
+    air = rng.uniform(175, 210) * np.array([0.97, 1.0, 1.04], np.float32)
+    return img * t + air * (1 - t)
+
+
+def _night(img, plan: Plan, rng) -> np.ndarray:
+    """ACDC night: dark, tinted street light, black sky, lit lamps, glows, sensor noise."""
+    h, w = plan.label.shape
     lab = plan.label[..., None]
     sky = lab == SKY
-    if condition == "fog":
-        img = 0.7 * img + 0.3 * _luma(img)
-        t = np.exp(-rng.uniform(0.04, 0.1) / np.maximum(s, 1e-3))  # transmittance by distance
-        air = rng.uniform(175, 210) * np.array([0.97, 1.0, 1.04], np.float32)
-        return img * t + air * (1 - t)
-    if condition == "night":
-        cast = (
-            np.array([1.0, 0.8, 0.55], np.float32)  # sodium lamps
-            if rng.random() < 0.5
-            else np.array([0.8, 0.88, 1.0], np.float32)  # LED lamps
-        )
-        x = np.clip(img, 0, 255) / 255
-        img = 255 * x**1.2 * rng.uniform(0.5, 0.65) * cast
-        img = np.where(sky, rng.uniform(8, 20) * np.array([0.6, 0.7, 1.0], np.float32), img)
-        part = plan.part[..., None]
-        lit = (part == GLASS) & (lab == BUILDING) & (_smooth_noise(rng, h, w, 4)[..., None] > 0)
-        img = np.where(lit, np.array([250, 205, 120], np.float32), img)
-        lamps = (part == LIGHTPART) & ((lab == LIGHT) | (lab == SIGN))
-        img = np.where(lamps, np.clip(img * 3 + 110, 0, 255), img)
-        glow = np.zeros((h, w), np.float32)
-        n = rng.poisson(3)
-        cy, cx = rng.uniform(0.3, 0.7, n) * h, rng.uniform(0, 1, n) * w
-        rad = rng.uniform(0.02, 0.045, n) * w
-        for k in range(n):  # a few street-light glows, whole-map vectorised each
-            glow += np.exp(-((plan.yy - cy[k]) ** 2 + (plan.xx - cx[k]) ** 2) / rad[k] ** 2)
-        img = img + 90 * glow[..., None] * cast
-        return img + rng.normal(0, rng.uniform(2, 4), img.shape)
-    if condition == "rain":
-        img = 0.65 * img + 0.35 * _luma(img)
-        img = (img * 0.8 + 10) * np.array([0.94, 0.98, 1.06], np.float32)
-        grey = rng.uniform(130, 165) + 12 * _smooth_noise(rng, h, w, 16)[..., None]
-        img = np.where(sky, grey, img)
-        wet = (lab == ROAD) | (lab == SIDEWALK)
-        puddle = wet & (_smooth_noise(rng, h, w, 5)[..., None] > 1.3)
-        img = np.where(wet, img * 0.7, img)
-        img = np.where(puddle, 0.4 * img + 0.6 * grey, img)
-        n = int(rng.uniform(0.006, 0.015) * h * w)
-        length = max(3, h // 16)
-        y0, x0 = rng.integers(0, h, n), rng.integers(0, w, n)
-        t = np.arange(length)
-        ys = np.clip(y0[:, None] + t[None, :], 0, h - 1)
-        xs = np.clip(x0[:, None] + (t[None, :] * 0.3).astype(int), 0, w - 1)
-        streaks = np.zeros((h, w), np.float32)
-        np.add.at(streaks, (ys.ravel(), xs.ravel()), 1.0)
-        img = img + 35 * np.clip(streaks, 0, 1)[..., None]
-        n = rng.poisson(3)  # drops on the lens: discs of the image blurred
-        cy, cx = rng.uniform(0, h, n), rng.uniform(0, w, n)
-        rad = rng.uniform(0.03, 0.06, n) * w
-        d2 = (plan.yy[None] - cy[:, None, None]) ** 2 + (plan.xx[None] - cx[:, None, None]) ** 2
-        drops = (d2 < rad[:, None, None] ** 2).any(0)[..., None]
-        return np.where(drops, _blur(img, 2.0), img)
-    if condition == "snow":
-        noise = _smooth_noise(rng, h, w, 6)[..., None]
-        road = (lab == ROAD) & (noise > rng.uniform(0.2, 0.6))  # tyre tracks stay dark
-        side = np.isin(lab, (SIDEWALK, TERRAIN)) & (noise > rng.uniform(-0.8, -0.2))
-        tops = (lab == VEG) & (noise > rng.uniform(0.3, 0.8))
-        white = rng.uniform(220, 240) * np.array([0.95, 0.98, 1.04], np.float32)
-        img = np.where(road | side | tops, 0.25 * img + 0.75 * white, img)
-        img = (0.85 * img + 30) * np.array([0.95, 0.98, 1.05], np.float32)
-        img = np.where(sky, rng.uniform(200, 228) + 6 * noise, img)
-        flakes = rng.random((h, w, 1)) < rng.uniform(0.005, 0.02)
-        return np.where(flakes, 245.0, img)
-    raise ValueError(f"unknown ACDC condition {condition!r}; valid: {', '.join(CONDITIONS)}")
+    cast = (
+        np.array([1.0, 0.8, 0.55], np.float32)  # sodium lamps
+        if rng.random() < 0.5
+        else np.array([0.8, 0.88, 1.0], np.float32)  # LED lamps
+    )
+    x = np.clip(img, 0, 255) / 255
+    img = 255 * x**1.2 * rng.uniform(0.5, 0.65) * cast
+    img = np.where(sky, rng.uniform(8, 20) * np.array([0.6, 0.7, 1.0], np.float32), img)
+    part = plan.part[..., None]
+    lit = (part == GLASS) & (lab == BUILDING) & (_smooth_noise(rng, h, w, 4)[..., None] > 0)
+    img = np.where(lit, np.array([250, 205, 120], np.float32), img)
+    lamps = (part == LIGHTPART) & ((lab == LIGHT) | (lab == SIGN))
+    img = np.where(lamps, np.clip(img * 3 + 110, 0, 255), img)
+    glow = np.zeros((h, w), np.float32)
+    n = rng.poisson(3)
+    cy, cx = rng.uniform(0.3, 0.7, n) * h, rng.uniform(0, 1, n) * w
+    rad = rng.uniform(0.02, 0.045, n) * w
+    for k in range(n):  # a few street-light glows, whole-map vectorised each
+        glow += np.exp(-((plan.yy - cy[k]) ** 2 + (plan.xx - cx[k]) ** 2) / rad[k] ** 2)
+    img = img + 90 * glow[..., None] * cast
+    return img + rng.normal(0, rng.uniform(2, 4), img.shape)
+
+
+def _rain(img, plan: Plan, rng) -> np.ndarray:
+    """ACDC rain: overcast, grey sky, wet ground with puddles, streaks, drops on the lens."""
+    h, w = plan.label.shape
+    lab = plan.label[..., None]
+    sky = lab == SKY
+    img = 0.65 * img + 0.35 * _luma(img)
+    img = (img * 0.8 + 10) * np.array([0.94, 0.98, 1.06], np.float32)
+    grey = rng.uniform(130, 165) + 12 * _smooth_noise(rng, h, w, 16)[..., None]
+    img = np.where(sky, grey, img)
+    wet = (lab == ROAD) | (lab == SIDEWALK)
+    puddle = wet & (_smooth_noise(rng, h, w, 5)[..., None] > 1.3)
+    img = np.where(wet, img * 0.7, img)
+    img = np.where(puddle, 0.4 * img + 0.6 * grey, img)
+    n = int(rng.uniform(0.006, 0.015) * h * w)
+    length = max(3, h // 16)
+    y0, x0 = rng.integers(0, h, n), rng.integers(0, w, n)
+    t = np.arange(length)
+    ys = np.clip(y0[:, None] + t[None, :], 0, h - 1)
+    xs = np.clip(x0[:, None] + (t[None, :] * 0.3).astype(int), 0, w - 1)
+    streaks = np.zeros((h, w), np.float32)
+    np.add.at(streaks, (ys.ravel(), xs.ravel()), 1.0)
+    img = img + 35 * np.clip(streaks, 0, 1)[..., None]
+    n = rng.poisson(3)  # drops on the lens: discs of the image blurred
+    cy, cx = rng.uniform(0, h, n), rng.uniform(0, w, n)
+    rad = rng.uniform(0.03, 0.06, n) * w
+    d2 = (plan.yy[None] - cy[:, None, None]) ** 2 + (plan.xx[None] - cx[:, None, None]) ** 2
+    drops = (d2 < rad[:, None, None] ** 2).any(0)[..., None]
+    return np.where(drops, _blur(img, 2.0), img)
+
+
+def _snow(img, plan: Plan, rng) -> np.ndarray:
+    """ACDC snow: snow cover (tyre tracks on the road), bright bluish light, white sky, flakes."""
+    h, w = plan.label.shape
+    lab = plan.label[..., None]
+    sky = lab == SKY
+    noise = _smooth_noise(rng, h, w, 6)[..., None]
+    road = (lab == ROAD) & (noise > rng.uniform(0.2, 0.6))  # tyre tracks stay dark
+    side = np.isin(lab, (SIDEWALK, TERRAIN)) & (noise > rng.uniform(-0.8, -0.2))
+    tops = (lab == VEG) & (noise > rng.uniform(0.3, 0.8))
+    white = rng.uniform(220, 240) * np.array([0.95, 0.98, 1.04], np.float32)
+    img = np.where(road | side | tops, 0.25 * img + 0.75 * white, img)
+    img = (0.85 * img + 30) * np.array([0.95, 0.98, 1.05], np.float32)
+    img = np.where(sky, rng.uniform(200, 228) + 6 * noise, img)
+    flakes = rng.random((h, w, 1)) < rng.uniform(0.005, 0.02)
+    return np.where(flakes, 245.0, img)
+
+
+#: each ACDC condition's rendering
+_CONDITIONS = {"fog": _fog, "night": _night, "rain": _rain, "snow": _snow}

@@ -117,57 +117,6 @@ def generate_sample(
     return render(plan, style, rng, condition), plan.label.copy()
 
 
-def _inverse_table(dataset: str) -> np.ndarray:
-    """uint8 [256]: Cityscapes train id → the dataset's raw id (255/void → its void id)."""
-    lut = L.id_to_train_id(dataset, "cityscapes19")
-    known = L.known_ids(dataset)
-    inv = np.zeros(256, np.uint8) if dataset != "acdc" else np.full(256, 255, np.uint8)
-    for raw in np.flatnonzero(known)[::-1]:  # 34 entries at most: lowest raw id wins
-        if lut[raw] != 255:
-            inv[lut[raw]] = raw
-    return inv
-
-
-def _label_png_palette() -> np.ndarray:
-    """GTAV label PNGs are palette images: Cityscapes labelId → its colour."""
-    pal = np.zeros((256, 3), np.uint8)
-    lut = L.id_to_train_id("gta5")
-    ok = lut != 255
-    pal[np.flatnonzero(ok)] = L.CITYSCAPES_PALETTE[lut[ok]]
-    return pal
-
-
-def _write_gta_label(path: Path, raw: np.ndarray) -> None:
-    import io
-
-    from PIL import Image
-
-    from halo.io import write_bytes
-
-    im = Image.fromarray(raw, mode="P")
-    im.putpalette(_label_png_palette().ravel().tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    write_bytes(path, buf.getvalue())
-
-
-def _write_synthia_label(path: Path, raw: np.ndarray) -> None:
-    import cv2
-
-    from halo.io import write_bytes
-
-    arr = np.zeros((*raw.shape, 3), np.uint16)
-    arr[..., 2] = raw  # OpenCV writes BGR: channel 2 is the PNG's first (R) channel
-    ok, buf = cv2.imencode(".png", arr)
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    write_bytes(path, buf.tobytes())
-
-
-#: How each dataset's label files are encoded where a plain 8-bit grey PNG is not enough.
-_LABEL_WRITERS = {"gta5": _write_gta_label, "synthia": _write_synthia_label}
-
-
 def sample_id(style: str, split: str, index: int, condition: str | None = None) -> str:
     """The id of sample ``index``, named like the real dataset's files: GTAV ``NNNNN`` and
     SYNTHIA ``NNNNNNN`` numbered apart per split, Cityscapes ``city/city_NNNNNN_NNNNNN`` with the
@@ -226,8 +175,7 @@ def write_dataset(
         raise ValueError(f"conditions {list(conditions)}: each must be one of {CONDITIONS}")
     scale_map(scale)  # bad factors fail before any file is written
     out = Path(out)
-    inv = _inverse_table(layout.name)
-    write_label = _LABEL_WRITERS.get(layout.name, write_png)
+    inv = layout.encoding.raw_ids()  # the dataset's own label values and file format
     conds = list(conditions) if style == "acdc" else [None]
     hist = np.zeros(256, np.int64)
     names = []
@@ -240,7 +188,7 @@ def write_dataset(
         img_path, lab_path, sid = sample_paths(style, out, split, i, cond)
         names.append(sid)
         write_png(img_path, image)
-        write_label(lab_path, inv[label])
+        layout.write_label(lab_path, inv[label])
     if layout.split_lists:
         write_text(out / f"{split}.txt", "".join(f"{n}.png\n" for n in names))
     total = int(hist.sum())
