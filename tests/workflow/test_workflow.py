@@ -9,6 +9,7 @@ Dry runs cover every shipped benchmark (the real ones against a fake data root).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from halo.runs import RECORD_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -190,6 +193,62 @@ def test_a_grid_archived_per_seed_reports_the_same_tables(project, built, tmp_pa
     twice = run([*gather, str(archive), "--out", str(tmp_path / "t2")], project, check=False)
     assert twice.returncode != 0 and "is also in" in twice.stderr
     assert not (tmp_path / "t2").exists()
+
+
+def test_a_seed_archived_in_parts_reports_the_same_tables(project, built, tmp_path):
+    """grid.py --part: each method's archive holds its own runs and the seed's source and
+    supervised runs; gathered together they give the workflow's tables byte for byte. A source
+    run whose copies evaluate differently (a retrained, different model) is refused by name."""
+    script = project / "workflow" / "study" / "grid.py"
+    archives = []
+    for part in ("random", "halo"):
+        archives.append(tmp_path / f"seed0-{part}.tar.xz")
+        cmd = [sys.executable, str(script), "--grid", TINY, "archive", "--seed", "0"]
+        run([*cmd, "--part", part, "--out", str(archives[-1])], project)
+    names = [set(tarfile.open(a).getnames()) for a in archives]
+    assert any(f"/random/5/seed0/{RECORD_FILE}" in n for n in names[0])
+    assert not any("/halo/5/seed0/" in n for n in names[0])
+    shared = {n for n in names[0] & names[1] if n.endswith(RECORD_FILE)}
+    assert {n.split("/")[3] for n in shared} == {"source", "supervised"}
+    out = tmp_path / "tables"
+    gather = [sys.executable, str(script), "--grid", TINY, "gather", *map(str, archives)]
+    run([*gather, "--out", str(out)], project)
+    results = project / "results" / BENCH
+    for name in sorted(p.name for p in results.glob("*.csv")):
+        assert (out / name).read_bytes() == (results / name).read_bytes(), name
+    # the halo part's copy of the source model evaluates differently: refused, nothing written
+    tampered = tmp_path / "tampered.tar.xz"
+    with tarfile.open(archives[1]) as src, tarfile.open(tampered, "w:xz") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read()
+            if "/source/" in m.name and m.name.endswith("/eval.json"):
+                record = json.loads(data)
+                record["miou"] += 1.0
+                data = json.dumps(record).encode()
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data))
+    bad = [*gather[:-2], str(archives[0]), str(tampered), "--out", str(tmp_path / "t2")]
+    res = run(bad, project, check=False)
+    assert (
+        res.returncode != 0 and "differs from its copy" in res.stderr and "/source/" in res.stderr
+    )
+    assert not (tmp_path / "t2").exists()
+
+
+def test_the_study_grid_parts_cover_its_cells_once():
+    """configs/study.yaml in parts: every (method, budget) cell of the grid in exactly one part,
+    the supervised bound in the first part only; a part restricts a seed's config file."""
+    sys.path.insert(0, str(ROOT / "workflow" / "study"))
+    import grid as study_grid
+
+    spec = yaml.safe_load((ROOT / "configs/study.yaml").read_text())["benchmarks"][BENCH]
+    blocks = [spec, *spec["extra"]]
+    cells = [(m, b) for blk in blocks for m in blk["methods"] for b in blk["budgets"]]
+    parts = study_grid.parts(spec)
+    covered = [(m, b) for p in parts.values() for m in p["methods"] for b in p["budgets"]]
+    assert sorted(covered) == sorted(cells) and len(set(covered)) == len(covered)
+    assert [bool(p["supervised"]) for p in parts.values()] == [True] + [False] * (len(parts) - 1)
+    assert all(p["extra"] == [] for p in parts.values())
 
 
 def test_mlflow_has_every_run_once(project, built):
