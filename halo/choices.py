@@ -9,6 +9,8 @@ are known to a dry run, a config check or ``halo --help`` without loading it.
   ``active``); also the kind of a run record;
 - ``OPTIMIZERS``: ``train.optimizer``, name → builder of :mod:`halo.engine.optim` (lazy);
 - ``SCHEDULES``: ``train.schedule``, name → decay of the learning rate after the warm-up;
+- ``SOURCE_ORDERS``: ``train.source_order``, name → the pool the source batches permute
+  (:mod:`halo.engine.batches`, lazy);
 - ``ANNOTATORS``: who labels a round, name → class of :mod:`halo.acquisition.annotators` (lazy).
 """
 
@@ -19,7 +21,14 @@ from dataclasses import dataclass
 
 from halo.registry import Registry
 
-__all__ = ["ANNOTATORS", "OPTIMIZERS", "SCHEDULES", "TRAINING_PROTOCOLS", "Protocol"]
+__all__ = [
+    "ANNOTATORS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SOURCE_ORDERS",
+    "TRAINING_PROTOCOLS",
+    "Protocol",
+]
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,13 @@ OPTIMIZERS: Registry = Registry("optimizer", ordered=True)
 OPTIMIZERS.add_lazy("sgd", "halo.engine.optim:sgd")
 OPTIMIZERS.add_lazy("adamw", "halo.engine.optim:adamw")
 OPTIMIZERS.add_lazy("riemannian-sgd", "halo.engine.optim:riemannian_sgd")
+
+#: ``train.source_order``: builders ``(dataset, images, seed) -> pool | None`` of the indices
+#: the source epochs permute: the dataset itself, or the official class-balanced list
+#: (GTAV/SYNTHIA, ``core/datasets/gtav.py:31-59``).
+SOURCE_ORDERS: Registry = Registry("source order", ordered=True)
+SOURCE_ORDERS.add_lazy("uniform", "halo.engine.batches:uniform_pool")
+SOURCE_ORDERS.add_lazy("balanced", "halo.engine.batches:balanced_pool")
 
 #: ``halo acquire --annotator`` and the workflow's ``annotator:``.
 ANNOTATORS: Registry = Registry("annotator", ordered=True)

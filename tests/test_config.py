@@ -152,6 +152,10 @@ def test_an_error_in_the_file_names_the_file_even_with_sets(tmp_path):
             r"train\.optimizer: expected one of sgd, adamw, riemannian-sgd, got 'adam'",
         ),
         ("train.schedule=step", r"train\.schedule: expected one of poly, cosine, got 'step'"),
+        (
+            "train.source_order=classwise",
+            r"train\.source_order: expected one of uniform, balanced, got 'classwise'",
+        ),
         ("train.round_lr=0", r"train\.round_lr: expected > 0, got 0"),
         ("train.round_warmup_steps=-1", r"train\.round_warmup_steps: expected >= 0, got -1"),
         ("train.adam_beta2=1", r"train\.adam_beta2: expected a value in \[0, 1\), got 1"),

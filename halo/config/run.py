@@ -120,19 +120,30 @@ def _model_options(cfg: Config, preset: MethodPreset) -> dict[str, Any]:
     return options
 
 
-def _check_decoder(cfg: Config) -> None:
-    """``model.decoder`` names a decoder, and ``official`` only for a DeepLabV3+ backbone."""
+def _check_decoder(cfg: Config, options: Mapping[str, Any]) -> None:
+    """``model.decoder`` names a decoder; ``official`` only for a DeepLabV3+ or SegFormer
+    backbone, and for SegFormer's hyperbolic head with the ball as wide as the decoder."""
     name = cfg.model.decoder
     if name not in DECODERS:
         valid = ", ".join(DECODERS)
         raise ConfigError(
             f"model.decoder: unknown name {name!r}{did_you_mean(name, DECODERS)}; valid: {valid}"
         )
-    arch = BACKBONES.lookup(cfg.backbone).arch
-    if name == "official" and arch != "deeplabv3plus":
+    preset = BACKBONES.lookup(cfg.backbone)
+    if name != "official":
+        return
+    if preset.arch not in ("deeplabv3plus", "segformer"):
         raise ConfigError(
-            f"model.decoder: 'official' is the official DeepLabV3+ decoder; backbone "
-            f"{cfg.backbone!r} is {arch} (use model.decoder=smp)"
+            f"model.decoder: 'official' is the official DeepLabV3+ or SegFormer decoder; "
+            f"backbone {cfg.backbone!r} is {preset.arch} (use model.decoder=smp)"
+        )
+    width = options.get("decoder_channels") or preset.decoder_channels
+    hyperbolic = options["head"] == "hyperbolic"
+    if preset.arch == "segformer" and hyperbolic and cfg.model.embed_dim != width:
+        raise ConfigError(
+            f"model.embed_dim: the official SegFormer head maps the {width}-d decoder features "
+            f"into the ball as they are; expected {width} with model.decoder=official, got "
+            f"{cfg.model.embed_dim}"
         )
 
 
@@ -173,7 +184,7 @@ def resolve(cfg: Config) -> Run:
         raise ConfigError(
             f"model.head: unknown name {options['head']!r}; valid: {', '.join(HEADS)}"
         )
-    _check_decoder(cfg)
+    _check_decoder(cfg, options)
     sizes = (
         tuple(cfg.source_size or bench.source_size),
         tuple(cfg.target_size or bench.target_size),

@@ -21,6 +21,7 @@ import yaml
 
 from halo.choices import OPTIMIZERS as _OPTIMIZERS
 from halo.choices import SCHEDULES as _SCHEDULES
+from halo.choices import SOURCE_ORDERS as _SOURCE_ORDERS
 from halo.config.errors import ConfigError
 from halo.registry import did_you_mean
 
@@ -95,6 +96,7 @@ class TrainConfig:
     negative_learning: float = 0.0
     local_consistency: float = 0.0
     hflip: bool = True
+    source_order: str = "uniform"  # the source images' order: SOURCE_ORDERS
     checkpoint_every: int = 50
     amp: bool = True
     sync_bn: bool = False
@@ -276,9 +278,10 @@ def _merge(base: dict, extra: dict) -> dict:
 #: ``resize``: PIL's filter for images (halo.data.transforms.resize_pair).
 RESIZE = ("bilinear", "bicubic")
 
-#: train.optimizer and train.schedule (halo.engine.train builds them).
+#: train.optimizer, train.schedule and train.source_order (halo.engine builds them).
 OPTIMIZERS = tuple(_OPTIMIZERS)  # the names (halo.choices)
 SCHEDULES = tuple(_SCHEDULES)
+SOURCE_ORDERS = tuple(_SOURCE_ORDERS)
 
 #: Seeds drive torch (per-step seeds up to ~1e9 x seed must fit 64 bits) and numpy generators.
 MAX_SEED = 2**32 - 1
@@ -335,7 +338,11 @@ def check_ranges(cfg: Config) -> None:
         value = getattr(t, name)
         if value is not None and not value > 0:
             raise ConfigError(f"train.{name}: expected > 0, got {value}")
-    for name, valid in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+    for name, valid in (
+        ("optimizer", OPTIMIZERS),
+        ("schedule", SCHEDULES),
+        ("source_order", SOURCE_ORDERS),
+    ):
         if getattr(t, name) not in valid:
             raise ConfigError(
                 f"train.{name}: expected one of {', '.join(valid)}, got {getattr(t, name)!r}"

@@ -161,6 +161,14 @@ class SegmentationDataset(Dataset):
                 h.update("\0".join(map(str, ("", *key))).encode())
         return h.hexdigest()
 
+    def _stamp(self, cache: str | os.PathLike | None) -> tuple[Path | None, str | None]:
+        """The verification stamp of the files as they are now under ``cache`` (and their
+        :meth:`fingerprint`), or ``(None, None)`` without a cache."""
+        if cache is None:
+            return None, None
+        before = self.fingerprint()
+        return Path(cache) / "verified" / f"{before}.json", before
+
     def verify(self, *, workers: int | None = None, cache: str | os.PathLike | None = None) -> bool:
         """Decode every image and label once, raising the first DataError in sample order: a
         corrupt or truncated PNG, label ids outside the table, image/label size mismatch.
@@ -168,35 +176,67 @@ class SegmentationDataset(Dataset):
         Args:
             workers: decoding threads (default: up to 8, one per CPU).
             cache: a folder of stamps; the files whose :meth:`fingerprint` has a stamp there
-                were verified before and are not decoded again; a successful check writes one.
+                were verified before and are not decoded again; a successful check writes one
+                (with the classes each label holds: :meth:`class_presence`).
 
         Returns:
             ``True`` if the files were decoded, ``False`` if a stamp showed them verified.
         """
+        stamp, before = self._stamp(cache)
+        if stamp is not None and stamp.is_file():
+            return False
+        self._decode_all(workers, stamp, before)
+        return True
+
+    def class_presence(self, *, cache: str | os.PathLike | None = None) -> np.ndarray:
+        """Which classes each sample's label holds: bool [N, num_classes] (an unlabelled sample
+        holds none). Read from the verification stamp under ``cache`` when it has them, else
+        every file is decoded once (which also verifies it and writes the stamp)."""
+        from halo.io import read_json
+
+        stamp, before = self._stamp(cache)
+        if stamp is not None and stamp.is_file():
+            masks = read_json(stamp, "verification stamp").get("presence")
+            if isinstance(masks, list) and len(masks) == len(self):
+                return _unpack_presence(masks, self.num_classes)
+        return self._decode_all(None, stamp, before)
+
+    def _decode_all(self, workers: int | None, stamp: Path | None, before: str | None):
+        """Decode every sample (``workers`` threads); write ``stamp`` if the files did not
+        change meanwhile; the class presence, bool [N, num_classes]."""
         from concurrent.futures import ThreadPoolExecutor
 
-        stamp, before = None, None
-        if cache is not None:
-            before = self.fingerprint()
-            stamp = Path(cache) / "verified" / f"{before}.json"
-            if stamp.is_file():
-                return False
         if workers is None:
             cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
             workers = max(1, min(8, len(cpus) if cpus else (os.cpu_count() or 1)))
+        c = self.num_classes
 
-        def check(index: int) -> None:
-            self.load_native(index)  # the decoded arrays are dropped at once
+        def check(index: int) -> np.ndarray:
+            _, label = self.load_native(index)  # the decoded arrays are dropped at once
+            return np.bincount(label[label < c].ravel(), minlength=c)[:c] > 0
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(check, range(len(self))):
-                pass
+            presence = np.stack(list(pool.map(check, range(len(self)))))
         # files changed while they were decoded: what was checked is not what is there now
         if stamp is not None and self.fingerprint() == before:
             from halo.io import write_json
 
+            record = {"dataset": self.name, "samples": len(self)}
+            record["presence"] = _pack_presence(presence)
             try:
-                write_json(stamp, {"dataset": self.name, "samples": len(self)})
+                write_json(stamp, record)
             except OSError:  # a read-only cache only costs a second check next time
                 pass
-        return True
+        return presence
+
+
+def _pack_presence(presence: np.ndarray) -> list[int]:
+    """bool [N, C] → one bit mask per sample (bit c: class c present), for a JSON stamp."""
+    weights = 1 << np.arange(presence.shape[1], dtype=object)
+    return [int(x) for x in (presence.astype(object) * weights).sum(axis=1)]
+
+
+def _unpack_presence(masks: list, num_classes: int) -> np.ndarray:
+    """The inverse of :func:`_pack_presence`: bool [N, num_classes]."""
+    bits = np.array([int(m) for m in masks], dtype=object)[:, None] >> np.arange(num_classes)
+    return (bits & 1).astype(bool)

@@ -339,7 +339,8 @@ def _prepare(model, protocol: str, data, cfg, seed, checkpoint, resume, meta, sc
     rank, world = _process_group(model, cfg)
     meta = dict(meta or {}, protocol=protocol, total_steps=schedule.total)
     device = next(model.parameters()).device  # device follows the model
-    batches = Batches(proto, cfg, seed, start, schedule.stop, source, target, rank, world, device)
+    span = (start, schedule.stop, schedule.total)
+    batches = Batches(proto, cfg, seed, span, source, target, rank, world, device)
     net = _wrap(model, cfg)
     base_lr, warmup = cfg.phase_rate(proto.name)
     optimizer = _optimizer(net, cfg, base_lr, resume)

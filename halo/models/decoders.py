@@ -1,7 +1,8 @@
-"""Decoders: smp's as it builds them, or rebuilt to the official HALO code's DeepLabV3+ layout.
+"""Decoders: smp's as it builds them, or rebuilt to the official HALO code's layouts.
 
 :data:`halo.models.presets.DECODERS` names them (``model.decoder`` in a config). Each entry takes
-the decoder smp built and returns the one to use; ``official`` rebuilds smp's
+the decoder smp built and the head, and returns the decoder to use; ``official`` dispatches on
+the decoder smp built (:func:`official`). For DeepLabV3+ it rebuilds smp's
 ``DeepLabV3PlusDecoder`` in place, as the official ``DepthwiseSeparableASPP(_Hyper)``
 (``core/models/classifier.py``): the ASPP's dilated branches as depthwise-separable convolutions
 with a BatchNorm and ReLU after each half, the branches fused by one 3×3 convolution (no 1×1
@@ -10,6 +11,15 @@ kept, then two depthwise-separable 3×3 convolutions and ``Dropout2d(0.1)``; eve
 initialised as the official ``_init_weight`` (Kaiming normal; BatchNorm weight 1, bias 0), and so
 are the head's convolutions that the official classifier module holds (:func:`official_head_init`).
 The widths are smp's ``decoder_channels`` (512 in the paper configs, as official).
+
+For SegFormer (the official ``acdc`` branch, ``core/models/segformer.py:25-140``: Hugging Face's
+``SegformerDecodeHead``) smp's decoder already has its layout — a linear layer per stage to the
+decoder width, bilinear upsampling to 1/4, the stages concatenated deepest first, a bias-free 1×1
+fusion, BatchNorm, ReLU — and gains the ``Dropout(0.1)`` after it (``classifier_dropout_prob``);
+every linear and convolution of the decoder and of the head (the HFR's too) is initialised as
+Hugging Face's ``_init_weights`` (normal, std 0.02, zero biases; BatchNorm 1 and 0). The hyperbolic head maps the decoder's features
+into the ball as they are (no 1×1 reduction: ``model.embed_dim`` must equal the decoder width,
+768 for MiT-B4), as the official ``HyperMLR(config.decoder_hidden_size, …)``.
 """
 
 from __future__ import annotations
@@ -18,7 +28,14 @@ import math
 
 from torch import nn
 
-__all__ = ["depthwise_separable", "official_deeplabv3plus", "official_head_init", "smp_decoder"]
+__all__ = [
+    "depthwise_separable",
+    "official",
+    "official_deeplabv3plus",
+    "official_head_init",
+    "official_segformer",
+    "smp_decoder",
+]
 
 
 def smp_decoder(decoder: nn.Module, head: nn.Module) -> nn.Module:
@@ -97,3 +114,51 @@ def official_head_init(head: nn.Module) -> nn.Module:
                 bound = 1 / math.sqrt(conv.weight[0].numel())
                 nn.init.uniform_(conv.bias, -bound, bound)
     return head
+
+
+def official(decoder: nn.Module, head: nn.Module) -> nn.Module:
+    """``model.decoder: official``: the official code's decoder for the one smp built —
+    :func:`official_deeplabv3plus` or :func:`official_segformer`.
+
+    Raises:
+        ValueError: smp built another decoder (the official code has only these two).
+    """
+    from segmentation_models_pytorch.decoders.deeplabv3.decoder import DeepLabV3PlusDecoder
+    from segmentation_models_pytorch.decoders.segformer.decoder import SegformerDecoder
+
+    if isinstance(decoder, DeepLabV3PlusDecoder):
+        return official_deeplabv3plus(decoder, head)
+    if isinstance(decoder, SegformerDecoder):
+        return official_segformer(decoder, head)
+    raise ValueError(
+        f"decoder 'official' is DeepLabV3+'s or SegFormer's; this backbone's decoder is "
+        f"{type(decoder).__name__} (use decoder 'smp')"
+    )
+
+
+def official_segformer(decoder: nn.Module, head: nn.Module) -> nn.Module:
+    """smp's ``SegformerDecoder`` as the official SegFormer decode head (module docstring): the
+    fusion followed by ``Dropout(0.1)``, Hugging Face's initialisation of the decoder and of the
+    head's convolutions, and the hyperbolic head without its 1×1 reduction.
+
+    Raises:
+        ValueError: the hyperbolic head's ball dimension is not the decoder width.
+    """
+    if hasattr(head, "reduce"):
+        if head.embed_dim != head.in_channels:
+            raise ValueError(
+                f"decoder 'official' for SegFormer maps the {head.in_channels}-d decoder features "
+                f"into the ball as they are: set model.embed_dim={head.in_channels} (got "
+                f"{head.embed_dim})"
+            )
+        head.reduce = nn.Identity()
+    decoder.fuse_stage = nn.Sequential(decoder.fuse_stage, nn.Dropout(0.1))
+    for m in [*decoder.modules(), *head.modules()]:  # Hugging Face's _init_weights
+        if isinstance(m, (nn.Linear, nn.Conv2d)):  # the HFR's too, as in the official head
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return decoder

@@ -58,9 +58,9 @@ HEADS.add_lazy("hyperbolic", "halo.models.heads:HyperbolicHead")
 DECODERS: Registry = Registry("decoder")
 """Decoder registry: name -> a function of :mod:`halo.models.decoders` that takes the decoder smp
 built and the head, and returns the decoder to use (``smp``: as built; ``official``: the official
-DeepLabV3+, and the head's convolutions initialised as the official code's)."""
+code's DeepLabV3+ or SegFormer decode head, and the head as that code builds it)."""
 DECODERS.add_lazy("smp", "halo.models.decoders:smp_decoder")
-DECODERS.add_lazy("official", "halo.models.decoders:official_deeplabv3plus")
+DECODERS.add_lazy("official", "halo.models.decoders:official")
 
 
 @dataclass(frozen=True)

@@ -321,6 +321,8 @@ def test_dry_run_prints_the_official_recipe_and_touches_nothing(tmp_path, capsys
     assert e["flip"] is True and cfg["model"]["frozen_bn"] is True
     assert cfg["resize"] == "bicubic" and e["label_size"] and cfg["active"]["label_size"]
     assert t["local_consistency"] == 0.0  # the HALO run; RIPU's own below
+    # GTAV and SYNTHIA: the official class-balanced source list; Cityscapes: its file list
+    assert t["source_order"] == ("uniform" if bench == "cs2acdc" else "balanced")
     starts = [s[0] for s in cfg["resolved"]["round_spans"]]
     assert starts == [0, 3843, 7687, 10250, 12812]  # the official selection steps
     assert cfg["resolved"]["round_spans"][-1][1:] == [15375, 15375]
@@ -334,14 +336,39 @@ def test_dry_run_prints_the_official_recipe_and_touches_nothing(tmp_path, capsys
     assert not out.exists()
 
 
+def test_dry_run_prints_the_official_segformer_recipe(tmp_path, capsys):
+    """configs/benchmarks/cs2acdc-segformer.yaml resolves to the acdc branch's SegFormer-B4 run
+    (source_target_acdc_segformer.yaml, core/models/segformer.py, core/utils/optim.py)."""
+    import yaml
+
+    argv = ["pretrain", "--config", "configs/benchmarks/cs2acdc-segformer.yaml"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    t, m, r = cfg["train"], cfg["model"], cfg["resolved"]
+    assert (cfg["backbone"], m["frozen_bn"], m["hfr"]) == ("segformer-b4", False, False)
+    assert r["model_options"]["decoder"] == "official" and r["model_options"]["embed_dim"] == 768
+    assert (t["optimizer"], t["lr"], t["weight_decay"], t["head_lr_mult"]) == (
+        "adamw",
+        6e-5,
+        0.01,
+        10.0,
+    )
+    assert (t["warmup_steps"], t["warmup_start"], t["warmup_shift"]) == (1000, 0.01, 0)
+    assert (t["poly_power"], t["decay_steps"], t["negative_learning"]) == (0.5, 7500, 1.0)
+    assert [s[0] for s in r["round_spans"]] == [0, 1952, 3904, 5206, 6507]
+    assert r["round_spans"][-1][1:] == [7810, 7810]
+
+
 def test_the_label_size_recipe_runs_a_round_end_to_end(tiny_data, tmp_path):
-    """The paper's switches on the tiny data, images at half the label files' size: the pool is
-    scored, budgeted and masked at the label size (32x64), the round trains on its masks resized
-    to the input size (16x32) with RIPU's consistency loss, and evaluates at the label size."""
+    """The paper's switches on the tiny data, images at half the label files' size: the source
+    batches come from the class-balanced list, the pool is scored, budgeted and masked at the
+    label size (32x64), the round trains on its masks resized to the input size (16x32) with
+    RIPU's consistency loss, and evaluates at the label size."""
     from halo.acquisition.rounds import read_mask
 
     sets = [f"data_root={tiny_data}", "target_size=[16, 32]", "resize=bicubic", "method=ripu"]
     sets += ["active.label_size=true", "eval.label_size=true", "train.local_consistency=0.1"]
+    sets += ["train.source_order=balanced"]
     base = ["--config", str(TINY_CONFIG), "--quiet", *[a for x in sets for a in ("--set", x)]]
     src, r1 = tmp_path / "src", tmp_path / "round1"
     assert main(["pretrain", *base, "--out", str(src)]) == 0

@@ -92,3 +92,30 @@ def test_verify_stamp_skips_unchanged_files_only(trees, tmp_path):
     with pytest.raises(DataError, match=r"cannot read image .*00002\.png"):
         build_dataset("gta5", root, "all").verify(cache=cache)
     assert len(list((cache / "verified").iterdir())) == 1  # no stamp for the broken state
+
+
+def test_class_presence_is_read_once_then_from_the_stamp(trees, tmp_path, monkeypatch):
+    """Which train ids each label holds (GTAV raw 7 = road 0, 26 = car 13, 24 = person 11);
+    the stamp keeps them, so a second dataset of the same files decodes nothing; a stamp from
+    before presence was recorded is completed by one decode."""
+    import json
+
+    root = trees.gta5([raw_map([7, 26]), raw_map([24]), raw_map([7])])
+    cache = tmp_path / "cache"
+    want = np.zeros((3, 19), bool)
+    want[0, [0, 13]] = want[1, 11] = want[2, 0] = True
+    assert np.array_equal(build_dataset("gta5", root, "all").class_presence(cache=cache), want)
+    again = build_dataset("gta5", root, "all", (4, 6))  # any size: the files are the same
+
+    def no_decode(self, index):
+        raise AssertionError("decoded although the stamp has the presence")
+
+    with monkeypatch.context() as m:
+        m.setattr(Direct, "load_native", no_decode)
+        assert np.array_equal(again.class_presence(cache=cache), want)
+        assert again.verify(cache=cache) is False
+    (stamp,) = (cache / "verified").iterdir()
+    stamp.write_text(json.dumps({"dataset": "gta5", "samples": 3}))  # an older stamp
+    assert np.array_equal(again.class_presence(cache=cache), want)
+    assert len(json.loads(stamp.read_text())["presence"]) == 3
+    assert np.array_equal(again.class_presence(), want)  # no cache: decoded each time

@@ -1,4 +1,5 @@
-"""The official DeepLabV3+ decoder (halo.models.decoders) against the official code's layout."""
+"""The official DeepLabV3+ and SegFormer decoders (halo.models.decoders) against the official
+code's layouts."""
 
 from __future__ import annotations
 
@@ -42,17 +43,45 @@ def test_the_official_decoder_has_the_official_layers(backbone, width, cin, low)
     assert torch.equal(twin.eval()(images).logits, out.logits)
 
 
-def test_the_official_decoder_is_deeplabv3plus_only_and_named_in_the_model_key():
-    with pytest.raises(ValueError, match="DeepLabV3"):
-        build_backbone("segformer-b0", 19, decoder="official", head="euclidean")
-    with pytest.raises(ConfigError, match=r"model.decoder: 'official'.*use model.decoder=smp"):
-        resolve(build_config({"backbone": "segformer-b0", "model": {"decoder": "official"}}))
+def test_the_official_decoder_is_named_in_the_model_key_and_checked_in_the_config():
     with pytest.raises(ConfigError, match=r"model.decoder: unknown name 'oficial'.*'official'"):
         resolve(build_config({"model": {"decoder": "oficial"}}))
+    bad = {"backbone": "segformer-b0", "model": {"decoder": "official"}}  # ball 64, decoder 256
+    with pytest.raises(ConfigError, match=r"model.embed_dim: .*256-d decoder.*expected 256"):
+        resolve(build_config(bad))
+    bad["model"]["embed_dim"] = 256
+    assert resolve(build_config(bad)).model_options["decoder"] == "official"
+    bad["method"] = "featnorm"  # the Euclidean head has no ball: any embed_dim
+    bad["model"]["embed_dim"] = 64
+    assert resolve(build_config(bad)).model_options["head"] == "euclidean"
     plain = resolve(build_config({}))
     official = resolve(build_config({"model": {"decoder": "official"}}))
     assert official.model_key == plain.model_key + "-officialdec"
     assert official.model_options["decoder"] == "official" and "decoder" not in plain.model_options
+
+
+def test_the_official_segformer_head_is_hugging_faces():
+    """Official SegFormer (acdc branch, core/models/segformer.py): the fusion, BatchNorm, ReLU,
+    Dropout(0.1); the decoder features go into the ball without a reduction; every linear and
+    convolution initialised normal(0, 0.02) with zero biases. It trains (a real backward)."""
+    torch.manual_seed(0)
+    model = build_backbone("segformer-b0", 19, decoder="official", embed_dim=256)
+    assert isinstance(model.head.reduce, nn.Identity)
+    dropouts = [m for m in model.decoder.modules() if isinstance(m, nn.Dropout | nn.Dropout2d)]
+    assert [(type(m), m.p) for m in dropouts] == [(nn.Dropout, 0.1)]
+    layers = [m for m in [*model.decoder.modules(), *model.head.modules()]]
+    layers = [m for m in layers if isinstance(m, nn.Linear | nn.Conv2d)]
+    assert len(layers) >= 5  # four stage projections and the fusion, at least
+    for m in layers:
+        assert m.weight.std().item() == pytest.approx(0.02, rel=0.15)
+        assert m.bias is None or torch.count_nonzero(m.bias) == 0
+    images = torch.randn(2, 3, 64, 96)
+    out = model.train()(images)
+    assert out.logits.shape == (2, 19, 64, 96) and torch.isfinite(out.logits).all()
+    out.logits.logsumexp(1).mean().backward()
+    assert model.decoder.mlp_stage[0].linear.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"set model.embed_dim=256 \(got 64\)"):
+        build_backbone("segformer-b0", 19, decoder="official")
 
 
 @pytest.mark.parametrize("head", ["euclidean", "hyperbolic"])
