@@ -44,7 +44,7 @@ from halo.acquisition.rounds import (
 )
 from halo.acquisition.selection import check_budget
 from halo.acquisition.strategies import Strategy
-from halo.models.hyperbolic import radius as ball_radius
+from halo.models.hyperbolic import radius_of_norm
 from halo.models.segmenter import module_device
 from halo.progress import progress as progress_bar
 
@@ -81,8 +81,26 @@ def _radius(model, out, radius_model, images: torch.Tensor, size=None) -> torch.
         return None
     if size is None or tuple(net_out.radius.shape[-2:]) == tuple(size):
         return net_out.radius.to(out.logits.device)
-    points = F.interpolate(net_out.embeddings, size=size, mode="bilinear", align_corners=True)
-    return ball_radius(points, c=net.head.curvature, dim=1).to(out.logits.device)
+    return upsampled_radius(net_out.embeddings, size, c=net.head.curvature).to(out.logits.device)
+
+
+def upsampled_radius(points: torch.Tensor, size, *, c: float, chunk_bytes: int = 1 << 28):
+    """The radius of ``points`` [B, D, h, w] upsampled to ``size`` (bilinear, ``align_corners=
+    True``): ``[B, *size]``. Upsampling is per channel, so the squared norm is summed over
+    channel chunks of at most ``chunk_bytes`` of upsampled points: a 768-d ball at 1024×2048
+    (SegFormer's official head) never holds the 6.4 GB of one image's upsampled points at once.
+    """
+    b, d = points.shape[:2]
+    per_channel = b * size[0] * size[1] * points.element_size()
+    step = max(1, min(d, chunk_bytes // max(per_channel, 1)))
+    sumsq = None
+    for c0 in range(0, d, step):  # channel chunks: each a few upsampled maps
+        up = F.interpolate(
+            points[:, c0 : c0 + step], size=size, mode="bilinear", align_corners=True
+        )
+        part = up.square().sum(dim=1)
+        sumsq = part if sumsq is None else sumsq + part
+    return radius_of_norm(sumsq.sqrt(), c=c)
 
 
 def _check_ids(ids: list[str], out_dir: Path, seen: set[str]) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "max_tangent_norm",
     "mlr_logits",
     "radius",
+    "radius_of_norm",
     "tangent_radius",
 ]
 
@@ -134,10 +135,16 @@ def radius(x: Tensor, *, c: float, dim: int = -1, keepdim: bool = False) -> Tens
         Radii ``>= 0``, ``x``'s shape without ``dim`` (or with size 1), ``x``'s dtype.
     """
     _check_floating("x", x)
+    return radius_of_norm(torch.linalg.vector_norm(x, dim=dim, keepdim=keepdim), c=c)
+
+
+def radius_of_norm(norm: Tensor, *, c: float) -> Tensor:
+    """:func:`radius` from the points' Euclidean norms ``||x||`` (any shape, floating): for
+    callers that accumulate the norm themselves (e.g. over channel chunks)."""
+    _check_floating("norm", norm)
     c = _check_curvature(c)
     sqrt_c = math.sqrt(c)
-    scaled = torch.linalg.vector_norm(x, dim=dim, keepdim=keepdim) * sqrt_c
-    scaled = scaled.clamp_max(1.0 - torch.finfo(x.dtype).eps)
+    scaled = (norm * sqrt_c).clamp_max(1.0 - torch.finfo(norm.dtype).eps)
     return torch.atanh(scaled) * (2.0 / sqrt_c)
 
 

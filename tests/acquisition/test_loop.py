@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import Dataset
 
 from halo.acquisition.loop import acquire
@@ -384,3 +386,30 @@ def test_at_the_label_size_the_radius_is_of_the_upsampled_ball_points():
         out.radius[:, None], size=(48, 96), mode="bilinear", align_corners=True
     )
     assert not torch.allclose(big, upsampled[:, 0], atol=1e-4)  # the two rules differ
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    b=st.integers(1, 3),
+    d=st.integers(1, 12),
+    hw=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    size=st.tuples(st.integers(1, 20), st.integers(1, 20)),
+    chunk=st.integers(1, 4000),
+    c=st.floats(0.1, 2.0),
+)
+def test_the_upsampled_radius_is_the_same_in_any_channel_chunks(b, d, hw, size, chunk, c):
+    """Summing the squared norm over channel chunks (bounded memory for a 768-d ball at the
+    label size) gives the radius of the points upsampled at once, whatever the chunk size."""
+    import torch.nn.functional as F
+
+    from halo.acquisition.loop import upsampled_radius
+    from halo.models.hyperbolic import expmap0, radius
+
+    g = torch.Generator().manual_seed(b * 1000 + d)
+    points = expmap0(torch.randn(b, d, *hw, generator=g, dtype=torch.float64), c=c, dim=1)
+    whole = radius(
+        F.interpolate(points, size=size, mode="bilinear", align_corners=True), c=c, dim=1
+    )
+    chunked = upsampled_radius(points, size, c=c, chunk_bytes=chunk)
+    assert chunked.shape == (b, *size) and chunked.dtype == points.dtype
+    assert torch.allclose(chunked, whole, rtol=1e-10, atol=1e-12)
