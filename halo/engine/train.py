@@ -129,17 +129,29 @@ def _process_group(model: nn.Module, cfg) -> tuple[int, int]:
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     # a trainable BatchNorm after the ASPP's image pooling sees one value per channel and image:
-    # training needs two images a process (frozen BatchNorm, or BatchNorm over pixels, does not)
+    # training needs two images a process (frozen BatchNorm, or BatchNorm over pixels such as
+    # the SegFormer head's, does not)
     decoder = getattr(unwrap(model), "decoder", model)
-    if cfg.batch_size // world < 2 and any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in decoder.modules()
-    ):
+    if cfg.batch_size // world < 2 and _pooled_batchnorm(decoder):
         raise ValueError(
             f"train.batch_size {cfg.batch_size} over {world} process(es) leaves "
             f"{cfg.batch_size // world} image per process; BatchNorm needs at least 2 in "
             "training (raise train.batch_size)"
         )
     return rank, world
+
+
+def _pooled_batchnorm(decoder: nn.Module) -> bool:
+    """Whether a trainable BatchNorm of ``decoder`` normalises image-pooled features (one value
+    per channel and image: smp's ``ASPPPooling``)."""
+    from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPPPooling
+
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for pool in decoder.modules()
+        if isinstance(pool, ASPPPooling)
+        for m in pool.modules()
+    )
 
 
 def _wrap(model: nn.Module, cfg) -> nn.Module:

@@ -236,6 +236,20 @@ def test_batch_of_one_per_process_is_a_clear_error(tmp_path):
         _fit(tmp_path, "one.pt", 1, batch_size=1)
 
 
+def test_only_a_batchnorm_after_image_pooling_needs_two_images():
+    """DeepLabV3+'s image-pooling branch normalises one value per channel and image; a
+    BatchNorm over pixels (the official SegFormer head's, trained at 1 image per GPU) does not
+    need two images, and a frozen one needs none."""
+    from halo.models.segmenter import build_backbone
+
+    assert T._pooled_batchnorm(build_backbone("deeplabv3plus-r18", 5).decoder)
+    frozen = build_backbone("deeplabv3plus-r18", 5, frozen_bn=True)
+    assert not T._pooled_batchnorm(frozen.decoder)
+    segformer = build_backbone("segformer-b0", 5, decoder="official", embed_dim=256)
+    assert not T._pooled_batchnorm(segformer.decoder)
+    segformer.train()(torch.rand(1, 3, 64, 64)).logits.sum().backward()  # batch 1 trains
+
+
 def test_an_optimiser_state_of_another_kind_is_refused(tmp_path):
     half = _fit(tmp_path, "half.pt", 2, optimizer="sgd")
     with pytest.raises(
