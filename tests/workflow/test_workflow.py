@@ -235,7 +235,7 @@ def test_a_seed_archived_in_parts_reports_the_same_tables(project, built, tmp_pa
     assert not (tmp_path / "t2").exists()
 
 
-def test_the_study_grid_parts_cover_its_cells_once():
+def test_the_study_grid_parts_cover_its_cells_once(tmp_path):
     """configs/study.yaml in parts: every (method, budget) cell of the grid in exactly one part,
     the supervised bound in the first part only; a part restricts a seed's config file."""
     sys.path.insert(0, str(ROOT / "workflow" / "study"))
@@ -249,6 +249,12 @@ def test_the_study_grid_parts_cover_its_cells_once():
     assert sorted(covered) == sorted(cells) and len(set(covered)) == len(covered)
     assert [bool(p["supervised"]) for p in parts.values()] == [True] + [False] * (len(parts) - 1)
     assert all(p["extra"] == [] for p in parts.values())
+    assert len(study_grid.todo(spec, tmp_path)) == len(parts) * len(spec["seeds"])
+    (tmp_path / "seed0-random.tar.xz").touch()
+    (tmp_path / "seed3-extra2.tar.xz").touch()
+    left = study_grid.todo(spec, tmp_path)
+    assert left[0] == (1, "random") and (0, "random") not in left and (3, "extra2") not in left
+    assert left[-1] == (4, "extra2") and len(left) == len(parts) * len(spec["seeds"]) - 2
 
 
 def test_mlflow_has_every_run_once(project, built):
