@@ -49,7 +49,8 @@ CAPTIONS = {
     MIOU_CSV: "The mIoU table, tidy: backbone, method, variant, budget, n_seeds, mean, std and "
     "labelled_fraction (the mean labelled share of the target pool).",
     RUNS_CSV: "One row per run (backbone, method, variant, kind, budget, seed, miou, "
-    "labelled_fraction): the seeds behind each cell, for paired comparisons.",
+    "labelled_fraction, round_miou: the mIoU after each round): the seeds behind each cell, for "
+    "paired comparisons.",
     BUDGET_CURVE_FILE: "Target mIoU (%) against the labelled budget (% of target pixels), one line "
     "per method, mean over seeds with the seeds as points; source-only dotted, supervised dashed.",
     BUDGET_CSV: "The budget curve's data: series, budget (%), mean mIoU, seeds.",

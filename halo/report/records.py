@@ -100,9 +100,17 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _round_mious(record: Mapping[str, Any]) -> str:
+    """An active record's mIoU after each round, in round order, ``;``-joined (4 decimals;
+    ``nan`` where a round has none); empty for a run without rounds."""
+    rounds = sorted(record.get("rounds") or [], key=lambda r: int(r["round"]))
+    return ";".join(f"{_float(r.get('miou')):.4f}" for r in rounds)
+
+
 def _runs_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per record: backbone, method, variant, kind, budget, seed, miou, labelled (the
-    labelled fraction of the target pool, ``budget_used``; NaN where none), label, order."""
+    labelled fraction of the target pool, ``budget_used``; NaN where none), round_miou (the
+    mIoU after each round, :func:`_round_mious`), label, order."""
     frame = pd.DataFrame(
         {
             "backbone": [str(r["backbone"]) for r in records],
@@ -113,6 +121,7 @@ def _runs_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "seed": [r["seed"] for r in records],
             "miou": [_float(r["miou"]) for r in records],
             "labelled": [_float(r.get("budget_used")) for r in records],
+            "round_miou": [_round_mious(r) for r in records],
         }
     )
     n_variants = frame.groupby(["backbone", "kind", "method"])["variant"].transform("nunique")

@@ -65,7 +65,26 @@ def _markdown(wide: pd.DataFrame, long: pd.DataFrame, benchmark: str) -> str:
     lines.append("|" + "---|" * 2 + "---:|" * len(wide.columns))
     for (backbone, method), row in wide.iterrows():
         lines.append("| " + " | ".join(_md_escape(c) for c in (backbone, method, *row)) + " |")
-    return "\n".join(lines) + "\n"
+    labelled = _labelled_line(long)
+    return "\n".join(lines) + "\n" + (f"\n{labelled}\n" if labelled else "")
+
+
+def _labelled_line(long: pd.DataFrame) -> str:
+    """The pixels each budget labelled: per budget column, the smallest and largest of the
+    active cells' mean labelled fractions (% of the target pool); empty without active cells."""
+    active = long.dropna(subset=["labelled_fraction"])
+    active = active[active["budget"].between(0, 1, inclusive="neither")]
+    if active.empty:
+        return ""
+    spans = []
+    for budget, cell in active.groupby("budget"):
+        lo, hi = 100 * cell["labelled_fraction"].min(), 100 * cell["labelled_fraction"].max()
+        span = f"{lo:.4f} %" if f"{lo:.4f}" == f"{hi:.4f}" else f"{lo:.4f}–{hi:.4f} %"
+        spans.append(f"{budget_label(budget)}: {span}")
+    return (
+        "Labelled pixels, % of the target pool (each cell's mean over its seeds; the range over "
+        f"the cells of a column): {'; '.join(spans)}."
+    )
 
 
 _PAGE_STYLE = (
@@ -133,6 +152,7 @@ def write_miou_table(
     )
     runs_path = out_dir / RUNS_CSV
     keep = ["backbone", "method", "variant", "kind", "budget", "seed", "miou", "labelled"]
+    keep.append("round_miou")
     frame = runs[keep].rename(columns={"labelled": "labelled_fraction"})
     write_text(runs_path, frame.to_csv(index=False, lineterminator="\n"))
     return [csv_path, md_path, html_path, runs_path]

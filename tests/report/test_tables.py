@@ -62,12 +62,18 @@ def test_miou_csv_known_answer(tmp_path: Path) -> None:
     active = csv[~csv["method"].isin(["source", "supervised"])]
     assert np.allclose(active["labelled_fraction"], active["budget"])
     assert csv.loc[csv["method"].isin(["source", "supervised"]), "labelled_fraction"].isna().all()
-    runs = pd.read_csv(tmp_path / "runs.csv")
+    runs = pd.read_csv(tmp_path / "runs.csv", dtype={"round_miou": str})
     assert len(runs) == 3 * len(ACTIVE) + 2 + 1 + 1
     for (method, _variant, budget), values in ACTIVE.items():
         seeds = runs[(runs["method"] == method) & (runs["budget"] == budget)]
         assert seeds["seed"].tolist() == [0, 1, 2]
         assert seeds["miou"].tolist() == pytest.approx(list(values))
+        # one round each (the records' evaluation): its mIoU, 4 decimals
+        assert seeds["round_miou"].tolist() == [f"{v:.4f}" for v in values]
+    assert runs.loc[~runs["kind"].eq("active"), "round_miou"].isna().all()
+    # the pixels each budget column labelled, next to the table
+    md = (tmp_path / "miou_table.md").read_text()
+    assert md.rstrip().endswith("1%: 1.0000 %; 2.2%: 2.2000 %.")
     rows = {(r.method, r.variant, r.budget): r for r in csv.itertuples()}
     assert len(rows) == len(csv) == 7
     for (method, variant, budget), values in ACTIVE.items():
