@@ -362,6 +362,8 @@ def test_every_generated_block_in_the_readme_and_study_docs_is_the_tables():
     assert (study / "claims.md").read_text() == claims.markdown(
         claims.load(study), [0.01, 0.022, 0.05]
     )
+    findings = _load("findings")
+    assert (study / "findings.md").read_text() == findings.markdown(study, [0.01, 0.022, 0.05])
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("study*.md"))]
     blocks = [(doc, src, body) for doc in docs for src, body in _generated_blocks(doc.read_text())]
     assert {src for _, src, _ in blocks} >= {"docs/study/claims.md", "docs/study/miou_table.md"}

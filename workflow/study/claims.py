@@ -352,14 +352,20 @@ def write(folder: Path, budgets: list[float]) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tables_and_budgets(description: str, argv: list[str] | None) -> tuple[Path, list[float]]:
+    """The command line of the study's table scripts: the tables' folder and ``--budgets`` in
+    percent, returned as fractions (a budget outside (0, 100] is one usage error)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("tables", type=Path, help="folder of the report's CSVs (docs/study)")
     ap.add_argument("--budgets", type=float, nargs="+", default=[1, 2.2, 5], help="in %%")
     args = ap.parse_args(argv)
     if any(not 0 < b <= 100 for b in args.budgets):
         ap.error("--budgets: each must be in (0, 100] (percent of the target pixels)")
-    sys.stdout.write(write(args.tables, [b / 100 for b in args.budgets]))
+    return args.tables, [b / 100 for b in args.budgets]
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.stdout.write(write(*tables_and_budgets(__doc__.splitlines()[0], argv)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+"""workflow/study/findings.py: the study's findings as sections generated from its tables
+(known answers on made-up tables)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.workflow.test_study import _claims_tables, _load
+
+MEANS = {"random": 30.0, "entropy": 40.0, "halo": 41.0, "ripu": 44.8}
+MEANS |= {"halo-src": 42.0, "halo-src-inv": 42.0}
+
+
+@pytest.fixture()
+def findings():
+    return _load("findings")
+
+
+def _with_rounds(folder, first: dict[str, float]) -> None:
+    """runs.csv with a round_miou column: round 1 at ``first[method]`` + the seed, then the
+    final mIoU."""
+    runs = pd.read_csv(folder / "runs.csv")
+    active = runs["kind"] == "active"
+    runs["round_miou"] = [
+        f"{first[m] + s:.4f};{v:.4f}" if a else None
+        for m, s, v, a in zip(runs["method"], runs["seed"], runs["miou"], active, strict=True)
+    ]
+    runs.to_csv(folder / "runs.csv", index=False)
+
+
+def test_round_one_pairs_the_seeds_on_the_first_rounds_miou(tmp_path, findings):
+    _claims_tables(tmp_path, MEANS)
+    first = dict.fromkeys(MEANS, 20.0) | {"halo": 18.0, "halo-src": 23.0}
+    _with_rounds(tmp_path, first)
+    text = findings.markdown(tmp_path, [0.01, 0.05])
+    section = text.split("<!-- section: round-one -->")[1].split("<!-- section:")[0]
+    # the final mIoU says HALO ≥ entropy (+1.01); after round 1 it is −2.0 on every seed
+    assert "| after round 1: HALO ≥ entropy | 1 % | HALO 19.0 | entropy 21.0 | −2.0" in section
+    assert section.count("**no**") == 2 and section.count("**yes**") == 4
+    assert "(no radius_experiments.csv in docs/study)" in text
+    assert "(the held-out sweep has not run" in text
+
+
+def _intervention(radii: dict[float, list[float]], iou: dict[float, float]) -> pd.DataFrame:
+    rows = []
+    for scale, per_seed in radii.items():
+        rows.append(
+            {
+                "experiment": "frequency",
+                "setting": f"adamw-1e-3@carx{scale:g}",
+                "eval_on": "source",
+                "class": "car",
+                "scale": scale,
+                "class_train_share": 0.05 * scale,
+                "class_radius": float(np.mean(per_seed)),
+                "class_radius_sd": float(np.std(per_seed, ddof=1)),
+                "class_radius_seeds": ";".join(f"{r:.4f}" for r in per_seed),
+                "class_radius_rank_seeds": "1;2;3",
+                "class_iou": iou[scale],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_intervention_reads_the_trend_over_learned_shares_in_the_means_and_each_seed(findings):
+    radii = {0.25: [4.0, 4.1, 3.0], 1.0: [3.5, 3.6, 3.2], 2.5: [3.0, 3.1, 3.4], 4.0: [2.0, 2, 2]}
+    iou = {0.25: 50.0, 1.0: 60.0, 2.5: 60.0, 4.0: 10.0}
+    text = findings.intervention(_intervention(radii, iou))
+    # ×4 is not learned: left out of the trend, flagged in the table
+    assert (
+        "- car, source val: over its 3 learned shares the mean radius falls; "
+        "per seed: falls, falls, rises (not learned, left out: ×4)"
+    ) in text
+    sd = np.std(radii[0.25], ddof=1)
+    assert text.count("**no**") == 1 and f"| {np.mean(radii[0.25]):.2f} ± {sd:.2f} |" in text
+    few = findings.intervention(_intervention(radii, dict.fromkeys(radii, 5.0) | {1.0: 30.0}))
+    assert "learned at 1 of 4 shares" in few and "no trend" in few
+
+
+def test_selection_picks_on_the_held_out_split_and_says_whether_it_changed(findings):
+    def sweep(scores: dict[str, float]) -> pd.DataFrame:
+        rows = [(s, "source", 0.0, 10.0) for s in scores]
+        rows += [(s, m, b, v + b) for s, v in scores.items() for m in ("random", "entropy")
+                 for b in (0.01, 0.05)]  # fmt: skip
+        return pd.DataFrame(rows, columns=["setting", "method", "budget", "mean"])
+
+    val = sweep({"lr1e-3": 40.0, "lr1e-2": 45.0})
+    text = findings.selection(val, sweep({"lr1e-3": 43.0, "lr1e-2": 42.0}))
+    assert "- chosen on the held-out split: lr1e-3" in text
+    assert "- chosen on the target val set (before): lr1e-2" in text and "changed: **yes**" in text
+    assert "changed: no" in findings.selection(val, sweep({"lr1e-3": 1.0, "lr1e-2": 2.0}))
+
+
+def test_borders_compare_each_method_with_random_seed_by_seed(findings):
+    rows = [("random", 0.05, s, 16, 0.25 + 0.01 * s, 0.25) for s in range(3)] + [
+        ("entropy", 0.05, s, 16, 0.35 + 0.01 * s + 0.001 * s * s, 0.25) for s in range(3)
+    ]
+    b = pd.DataFrame(
+        rows, columns=["method", "budget", "seed", "band", "side_share", "side_expected"]
+    )
+    text = findings.borders(b)
+    line = next(x for x in text.splitlines() if x.startswith("| entropy"))
+    # side shares 35.0 / 36.1 / 37.4 against random's 25 / 26 / 27: +10.0 / +10.1 / +10.4
+    assert "| 5 % | 3 | 36.2 | 25.0 | +10.2 [" in line and line.endswith("| yes |")
+    assert "the 16 pixel columns" in text
+
+
+def test_mechanism_and_rounds_show_every_correlation_column(findings):
+    rx = pd.DataFrame(
+        [
+            ("head", "halo-hfrraw", "target", 3, 12.0, 0.2, 0.1, 0.15, -0.05, "0.1;0.2;0.3", None),
+            (
+                "rounds",
+                "halo 5 % source model",
+                "target",
+                3,
+                11.0,
+                -0.7,
+                -0.5,
+                -0.6,
+                0.0,
+                "-0.6;-0.7;-0.8",
+                0,
+            ),
+            (
+                "rounds",
+                "halo 5 % after round 1",
+                "target",
+                3,
+                30.0,
+                0.8,
+                0.5,
+                0.7,
+                0.01,
+                "0.7;0.8;0.9",
+                1,
+            ),
+        ],
+        columns=[
+            "experiment",
+            "setting",
+            "eval_on",
+            "n_seeds",
+            "miou",
+            "pearson_r",
+            "spearman_rho",
+            "pearson_r_log_share",
+            "partial_r_iou",
+            "pearson_r_seeds",
+            "round",
+        ],
+    )
+    mech = findings.mechanism(rx)
+    assert "| head | halo-hfrraw | target | 3 | 12.0 | +0.20 | +0.10 | +0.15 | −0.05 |" in mech
+    assert "| HALO | 5 % | −0.70 | +0.80 | +0.70 to +0.90 (3) |" in findings.rounds(rx)
