@@ -155,3 +155,25 @@ def test_mechanism_and_rounds_show_every_correlation_column(findings):
     mech = findings.mechanism(rx)
     assert "| head | halo-hfrraw | target | 3 | 12.0 | +0.20 | +0.10 | +0.15 | −0.05 |" in mech
     assert "| HALO | 5 % | −0.70 | +0.80 | +0.70 to +0.90 (3) |" in findings.rounds(rx)
+
+
+def test_cost_sums_finished_attempts_and_counts_the_cut_off_ones(findings):
+    log = "\n".join(
+        [
+            "2026-01-01T10:00:00+00:00 seed 0 start abc",
+            "2026-01-01T10:30:00+00:00 seed 0 whole run stopped (switch to parts)",
+            "2026-01-01T10:30:00+00:00 seed 0 part random start abc",
+            "2026-01-01T10:50:00+00:00 seed 0 part random end rc=0",
+            "2026-01-01T10:50:00+00:00 seed 1 part random start abc",
+            "2026-01-01T12:00:00+00:00 seed 1 part random start def",  # the machine stopped
+            "2026-01-01T12:25:00+00:00 seed 1 part random end rc=0 def",
+            "2026-01-01T12:25:00+00:00 seed 2 part random start def",
+            "2026-01-01T12:26:00+00:00 seed 2 part random end rc=1 def",  # failed: not counted
+            "2026-01-01T13:00:00+00:00 radius start def",
+            "2026-01-01T14:30:00+00:00 radius end rc=0 def",
+        ]
+    )
+    text = findings.cost(log)
+    assert "| random | 2 | 20 / 25 | 0.8 |" in text
+    assert "| radius | 1 | 90 | 1.5 |" in text and "| 1 | 30 | 0.5 |" in text
+    assert "in all: 2.8 h" in text and "their time not counted): 1" in text

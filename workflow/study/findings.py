@@ -18,6 +18,7 @@ verdict from the interval alone).
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import claims as cl
 
 FINDINGS_MD = "findings.md"
 RADIUS_CSV, BORDERS_CSV = "radius_experiments.csv", "borders.csv"
+GRID_LOG = "grid2/times.log"  # the grid driver's log of starts and ends
 #: the round-rate sweeps: chosen on the target val set (the old way), and on the held-out split
 VAL_SWEEP, SELECT_SWEEP = "round_lr", "round_lr_select"
 #: round-1 comparisons: after round 1, the only choice made with the source model's radius
@@ -360,6 +362,55 @@ def sign_summary(rx: pd.DataFrame, rows: list[cl.Paired]) -> str:
     return "\n".join(lines) or "(no radius rows)"
 
 
+_EVENT = re.compile(
+    r"^(?P<at>\S+) (?:seed (?P<seed>\d+)(?: part (?P<part>\S+))?|(?P<step>radius|select)) "
+    r"(?P<what>start|end|whole run stopped)(?: rc=(?P<rc>\d+))?"
+)
+
+
+def cost(log: str) -> str:
+    """What the grid cost, from the driver's log (``grid2/times.log``: one line per start and
+    end of a part, of the radius experiments and of the selection sweep; seed 0 began as one
+    whole-seed run, stopped by hand, whose jobs the parts reused): the wall time of each finished
+    attempt, per part over the seeds, and the attempts a stopped machine cut off (their time up to
+    the stop is not in the log, so not counted)."""
+    spans: dict[str, list[float]] = {}
+    open_at: dict[str, pd.Timestamp] = {}
+    cut = 0
+    for line in log.splitlines():
+        m = _EVENT.match(line)
+        if m is None:
+            continue
+        key = m["part"] or m["step"] or "whole seed, stopped to run it in parts"
+        key = f"{key} (seed {m['seed']})" if m["seed"] else key
+        at = pd.Timestamp(m["at"])
+        if m["what"] == "start":
+            cut += key in open_at
+            open_at[key] = at
+        elif key in open_at and (m["rc"] == "0" or m["what"] == "whole run stopped"):
+            spans.setdefault(key, []).append((at - open_at.pop(key)).total_seconds() / 60)
+    rows: dict[str, list[float]] = {}
+    for key, minutes in spans.items():
+        rows.setdefault(key.split(" (seed")[0], []).extend(minutes)
+    table = pd.DataFrame(
+        [
+            {
+                "part": k,
+                "runs": len(v),
+                "minutes each": " / ".join(f"{x:.0f}" for x in v),
+                "hours": f"{sum(v) / 60:.1f}",
+            }
+            for k, v in rows.items()
+        ]
+    )
+    total = sum(sum(v) for v in rows.values()) / 60
+    return (
+        _md(table)
+        + f"\n\n- finished attempts in all: {total:.1f} h of wall time on the 2-core VM"
+        + f"\n- attempts cut off by a stopped machine (resumed, their time not counted): {cut}"
+    )
+
+
 def _optional(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
@@ -380,6 +431,9 @@ def markdown(folder: Path, budgets: list[float]) -> str:
         "rounds": missing.format(RADIUS_CSV) if rx is None else rounds(rx),
         "intervention": missing.format(RADIUS_CSV) if rx is None else intervention(rx),
         "borders": missing.format(BORDERS_CSV) if b is None else borders(b),
+        "cost": cost((folder / GRID_LOG).read_text())
+        if (folder / GRID_LOG).is_file()
+        else missing.format(GRID_LOG),
         "selection": selection(
             _optional(folder / VAL_SWEEP / "miou_table.csv"),
             _optional(folder / SELECT_SWEEP / "miou_table.csv"),
