@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -349,23 +348,44 @@ def test_the_figure_2_curve_table_reads_the_rounds_rows_with_their_seed_band():
     assert set(table["method"]) == {"halo"}
 
 
-def _generated_blocks(text: str) -> list[tuple[str, str]]:
-    pattern = r"<!-- generated: (\S+) -->\n(.*?)\n<!-- end generated -->"
-    return re.findall(pattern, text, flags=re.DOTALL)
-
-
 def test_every_generated_block_in_the_readme_and_study_docs_is_the_tables():
     """README.md and docs/study*.md copy their study numbers from generated files only, and those
-    files are what claims.py makes of the tables today: a hand-edited number fails here."""
-    claims = _load("claims")
+    files are what claims.py and findings.py make of the tables today: a hand-edited number, or a
+    block that is not its section today, fails here."""
+    claims, findings = _load("claims"), _load("findings")
     study = ROOT / "docs" / "study"
-    assert (study / "claims.md").read_text() == claims.markdown(
-        claims.load(study), [0.01, 0.022, 0.05]
-    )
-    findings = _load("findings")
-    assert (study / "findings.md").read_text() == findings.markdown(study, [0.01, 0.022, 0.05])
+    budgets = [0.01, 0.022, 0.05]
+    assert (study / "claims.md").read_text() == claims.markdown(claims.load(study), budgets)
+    assert (study / "findings.md").read_text() == findings.markdown(study, budgets)
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("study*.md"))]
-    blocks = [(doc, src, body) for doc in docs for src, body in _generated_blocks(doc.read_text())]
-    assert {src for _, src, _ in blocks} >= {"docs/study/claims.md", "docs/study/miou_table.md"}
+    blocks = [(doc, src, body) for doc in docs for src, body in findings.blocks_of(doc.read_text())]
+    assert {src for _, src, _ in blocks} >= {
+        "docs/study/claims.md#claims",
+        "docs/study/findings.md#grid",
+    }
     for doc, src, body in blocks:
-        assert body.strip() in (ROOT / src).read_text(), f"{doc.name}: block of {src} differs"
+        if "#" in src:  # a section, whole
+            assert body == findings.section_text(ROOT, src), f"{doc.name}: block of {src} differs"
+        else:  # a part of a generated file
+            assert body.strip() in (ROOT / src).read_text(), f"{doc.name}: block of {src} differs"
+        assert src.startswith(("docs/study/claims.md", "docs/study/findings.md")), src
+    # every section's source line regenerates it: refreshing changes nothing
+    for doc in docs:
+        assert findings.refresh(doc.read_text(), ROOT) == doc.read_text(), doc.name
+
+
+def test_refresh_fills_each_section_block_and_names_a_missing_section(tmp_path):
+    findings = _load("findings")
+    (tmp_path / "gen.md").write_text(
+        "<!-- section: a -->\n| x |\n\n<!-- section: b -->\n- y\n- z\n"
+    )
+    doc = (
+        "intro\n<!-- generated: gen.md#b -->\nold\n<!-- end generated -->\n"
+        "<!-- generated: gen.md#a -->\n<!-- end generated -->\nend\n"
+    )
+    assert findings.refresh(doc, tmp_path) == (
+        "intro\n<!-- generated: gen.md#b -->\n- y\n- z\n<!-- end generated -->\n"
+        "<!-- generated: gen.md#a -->\n| x |\n<!-- end generated -->\nend\n"
+    )
+    with pytest.raises(SystemExit, match=r"gen\.md: no section 'c' \(has a, b\)"):
+        findings.refresh("<!-- generated: gen.md#c -->\n<!-- end generated -->", tmp_path)

@@ -319,23 +319,37 @@ def _with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
     """claims.md: the claims table, the radius sign, the rare-class table at the largest budget
-    and the study's health."""
+    and the study's health, each a section opened by ``<!-- section: NAME -->`` (the documents
+    copy sections: ``<!-- generated: docs/study/claims.md#NAME -->``)."""
     top = max(budgets)
     rare = rare_classes(t["radius_vs_frequency"])
-    lines = [
-        claims_markdown(claims(t["runs"], budgets)).rstrip("\n"),
-        "",
-        "Radius sign (class-mean radius against class pixel share):",
-        "",
-        *(f"- {x}" for x in radius_sign(t, budgets)),
-        "",
-        f"Rare classes (under 1 % of the target pixels): {', '.join(rare)}. At {100 * top:g} %:",
-        "",
-        _with_gaps(rare_table(t, top)).to_markdown(index=False, floatfmt=".1f", missingval="—"),
-        "",
-        *(f"- {h}" for h in health(t)),
-    ]
-    return "\n".join(lines) + "\n"
+    sections = {
+        "claims": claims_markdown(claims(t["runs"], budgets)).rstrip("\n"),
+        "sign": "\n".join(
+            [
+                "Radius sign (class-mean radius against class pixel share):",
+                "",
+                *(f"- {x}" for x in radius_sign(t, budgets)),
+            ]
+        ),
+        "rare": "\n".join(
+            [
+                f"Rare classes (under 1 % of the target pixels): {', '.join(rare)}. "
+                f"At {100 * top:g} %:",
+                "",
+                _with_gaps(rare_table(t, top)).to_markdown(
+                    index=False, floatfmt=".1f", missingval="—"
+                ),
+            ]
+        ),
+        "health": "\n".join(f"- {h}" for h in health(t)),
+    }
+    return sectioned(sections)
+
+
+def sectioned(sections: dict[str, str]) -> str:
+    """Sections as one Markdown file, each opened by ``<!-- section: NAME -->``."""
+    return "\n".join(f"<!-- section: {k} -->\n{v}\n" for k, v in sections.items())
 
 
 def write(folder: Path, budgets: list[float]) -> str:
@@ -352,20 +366,25 @@ def write(folder: Path, budgets: list[float]) -> str:
     return text
 
 
-def tables_and_budgets(description: str, argv: list[str] | None) -> tuple[Path, list[float]]:
-    """The command line of the study's table scripts: the tables' folder and ``--budgets`` in
-    percent, returned as fractions (a budget outside (0, 100] is one usage error)."""
+def table_parser(description: str) -> argparse.ArgumentParser:
+    """The command line of the study's table scripts: the tables' folder and ``--budgets``."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("tables", type=Path, help="folder of the report's CSVs (docs/study)")
     ap.add_argument("--budgets", type=float, nargs="+", default=[1, 2.2, 5], help="in %%")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def budgets_of(ap: argparse.ArgumentParser, args: argparse.Namespace) -> list[float]:
+    """``--budgets`` as fractions (a budget outside (0, 100] % is one usage error)."""
     if any(not 0 < b <= 100 for b in args.budgets):
         ap.error("--budgets: each must be in (0, 100] (percent of the target pixels)")
-    return args.tables, [b / 100 for b in args.budgets]
+    return [b / 100 for b in args.budgets]
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.stdout.write(write(*tables_and_budgets(__doc__.splitlines()[0], argv)))
+    ap = table_parser(__doc__.splitlines()[0])
+    args = ap.parse_args(argv)
+    sys.stdout.write(write(args.tables, budgets_of(ap, args)))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,14 @@ def _mean_sd(values: pd.Series) -> str:
     return f"{values.mean():.1f}{sd}"
 
 
+def grid(miou_md: str) -> str:
+    """The report's mIoU table (``miou_table.md``'s table and its labelled-pixels line)."""
+    lines = miou_md.splitlines()
+    table = [x for x in lines if x.startswith("|")]
+    labelled = [x for x in lines if x.startswith("Labelled pixels")]
+    return "\n".join([*table, *(["", *labelled] if labelled else [])])
+
+
 def calibration(t: dict[str, pd.DataFrame]) -> str:
     """Source-only (each head) and supervised mIoU over the seeds, the gap, and the classes each
     learns."""
@@ -422,6 +430,9 @@ def markdown(folder: Path, budgets: list[float]) -> str:
     b = _optional(folder / BORDERS_CSV)
     missing = "(no {} in docs/study)"
     sections = {
+        "grid": grid((folder / "miou_table.md").read_text())
+        if (folder / "miou_table.md").is_file()
+        else missing.format("miou_table.md"),
         "calibration": calibration(t),
         "round-one": round_one(t, budgets),
         "radius-sign": missing.format(RADIUS_CSV)
@@ -441,19 +452,68 @@ def markdown(folder: Path, budgets: list[float]) -> str:
     }
     head = (
         "# The study's findings, generated from its tables\n\n"
-        "Written by `uv run python workflow/study/findings.py docs/study`; do not edit.\n"
+        "Written by `uv run python workflow/study/findings.py docs/study`; do not edit.\n\n"
     )
-    body = "\n".join(f"\n<!-- section: {k} -->\n{v}\n" for k, v in sections.items())
-    return head + body
+    return head + cl.sectioned(sections)
+
+
+_SECTION = re.compile(r"<!-- section: (\S+) -->\n(.*?)(?=\n<!-- section: |\Z)", re.DOTALL)
+_BLOCK = re.compile(r"(<!-- generated: (\S+) -->)(.*?)(<!-- end generated -->)", re.DOTALL)
+
+
+def sections_of(text: str) -> dict[str, str]:
+    """A generated file's sections: name → body (without its marker and trailing blank)."""
+    return {m[1]: m[2].strip("\n") for m in _SECTION.finditer(text)}
+
+
+def blocks_of(doc: str) -> list[tuple[str, str]]:
+    """A document's generated blocks: ``(source, body)``, source ``FILE#SECTION`` or ``FILE``."""
+    return [(m[2], m[3].strip("\n")) for m in _BLOCK.finditer(doc)]
+
+
+def section_text(root: Path, source: str) -> str:
+    """What a block of ``source`` holds: the named section of a generated file (``FILE#NAME``);
+    exits with one line naming the file or the section when it has none."""
+    path, _, name = source.partition("#")
+    if not (root / path).is_file():
+        sys.exit(f"findings: {path}: missing (a generated block's source)")
+    found = sections_of((root / path).read_text())
+    if name not in found:
+        sys.exit(f"findings: {path}: no section {name!r} (has {', '.join(found) or 'none'})")
+    return found[name]
+
+
+def refresh(doc: str, root: Path) -> str:
+    """``doc`` with every ``FILE#SECTION`` block's body replaced by that section today (blocks
+    of a whole file are left as they are)."""
+
+    def fill(m: re.Match) -> str:
+        if "#" not in m[2]:
+            return m[0]
+        return f"{m[1]}\n{section_text(root, m[2])}\n{m[4]}"
+
+    return _BLOCK.sub(fill, doc)
 
 
 def main(argv: list[str] | None = None) -> None:
     from halo.io import write_text
 
-    tables, budgets = cl.tables_and_budgets(__doc__.splitlines()[0], argv)
-    text = markdown(tables, budgets)
-    write_text(tables / FINDINGS_MD, text)
-    sys.stdout.write(text)
+    ap = cl.table_parser(__doc__.splitlines()[0])
+    ap.add_argument(
+        "--refresh",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="documents whose FILE#SECTION blocks to fill from the generated files",
+    )
+    args = ap.parse_args(argv)
+    text = markdown(args.tables, cl.budgets_of(ap, args))
+    write_text(args.tables / FINDINGS_MD, text)
+    root = Path(__file__).resolve().parents[2]
+    for doc in args.refresh:
+        write_text(doc, refresh(doc.read_text(), root))
+    if not args.refresh:
+        sys.stdout.write(text)
 
 
 if __name__ == "__main__":
