@@ -307,18 +307,30 @@ def test_border_shares_count_the_bands_and_compare_with_random(tmp_path):
             run = tmp_path / method / "5" / f"seed{seed}"
             mask = np.full((h, w), 255, np.uint8)
             mask[5:8, col : col + 3] = 1 + seed
+            mask[5, col] = 17  # one rare pixel (class 17) per run, in the region's first column
             write_png(run / "round1" / "masks" / "img.png", mask)
             record = {"kind": "active", "method": method, "budget": 0.05, "seed": seed,
                       "miou": 50.0 + seed, "rounds": [{"round": 1}]}  # fmt: skip
             (run / "metrics.json").write_text(json.dumps(record))
-    table = borders.runs_table(tmp_path, band)
+    table = borders.runs_table(tmp_path, band, rare=frozenset({17}))
     assert len(table) == 4 and set(table["labelled"]) == {9}
     halo = table[table["method"] == "halo"]
     assert (halo["side_share"] == 1.0).all() and (halo["end_share"] == 0.0).all()
+    # halo's rare pixel is in the bands (1 of 9), random's elsewhere (1 of 9)
+    assert halo["side_rare_share"].tolist() == pytest.approx([1 / 9] * 2)
+    assert halo["rest_rare_share"].isna().all()
+    rnd = table[table["method"] == "random"]
+    assert rnd["rest_rare_share"].tolist() == pytest.approx([1 / 9] * 2)
     assert table["side_expected"].iloc[0] == pytest.approx(2 * band / w)
     s = borders.summary(table).set_index("method")
     assert s.loc["halo", "side_vs_random"] == pytest.approx(1.0)
     assert s.loc["random", "side_vs_random"] == pytest.approx(0.0)
+    freq = tmp_path / "radius_vs_frequency.csv"
+    freq.write_text("class,pixel_share,mean_radius\nroad,0.4,1\nmotorcycle,0.003,2\n")
+    assert borders.rare_ids(freq) == frozenset({17})  # motorcycle
+    freq.write_text("class,pixel_share,mean_radius\nunicorn,0.003,2\n")
+    with pytest.raises(SystemExit, match="unknown class 'unicorn'"):
+        borders.rare_ids(freq)
 
 
 def test_the_figure_2_curve_table_reads_the_rounds_rows_with_their_seed_band():

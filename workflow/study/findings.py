@@ -273,7 +273,8 @@ def _seed_trends(rows: pd.DataFrame) -> list[str]:
 
 def borders(b: pd.DataFrame) -> str:
     """Where the strategies look: per method and budget, the share of the labelled pixels in the
-    side bands (seed mean), the bands' share of the image, and the paired difference to random."""
+    side bands (seed mean), the bands' share of the image, the share of rare-class pixels among
+    the labelled pixels in the bands and elsewhere, and the paired difference to random."""
     rnd = b[b["method"] == "random"].set_index(["budget", "seed"])["side_share"]
     out = []
     for (method, budget), g in b.groupby(["method", "budget"]):
@@ -284,6 +285,11 @@ def borders(b: pd.DataFrame) -> str:
             "in the side bands %": _f(100 * g["side_share"].mean(), 1, False),
             "bands' share of the image %": _f(100 * g["side_expected"].mean(), 1, False),
         }
+        if "side_rare_share" in g.columns:  # what a pixel at the sides buys
+            row["rare-class share, in the bands %"] = _f(
+                100 * g["side_rare_share"].mean(), 1, False
+            )
+            row["rare-class share, elsewhere %"] = _f(100 * g["rest_rare_share"].mean(), 1, False)
         if method != "random":
             paired = g.join(rnd.rename("rnd"), on=["budget", "seed"]).dropna(subset=["rnd"])
             mean, _, low, high, _ = cl.paired_interval(100 * (paired["side_share"] - paired["rnd"]))
