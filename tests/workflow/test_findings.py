@@ -18,6 +18,11 @@ def findings():
     return _load("findings")
 
 
+@pytest.fixture()
+def radius_sections():
+    return _load("findings_radius")
+
+
 def _with_rounds(folder, first: dict[str, float]) -> None:
     """runs.csv with a round_miou column: round 1 at ``first[method]`` + the seed, then the
     final mIoU."""
@@ -64,10 +69,12 @@ def _intervention(radii: dict[float, list[float]], iou: dict[float, float]) -> p
     return pd.DataFrame(rows)
 
 
-def test_intervention_reads_the_trend_over_learned_shares_in_the_means_and_each_seed(findings):
+def test_intervention_reads_the_trend_over_learned_shares_in_the_means_and_each_seed(
+    radius_sections,
+):
     radii = {0.25: [4.0, 4.1, 3.0], 1.0: [3.5, 3.6, 3.2], 2.5: [3.0, 3.1, 3.4], 4.0: [2.0, 2, 2]}
     iou = {0.25: 50.0, 1.0: 60.0, 2.5: 60.0, 4.0: 10.0}
-    text = findings.intervention(_intervention(radii, iou))
+    text = radius_sections.intervention(_intervention(radii, iou))
     # ×4 is not learned: left out of the trend, flagged in the table
     assert (
         "- car, source val: over its 3 learned shares the mean radius falls; "
@@ -75,7 +82,9 @@ def test_intervention_reads_the_trend_over_learned_shares_in_the_means_and_each_
     ) in text
     sd = np.std(radii[0.25], ddof=1)
     assert text.count("**no**") == 1 and f"| {np.mean(radii[0.25]):.2f} ± {sd:.2f} |" in text
-    few = findings.intervention(_intervention(radii, dict.fromkeys(radii, 5.0) | {1.0: 30.0}))
+    few = radius_sections.intervention(
+        _intervention(radii, dict.fromkeys(radii, 5.0) | {1.0: 30.0})
+    )
     assert "learned at 1 of 4 shares" in few and "no trend" in few
 
 
@@ -107,7 +116,7 @@ def test_borders_compare_each_method_with_random_seed_by_seed(findings):
     assert "the 16 pixel columns" in text
 
 
-def test_mechanism_and_rounds_show_every_correlation_column(findings):
+def test_mechanism_and_rounds_show_every_correlation_column(radius_sections):
     rx = pd.DataFrame(
         [
             ("head", "halo-hfrraw", "target", 3, 12.0, 0.2, 0.1, 0.15, -0.05, "0.1;0.2;0.3", None),
@@ -152,9 +161,9 @@ def test_mechanism_and_rounds_show_every_correlation_column(findings):
             "round",
         ],
     )
-    mech = findings.mechanism(rx)
+    mech = radius_sections.mechanism(rx)
     assert "| head | halo-hfrraw | target | 3 | 12.0 | +0.20 | +0.10 | +0.15 | −0.05 |" in mech
-    assert "| HALO | 5 % | −0.70 | +0.80 | +0.70 to +0.90 (3) |" in findings.rounds(rx)
+    assert "| HALO | 5 % | −0.70 | +0.80 | +0.70 to +0.90 (3) |" in radius_sections.rounds(rx)
 
 
 def test_cost_sums_finished_attempts_and_counts_the_cut_off_ones(findings):

@@ -364,30 +364,30 @@ def test_every_generated_block_in_the_readme_and_study_docs_is_the_tables():
     """README.md and docs/study*.md copy their study numbers from generated files only, and those
     files are what claims.py and findings.py make of the tables today: a hand-edited number, or a
     block that is not its section today, fails here."""
-    claims, findings = _load("claims"), _load("findings")
+    claims, findings, blocks = _load("claims"), _load("findings"), _load("blocks")
     study = ROOT / "docs" / "study"
     budgets = [0.01, 0.022, 0.05]
     assert (study / "claims.md").read_text() == claims.markdown(claims.load(study), budgets)
     assert (study / "findings.md").read_text() == findings.markdown(study, budgets)
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("study*.md"))]
-    blocks = [(doc, src, body) for doc in docs for src, body in findings.blocks_of(doc.read_text())]
-    assert {src for _, src, _ in blocks} >= {
+    copies = [(doc, src, body) for doc in docs for src, body in blocks.blocks_of(doc.read_text())]
+    assert {src for _, src, _ in copies} >= {
         "docs/study/claims.md#claims",
         "docs/study/findings.md#grid",
     }
-    for doc, src, body in blocks:
+    for doc, src, body in copies:
         if "#" in src:  # a section, whole
-            assert body == findings.section_text(ROOT, src), f"{doc.name}: block of {src} differs"
+            assert body == blocks.section_text(ROOT, src), f"{doc.name}: block of {src} differs"
         else:  # a part of a generated file
             assert body.strip() in (ROOT / src).read_text(), f"{doc.name}: block of {src} differs"
         assert src.startswith(("docs/study/claims.md", "docs/study/findings.md")), src
     # every section's source line regenerates it: refreshing changes nothing
     for doc in docs:
-        assert findings.refresh(doc.read_text(), ROOT) == doc.read_text(), doc.name
+        assert blocks.refresh(doc.read_text(), ROOT) == doc.read_text(), doc.name
 
 
 def test_refresh_fills_each_section_block_and_names_a_missing_section(tmp_path):
-    findings = _load("findings")
+    blocks = _load("blocks")
     (tmp_path / "gen.md").write_text(
         "<!-- section: a -->\n| x |\n\n<!-- section: b -->\n- y\n- z\n"
     )
@@ -395,9 +395,9 @@ def test_refresh_fills_each_section_block_and_names_a_missing_section(tmp_path):
         "intro\n<!-- generated: gen.md#b -->\nold\n<!-- end generated -->\n"
         "<!-- generated: gen.md#a -->\n<!-- end generated -->\nend\n"
     )
-    assert findings.refresh(doc, tmp_path) == (
+    assert blocks.refresh(doc, tmp_path) == (
         "intro\n<!-- generated: gen.md#b -->\n- y\n- z\n<!-- end generated -->\n"
         "<!-- generated: gen.md#a -->\n| x |\n<!-- end generated -->\nend\n"
     )
     with pytest.raises(SystemExit, match=r"gen\.md: no section 'c' \(has a, b\)"):
-        findings.refresh("<!-- generated: gen.md#c -->\n<!-- end generated -->", tmp_path)
+        blocks.refresh("<!-- generated: gen.md#c -->\n<!-- end generated -->", tmp_path)

@@ -35,6 +35,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blocks import sectioned, signed
+
 TABLES = (
     "miou_table.csv",
     "runs.csv",
@@ -47,6 +50,8 @@ TABLES = (
 CLAIMS_CSV, CLAIMS_MD = "claims.csv", "claims.md"
 CONFIDENCE = 0.95
 RARE_SHARE = 0.01
+#: a class counts as learned from this IoU (%) on
+LEARNED_IOU = 20.0
 NAMES = {
     "random": "random",
     "entropy": "entropy",
@@ -166,10 +171,6 @@ def claims(runs: pd.DataFrame, budgets: list[float]) -> list[Paired]:
     return out
 
 
-def _signed(x: float, digits: int = 1) -> str:
-    return f"{x:+.{digits}f}".replace("-", "−")
-
-
 def claims_markdown(rows: list[Paired]) -> str:
     """The claims table (Markdown), one row per claim and budget."""
     lines = [
@@ -177,11 +178,11 @@ def claims_markdown(rows: list[Paired]) -> str:
         "|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in rows:
-        ci = "" if math.isnan(r.ci_low) else f" [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
+        ci = "" if math.isnan(r.ci_low) else f" [{signed(r.ci_low)}, {signed(r.ci_high)}]"
         p = "—" if math.isnan(r.p_value) else f"{r.p_value:.2g}"
         lines.append(
             f"| {r.claim} | {r.budget:g} % | {NAMES.get(r.a, r.a)} {r.mean_a:.1f} | "
-            f"{NAMES.get(r.b, r.b)} {r.mean_b:.1f} | {_signed(r.diff)}{ci} | {p} | {r.n} | "
+            f"{NAMES.get(r.b, r.b)} {r.mean_b:.1f} | {signed(r.diff)}{ci} | {p} | {r.n} | "
             f"**{r.verdict}** |"
         )
     return "\n".join(lines) + "\n"
@@ -213,8 +214,8 @@ def radius_sign(t: dict[str, pd.DataFrame], budgets: list[float]) -> list[str]:
             continue
         r = hit.iloc[0]
         lines.append(
-            f"{label}: r = {_signed(float(r['pearson_r']), 2)}, "
-            f"ρ = {_signed(float(r['spearman_rho']), 2)} ({int(r['n_seeds'])} seeds)"
+            f"{label}: r = {signed(float(r['pearson_r']), 2)}, "
+            f"ρ = {signed(float(r['spearman_rho']), 2)} ({int(r['n_seeds'])} seeds)"
         )
         if method == "halo":
             signs.append(float(r["pearson_r"]) < 0)
@@ -304,7 +305,7 @@ def health(t: dict[str, pd.DataFrame]) -> list[str]:
     if not sup.empty:
         row = sup.iloc[0]
         classes = class_columns(per)
-        low = {k: round(float(row[k]), 1) for k in classes if float(row[k]) < 20}
+        low = {k: round(float(row[k]), 1) for k in classes if float(row[k]) < LEARNED_IOU}
         lines.append(
             f"supervised bound: IoU ≥ 20 on {len(classes) - len(low)} of {len(classes)} classes"
             + (f" (below: {', '.join(f'{k} {v}' for k, v in low.items())})" if low else "")
@@ -345,11 +346,6 @@ def markdown(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
         "health": "\n".join(f"- {h}" for h in health(t)),
     }
     return sectioned(sections)
-
-
-def sectioned(sections: dict[str, str]) -> str:
-    """Sections as one Markdown file, each opened by ``<!-- section: NAME -->``."""
-    return "\n".join(f"<!-- section: {k} -->\n{v}\n" for k, v in sections.items())
 
 
 def write(folder: Path, budgets: list[float]) -> str:

@@ -22,12 +22,15 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import claims as cl
+from blocks import fmt as _f
+from blocks import md_table as _md
+from blocks import refresh, sectioned
+from findings_radius import intervention, mechanism, rounds, sign_summary
 
 FINDINGS_MD = "findings.md"
 RADIUS_CSV, BORDERS_CSV = "radius_experiments.csv", "borders.csv"
@@ -41,22 +44,6 @@ ROUND_ONE = (
     ("after round 1: source radius ≥ inverted", "halo-src", "halo-src-inv"),
     ("after round 1: entropy ≥ random", "entropy", "random"),
 )
-LEARNED_IOU = 20.0
-
-
-def _f(x, digits: int = 2, signed: bool = True) -> str:
-    """A number for the tables (``−`` for minus; ``—`` where undefined)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
-        return "—"
-    return cl._signed(float(x), digits) if signed else f"{float(x):.{digits}f}"
-
-
-def _md(frame: pd.DataFrame) -> str:
-    """A table as GitHub Markdown (right-aligned numbers are pre-formatted strings)."""
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *rows])
 
 
 def _mean_sd(values: pd.Series) -> str:
@@ -103,9 +90,9 @@ def calibration(t: dict[str, pd.DataFrame]) -> str:
         if hit.empty:
             continue
         row = hit.iloc[0]
-        low = [f"{k} {float(row[k]):.1f}" for k in classes if float(row[k]) < LEARNED_IOU]
+        low = [f"{k} {float(row[k]):.1f}" for k in classes if float(row[k]) < cl.LEARNED_IOU]
         lines.append(
-            f"- {label}: IoU ≥ {LEARNED_IOU:g} on {len(classes) - len(low)} of {len(classes)} "
+            f"- {label}: IoU ≥ {cl.LEARNED_IOU:g} on {len(classes) - len(low)} of {len(classes)} "
             f"classes" + (f" (below: {', '.join(low)})" if low else "")
         )
     rare = cl.rare_classes(t["radius_vs_frequency"])
@@ -133,142 +120,6 @@ def round_one(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
         if (got := cl.compare(runs, claim, a, b, budget)) is not None
     ]
     return cl.claims_markdown(rows).rstrip("\n") if rows else "(no paired round-1 cells)"
-
-
-def _corr_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """The correlation columns of radius rows, formatted (missing columns shown as ``—``)."""
-    out = pd.DataFrame(index=frame.index)
-    for col, label in (
-        ("pearson_r", "r"),
-        ("spearman_rho", "ρ"),
-        ("pearson_r_log_share", "r (log share)"),
-        ("partial_r_iou", "partial r (log share, given IoU)"),
-    ):
-        values = frame[col] if col in frame.columns else pd.Series(math.nan, index=frame.index)
-        out[label] = [_f(v) for v in values]
-    out["r per seed"] = [
-        " / ".join(_f(float(x)) for x in str(s).split(";")) if isinstance(s, str) else "—"
-        for s in frame.get("pearson_r_seeds", pd.Series(None, index=frame.index))
-    ]
-    return out
-
-
-def mechanism(rx: pd.DataFrame) -> str:
-    """Every setting's correlations (the experiments that train their own models, and the grid's
-    round-1 and final models scored in-domain), on each validation set."""
-    keep = rx[rx["experiment"].isin(["regime", "training", "head", "labels", "rounds-source"])]
-    if keep.empty:
-        return "(no mechanism rows)"
-    keep = keep.reset_index(drop=True)
-    table = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "experiment": keep["experiment"],
-                    "setting": keep["setting"],
-                    "scored on": keep["eval_on"].map({"source": "source val", "target": "target"}),
-                    "seeds": keep["n_seeds"].astype(int),
-                    "mIoU": [_f(v, 1, False) for v in keep["miou"]],
-                }
-            ),
-            _corr_columns(keep),
-        ],
-        axis=1,
-    )
-    return _md(table)
-
-
-def _method_budget(setting: str) -> tuple[str, str]:
-    """``("halo", "5")`` from a rounds row's setting ``"halo 5 % after round 1"``."""
-    method, budget, *_ = setting.split(" ")
-    return method, budget
-
-
-def rounds(rx: pd.DataFrame) -> str:
-    """The correlation through the rounds (the paper's Figure 2, right): per method and budget,
-    the seed-mean r on the target at each round (0 = the source model), and the final round's
-    per-seed range."""
-    hit = rx[rx["experiment"] == "rounds"]
-    if hit.empty:
-        return "(no rounds rows)"
-    keys = [_method_budget(s) for s in hit["setting"]]
-    hit = hit.assign(method=[k[0] for k in keys], budget=[k[1] for k in keys])
-    out = []
-    for (method, budget), g in hit.groupby(["method", "budget"], sort=False):
-        g = g.sort_values("round")
-        row = {"method": cl.NAMES.get(method, method), "budget": f"{budget} %"}
-        row |= {f"round {int(r)}": _f(v) for r, v in zip(g["round"], g["pearson_r"], strict=True)}
-        seeds = [float(x) for x in str(g["pearson_r_seeds"].iloc[-1]).split(";")]
-        row["last round, seeds"] = f"{_f(min(seeds))} to {_f(max(seeds))} ({len(seeds)})"
-        out.append(row)
-    return _md(pd.DataFrame(out).astype(object).fillna("—"))
-
-
-def _monotone(values: list[float]) -> str:
-    """``falls`` / ``rises`` / ``not monotone`` for radii in increasing share order."""
-    d = np.diff(values)
-    if len(d) and (d < 0).all():
-        return "falls"
-    if len(d) and (d > 0).all():
-        return "rises"
-    return "not monotone"
-
-
-def intervention(rx: pd.DataFrame) -> str:
-    """The frequency intervention: per class and share, the class's radius (seed mean ± sd and
-    each seed), its rank from the outside and IoU on each validation set; then, per class and
-    set, how its radius moves as its training share grows over the shares where it is learned
-    (the paper's direction: it falls), in the seed means and in each seed."""
-    hit = rx[rx["experiment"] == "frequency"].dropna(subset=["class"])
-    if hit.empty:
-        return "(no intervention rows)"
-    hit = hit.sort_values(["class", "eval_on", "class_train_share"], kind="stable")
-    spread = ["class_radius_sd", "class_radius_seeds", "class_radius_rank_seeds"]
-    hit = hit.reindex(columns=list(dict.fromkeys([*hit.columns, *spread])))  # older tables
-    learned = hit["class_iou"].astype(float) >= LEARNED_IOU  # radius.py's class_learned
-    table = pd.DataFrame(
-        {
-            "class": hit["class"],
-            "count ×": [f"{float(s):g}" for s in hit["scale"]],
-            "train share %": [_f(100 * v, 2, False) for v in hit["class_train_share"]],
-            "scored on": hit["eval_on"].map({"source": "source val", "target": "target"}),
-            "radius (± sd)": [
-                _f(m, 2, False) + ("" if pd.isna(s) else f" ± {_f(s, 2, False)}")
-                for m, s in zip(hit["class_radius"], hit["class_radius_sd"], strict=True)
-            ],
-            "radius per seed": hit["class_radius_seeds"],
-            "rank per seed (1 = outermost)": hit["class_radius_rank_seeds"],
-            "IoU": [_f(v, 1, False) for v in hit["class_iou"]],
-            "learned (IoU ≥ 20)": np.where(learned, "yes", "**no**"),
-        }
-    )
-    lines = [_md(table.astype(object).fillna("—")), ""]
-    for (cls, on), g in hit.assign(learned=learned).groupby(["class", "eval_on"]):
-        ok = g[g["learned"]]
-        dropped = [f"×{float(s):g}" for s in g.loc[~g["learned"], "scale"]]
-        where = "source val" if on == "source" else "target"
-        left = f" (not learned, left out: {', '.join(dropped)})" if dropped else ""
-        if len(ok) < 3:
-            lines.append(
-                f"- {cls}, {where}: learned at {len(ok)} of {len(g)} shares{left}: no trend"
-            )
-            continue
-        seeds = _seed_trends(ok)
-        lines.append(
-            f"- {cls}, {where}: over its {len(ok)} learned shares the mean radius "
-            f"{_monotone(list(ok['class_radius']))}"
-            + (f"; per seed: {', '.join(seeds)}" if seeds else "")
-            + left
-        )
-    return "\n".join(lines)
-
-
-def _seed_trends(rows: pd.DataFrame) -> list[str]:
-    """Each seed's trend (:func:`_monotone`) over ``rows`` (in share order)."""
-    if rows["class_radius_seeds"].isna().any():
-        return []
-    per = np.array([[float(x) for x in str(s).split(";")] for s in rows["class_radius_seeds"]])
-    return [_monotone(list(per[:, k])) for k in range(per.shape[1])]
 
 
 def borders(b: pd.DataFrame) -> str:
@@ -324,56 +175,6 @@ def selection(val: pd.DataFrame | None, select: pd.DataFrame | None) -> str:
         changed = "no" if first == pick else "**yes**"
         lines += [f"- chosen on the target val set (before): {first}", f"- changed: {changed}"]
     return "\n".join(lines)
-
-
-def _rx_row(rx: pd.DataFrame, experiment: str, setting: str, on: str) -> pd.Series | None:
-    hit = rx[(rx["experiment"] == experiment) & (rx["setting"] == setting) & (rx["eval_on"] == on)]
-    return None if hit.empty else hit.iloc[0]
-
-
-def _r_text(row: pd.Series) -> str:
-    seeds = " / ".join(_f(float(x)) for x in str(row["pearson_r_seeds"]).split(";"))
-    partial = row.get("partial_r_iou", math.nan)
-    return f"r = {_f(row['pearson_r'])} ({seeds}; partial r given IoU {_f(partial)})"
-
-
-#: the rows the radius-sign summary quotes: (label, experiment, setting, eval_on)
-SIGN_ROWS = (
-    ("source model, target", "regime", "adamw-1e-3", "target"),
-    ("source model, source val", "regime", "adamw-1e-3", "source"),
-    ("source model, HFR without its normalisation, target", "head", "halo-hfrraw", "target"),
-    ("source model, HFR without its normalisation, source val", "head", "halo-hfrraw", "source"),
-    *(
-        (
-            f"+ 1 round at lr {lr}, {what}, target",
-            "labels",
-            f"adamw-1e-3 + round 1 ({what}, round lr {lr})",
-            "target",
-        )
-        for lr in ("1e-2", "1e-3")
-        for what in ("random labels", "no target labels")
-    ),
-    ("HALO 5 %, final model, target", "rounds", "halo 5 % after round 5", "target"),
-    ("HALO 5 %, final model, source val", "rounds-source", "halo 5 % final model", "source"),
-)
-
-
-def sign_summary(rx: pd.DataFrame, rows: list[cl.Paired]) -> str:
-    """The numbers behind the README's paragraph on the radius sign: the correlations of
-    :data:`SIGN_ROWS` (seed mean, each seed, the partial r given IoU), and the verdicts of the
-    direct test (HALO with the source model's radius against entropy and against its inverse)."""
-    lines = []
-    for label, experiment, setting, on in SIGN_ROWS:
-        row = _rx_row(rx, experiment, setting, on)
-        if row is not None:
-            lines.append(f"- {label}: {_r_text(row)}")
-    for r in rows:
-        if r.a == "halo-src" and r.b in ("entropy", "halo-src-inv"):
-            lines.append(
-                f"- {cl.NAMES[r.a]} − {cl.NAMES[r.b]} at {r.budget:g} %: {_f(r.diff, 1)} "
-                f"[{_f(r.ci_low, 1)}, {_f(r.ci_high, 1)}] over {r.n} seeds: **{r.verdict}**"
-            )
-    return "\n".join(lines) or "(no radius rows)"
 
 
 _EVENT = re.compile(
@@ -460,45 +261,7 @@ def markdown(folder: Path, budgets: list[float]) -> str:
         "# The study's findings, generated from its tables\n\n"
         "Written by `uv run python workflow/study/findings.py docs/study`; do not edit.\n\n"
     )
-    return head + cl.sectioned(sections)
-
-
-_SECTION = re.compile(r"<!-- section: (\S+) -->\n(.*?)(?=\n<!-- section: |\Z)", re.DOTALL)
-_BLOCK = re.compile(r"(<!-- generated: (\S+) -->)(.*?)(<!-- end generated -->)", re.DOTALL)
-
-
-def sections_of(text: str) -> dict[str, str]:
-    """A generated file's sections: name → body (without its marker and trailing blank)."""
-    return {m[1]: m[2].strip("\n") for m in _SECTION.finditer(text)}
-
-
-def blocks_of(doc: str) -> list[tuple[str, str]]:
-    """A document's generated blocks: ``(source, body)``, source ``FILE#SECTION`` or ``FILE``."""
-    return [(m[2], m[3].strip("\n")) for m in _BLOCK.finditer(doc)]
-
-
-def section_text(root: Path, source: str) -> str:
-    """What a block of ``source`` holds: the named section of a generated file (``FILE#NAME``);
-    exits with one line naming the file or the section when it has none."""
-    path, _, name = source.partition("#")
-    if not (root / path).is_file():
-        sys.exit(f"findings: {path}: missing (a generated block's source)")
-    found = sections_of((root / path).read_text())
-    if name not in found:
-        sys.exit(f"findings: {path}: no section {name!r} (has {', '.join(found) or 'none'})")
-    return found[name]
-
-
-def refresh(doc: str, root: Path) -> str:
-    """``doc`` with every ``FILE#SECTION`` block's body replaced by that section today (blocks
-    of a whole file are left as they are)."""
-
-    def fill(m: re.Match) -> str:
-        if "#" not in m[2]:
-            return m[0]
-        return f"{m[1]}\n{section_text(root, m[2])}\n{m[4]}"
-
-    return _BLOCK.sub(fill, doc)
+    return head + sectioned(sections)
 
 
 def main(argv: list[str] | None = None) -> None:
