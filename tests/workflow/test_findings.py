@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -186,3 +188,15 @@ def test_cost_sums_finished_attempts_and_counts_the_cut_off_ones(findings):
     assert "| random | 2 | 20 / 25 | 0.8 |" in text
     assert "| radius | 1 | 90 | 1.5 |" in text and "| 1 | 30 | 0.5 |" in text
     assert "in all: 2.8 h" in text and "their time not counted): 1" in text
+
+
+def test_negative_learning_says_whether_a_verdict_changes(tmp_path, findings):
+    means = MEANS | {"random-nl": 30.0, "entropy-nl": 41.0, "halo-nl": 40.0, "ripu-nl": 44.8}
+    _claims_tables(tmp_path, means)  # every method shifted alike per seed: exact differences
+    claims = sys.modules["claims"]
+    text = findings.negative_learning(claims.claims(pd.read_csv(tmp_path / "runs.csv"), [0.05]))
+    # HALO ≥ entropy: +1.0 "yes" without NL, −1.0 "no" with it; the other two keep theirs
+    assert "| HALO ≥ entropy | 5 % | +1.0 **yes** | −1.0 **no** |" in text
+    assert text.endswith("changes a verdict: **yes**: HALO ≥ entropy at 5 %")
+    same = findings.negative_learning(claims.claims(pd.read_csv(tmp_path / "runs.csv"), [0.05])[:3])
+    assert same == "(no negative-learning rows)"

@@ -226,6 +226,41 @@ def cost(log: str) -> str:
     )
 
 
+#: the claims whose verdict negative learning could change: (with NL, without)
+NL_PAIRS = (
+    ("entropy-nl", "random-nl", "entropy", "random"),
+    ("halo-nl", "entropy-nl", "halo", "entropy"),
+    ("halo-nl", "ripu-nl", "halo", "ripu"),
+)
+
+
+def negative_learning(rows: list[cl.Paired]) -> str:
+    """Does the official negative-learning term change a verdict (issue #29: if it does, it
+    becomes the study's default)? Per pair of methods at the largest budget both have: the
+    paired verdict without and with NL."""
+    by = {(r.a, r.b, r.budget): r for r in rows}
+    out, changed = [], []
+    for a_nl, b_nl, a, b in NL_PAIRS:
+        for (x, y, budget), with_nl in by.items():
+            if (x, y) != (a_nl, b_nl) or (a, b, budget) not in by:
+                continue
+            without = by[(a, b, budget)]
+            out.append(
+                {
+                    "comparison": f"{cl.NAMES[a]} ≥ {cl.NAMES[b]}",
+                    "budget": f"{budget:g} %",
+                    "without NL": f"{_f(without.diff, 1)} **{without.verdict}**",
+                    "with NL": f"{_f(with_nl.diff, 1)} **{with_nl.verdict}**",
+                }
+            )
+            if with_nl.verdict != without.verdict:
+                changed.append(f"{cl.NAMES[a]} ≥ {cl.NAMES[b]} at {budget:g} %")
+    if not out:
+        return "(no negative-learning rows)"
+    verdict = f"**yes**: {'; '.join(changed)}" if changed else "no"
+    return _md(pd.DataFrame(out)) + f"\n\n- negative learning changes a verdict: {verdict}"
+
+
 def _optional(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
@@ -242,6 +277,7 @@ def markdown(folder: Path, budgets: list[float]) -> str:
         else missing.format("miou_table.md"),
         "calibration": calibration(t),
         "round-one": round_one(t, budgets),
+        "negative-learning": negative_learning(cl.claims(t["runs"], budgets)),
         "radius-sign": missing.format(RADIUS_CSV)
         if rx is None
         else sign_summary(rx, cl.claims(t["runs"], budgets)),
