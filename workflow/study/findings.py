@@ -178,7 +178,7 @@ def selection(val: pd.DataFrame | None, select: pd.DataFrame | None) -> str:
 
 
 _EVENT = re.compile(
-    r"^(?P<at>\S+) (?:seed (?P<seed>\d+)(?: part (?P<part>\S+))?|(?P<step>radius|select)) "
+    r"^(?P<at>\S+) (?:seed (?P<seed>\d+)(?: part (?P<part>\S+))?|(?P<step>radius|select|rounds)) "
     r"(?P<what>start|end|whole run stopped)(?: rc=(?P<rc>\d+))?"
 )
 

@@ -1,0 +1,76 @@
+"""workflow/study/drive.sh: the study's resumable driver, run for real with a recorder in place of
+Python (each "command" notes its arguments and writes its --out), in a scratch git checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDER = """#!/bin/sh
+echo "$*" >> "$CALLS"
+case "$*" in *"--part $FAIL "*) exit 3 ;; esac
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "--out" ]; then mkdir -p "$(dirname "$a")"; : > "$a"; fi
+  prev=$a
+done
+"""
+PARTS = ["random", "entropy", "ripu", "halo", "halo-src", "halo-src-inv", "extra1"]
+
+
+def _checkout(tmp: Path) -> dict:
+    work = tmp / "work"
+    rounds = work / "runs/synth-gta2cs/deeplabv3plus-r18/halo/5/seed0"
+    for r in range(1, 6):
+        (rounds / f"round{r}").mkdir(parents=True)
+        for name in ("model.pt", "optim.pt"):
+            (rounds / f"round{r}" / name).write_bytes(b"x")
+    nl = work / "runs/synth-gta2cs/deeplabv3plus-r18/halo-nl/5/seed0/round1"
+    nl.mkdir(parents=True)
+    (nl / "model.pt").write_bytes(b"x")
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+         "-m", "x"],
+        cwd=work, check=True,
+    )  # fmt: skip
+    recorder = tmp / "py"
+    recorder.write_text(RECORDER)
+    recorder.chmod(0o755)
+    env = {**os.environ, "PY": str(recorder), "CALLS": str(tmp / "calls"), "SEEDS": "0",
+           "ARCHIVES": str(tmp / "archives"), "OUT": str(tmp / "out"), "FAIL": "none"}  # fmt: skip
+    return {"work": work, "rounds": rounds, "nl": nl, "env": env}
+
+
+def _drive(c: dict, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(ROOT / "workflow/study/drive.sh")],
+        cwd=c["work"], env={**c["env"], **env}, capture_output=True, text=True,
+    )  # fmt: skip
+
+
+def _calls(tmp: Path) -> list[str]:
+    path = tmp / "calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
+    c = _checkout(tmp_path)
+    assert _drive(c, FAIL="ripu").returncode == 3  # a failed part stops the driver there
+    assert [x.split("--part ")[1].split()[0] for x in _calls(tmp_path)] == PARTS[:3]
+    assert _drive(c).returncode == 0  # the rerun resumes at the failed part
+    calls = _calls(tmp_path)[3:]
+    parts = [x.split("--part ")[1].split()[0] for x in calls if "--part" in x]
+    assert parts == [*PARTS[2:], "extra2"]
+    scripts = [x.split()[0].rsplit("/", 1)[1] for x in calls]
+    assert scripts == ["grid.py"] * 5 + ["radius.py", "sweep.py", "grid.py", "radius.py"]
+    assert "--select 100" in calls[6] and "--only rounds" in calls[8]
+    # round 1's and the last round's model of a main method stay; everything else goes
+    kept = sorted(str(p.relative_to(c["rounds"])) for p in c["rounds"].rglob("*.pt"))
+    assert kept == ["round1/model.pt", "round5/model.pt"]
+    assert not (c["nl"] / "model.pt").exists()
+    log = (tmp_path / "archives/times.log").read_text()
+    assert "seed 0 part ripu end rc=3" in log and log.rstrip().split()[-3:-1] == ["grid", "done"]
+    assert _drive(c).returncode == 0 and len(_calls(tmp_path)) == 3 + len(calls)  # all done
