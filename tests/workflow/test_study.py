@@ -197,6 +197,8 @@ def test_claims_pair_the_seeds_and_write_their_tables(tmp_path):
     sup = table[table["b"] == "supervised"]
     assert sup["mean_b"].tolist() == [61.0, 61.0]  # each seed against its own bound
     assert "HALO after 1 %: r = +0.80" in text and "(r < 0 for the models" in text
+    core = text.split("<!-- section: core -->")[1].split("<!-- section:")[0]
+    assert "| HALO ≥ entropy | 1 % |" in core and "radius alone" not in core
     assert "reading (r < 0 for the models active learning produced): **no**" in text
     assert "Rare classes (under 1 % of the target pixels): rider." in text
     assert "supervised bound: IoU ≥ 20 on 2 of 2 classes" in text

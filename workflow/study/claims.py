@@ -91,6 +91,18 @@ COMPARISONS = (
 )
 
 
+#: the README's claims (section ``core``): the paper's comparisons and the direct test of its
+#: radius; the other rows (ablations, negative learning) are in docs/study.md
+CORE = {
+    ("entropy", "random"),
+    ("halo", "entropy"),
+    ("halo", "ripu"),
+    ("halo", "supervised"),
+    ("halo-src", "entropy"),
+    ("halo-src", "halo-src-inv"),
+}
+
+
 @dataclass(frozen=True)
 class Paired:
     """One paired comparison "a ≥ b" at one budget (percent)."""
@@ -324,8 +336,10 @@ def markdown(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
     copy sections: ``<!-- generated: docs/study/claims.md#NAME -->``)."""
     top = max(budgets)
     rare = rare_classes(t["radius_vs_frequency"])
+    rows = claims(t["runs"], budgets)
     sections = {
-        "claims": claims_markdown(claims(t["runs"], budgets)).rstrip("\n"),
+        "claims": claims_markdown(rows).rstrip("\n"),
+        "core": claims_markdown([r for r in rows if (r.a, r.b) in CORE]).rstrip("\n"),
         "sign": "\n".join(
             [
                 "Radius sign (class-mean radius against class pixel share):",
