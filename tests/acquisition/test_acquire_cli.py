@@ -95,7 +95,7 @@ def reference(pools, tmp_path_factory) -> dict:
     return {"out": out, "peak_mb": _peak_rss_mb(_acquire(pools, POOL, out))}
 
 
-@pytest.mark.slow
+@pytest.mark.kills  # (with the other SIGKILL tests: `uv run pytest -m kills`, .ci/run)
 def test_sigkill_mid_pool_then_rerun(pools, reference, tmp_path):
     killed = tmp_path / "killed"
     # one image per batch: the pool takes long enough to be killed in the middle of it

@@ -46,7 +46,17 @@ def served(round_dir):
         except OSError:
             threading.Event().wait(0.05)
     yield url, result, thread
-    thread.join(timeout=TIMEOUT)
+    if _finishing(url):  # serve() returns once the person finished; else it serves on (daemon)
+        thread.join(timeout=TIMEOUT)
+
+
+def _finishing(url: str) -> bool:
+    """Whether the round's server was finished (or has stopped already)."""
+    try:
+        with urllib.request.urlopen(url + "api/manifest", timeout=5) as res:
+            return bool(json.loads(res.read()).get("finished"))
+    except OSError:
+        return True
 
 
 def _wait(driver, condition, what: str):

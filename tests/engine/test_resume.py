@@ -42,7 +42,7 @@ def _finish(cmd: list[str], timeout: float = 300) -> str:
     return res.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.kills  # (with the other SIGKILL tests: `uv run pytest -m kills`, .ci/run)
 def test_sigkill_mid_training_then_resume(tiny_data, tmp_path):
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     cmd = _pretrain(tiny_data, killed)

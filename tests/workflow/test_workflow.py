@@ -235,28 +235,6 @@ def test_a_seed_archived_in_parts_reports_the_same_tables(project, built, tmp_pa
     assert not (tmp_path / "t2").exists()
 
 
-def test_the_study_grid_parts_cover_its_cells_once(tmp_path):
-    """configs/study.yaml in parts: every (method, budget) cell of the grid in exactly one part,
-    the supervised bound in the first part only; a part restricts a seed's config file."""
-    sys.path.insert(0, str(ROOT / "workflow" / "study"))
-    import grid as study_grid
-
-    spec = yaml.safe_load((ROOT / "configs/study.yaml").read_text())["benchmarks"][BENCH]
-    blocks = [spec, *spec["extra"]]
-    cells = [(m, b) for blk in blocks for m in blk["methods"] for b in blk["budgets"]]
-    parts = study_grid.parts(spec)
-    covered = [(m, b) for p in parts.values() for m in p["methods"] for b in p["budgets"]]
-    assert sorted(covered) == sorted(cells) and len(set(covered)) == len(covered)
-    assert [bool(p["supervised"]) for p in parts.values()] == [True] + [False] * (len(parts) - 1)
-    assert all(p["extra"] == [] for p in parts.values())
-    assert len(study_grid.todo(spec, tmp_path)) == len(parts) * len(spec["seeds"])
-    (tmp_path / "seed0-random.tar.xz").touch()
-    (tmp_path / "seed3-extra2.tar.xz").touch()
-    left = study_grid.todo(spec, tmp_path)
-    assert left[0] == (1, "random") and (0, "random") not in left and (3, "extra2") not in left
-    assert left[-1] == (4, "extra2") and len(left) == len(parts) * len(spec["seeds"]) - 2
-
-
 def test_mlflow_has_every_run_once(project, built):
     from halo.tracking import find_runs
 
@@ -374,29 +352,35 @@ def _mlflow_server(project: Path, tmp_path: Path):
         log.close()
 
 
-def test_the_mlflow_server_serves_what_the_ui_shows(project, built, tmp_path):
+@pytest.fixture(scope="module")
+def mlflow_ui(project, built, tmp_path_factory):
+    """One real `mlflow server` on the finished project's store for the UI tests below (started
+    once: each start costs seconds of the suite); yields (its URL, a REST getter)."""
+    with _mlflow_server(project, tmp_path_factory.mktemp("mlflow-ui")) as served:
+        yield served
+
+
+def test_the_mlflow_server_serves_what_the_ui_shows(mlflow_ui):
     """A real `mlflow server` on the project's store, asked through the REST API the UI uses:
     the experiment opens as model training, runs carry their short names, the tree (the cells
     at the top level) and the loss curve."""
-    with _mlflow_server(project, tmp_path) as (_, get):
-        exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
-        tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
-        assert tags["mlflow.experimentKind"] == "custom_model_development"
-        runs = get("/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
-        by_name = {r["info"]["run_name"]: r for r in runs["runs"]}
-        assert {"halo · 5% · s0 · deeplabv3plus-r18", "report"} <= set(by_name), sorted(by_name)
-        halo = by_name["halo · 5% · s0 · deeplabv3plus-r18"]
-        halo_tags = {t["key"]: t["value"] for t in halo["data"]["tags"]}
-        parent = next(
-            r for r in runs["runs"] if r["info"]["run_id"] == halo_tags["mlflow.parentRunId"]
-        )
-        assert parent["info"]["run_name"] == "halo · 5% · deeplabv3plus-r18"
-        assert "mlflow.parentRunId" not in {t["key"] for t in parent["data"]["tags"]}
-        curve = get(f"/metrics/get-history?run_id={halo['info']['run_id']}&metric_key=train/loss")
-        assert len(curve["metrics"]) >= 2
+    _, get = mlflow_ui
+    exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
+    tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = get("/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
+    by_name = {r["info"]["run_name"]: r for r in runs["runs"]}
+    assert {"halo · 5% · s0 · deeplabv3plus-r18", "report"} <= set(by_name), sorted(by_name)
+    halo = by_name["halo · 5% · s0 · deeplabv3plus-r18"]
+    halo_tags = {t["key"]: t["value"] for t in halo["data"]["tags"]}
+    parent = next(r for r in runs["runs"] if r["info"]["run_id"] == halo_tags["mlflow.parentRunId"])
+    assert parent["info"]["run_name"] == "halo · 5% · deeplabv3plus-r18"
+    assert "mlflow.parentRunId" not in {t["key"] for t in parent["data"]["tags"]}
+    curve = get(f"/metrics/get-history?run_id={halo['info']['run_id']}&metric_key=train/loss")
+    assert len(curve["metrics"]) >= 2
 
 
-def test_one_click_on_the_experiment_page_charts_final_miou_by_method(project, built, tmp_path):
+def test_one_click_on_the_experiment_page_charts_final_miou_by_method(mlflow_ui):
     """Headless Chromium on the MLflow UI over the project's store: from the experiment's page
     (the README's link), one click on the chart view shows a final_miou chart whose labels name
     every method's cell with its mean final mIoU."""
@@ -405,42 +389,40 @@ def test_one_click_on_the_experiment_page_charts_final_miou_by_method(project, b
 
     from tests.conftest import chromium
 
-    with _mlflow_server(project, tmp_path) as (url, get):
-        exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
-        runs = get("/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
-        cells = {
-            r["info"]["run_name"]: {m["key"]: m["value"] for m in r["data"]["metrics"]}
-            for r in runs["runs"]
-            if {"key": "halo.kind", "value": "cell"} in r["data"]["tags"]
-        }
-        assert {"halo · 5% · deeplabv3plus-r18", "random · 5% · deeplabv3plus-r18"} <= set(cells)
-        driver = chromium(window="1400,900")
-        try:
-            driver.get(f"{url}/#/experiments/{exp['experiment_id']}/runs")
-            chart = WebDriverWait(driver, 90).until(
-                lambda d: d.find_element(By.XPATH, "//input[@value='CHART']/ancestor::label"),
-                message="the experiment page's view switch",
-            )
-            chart.click()  # the one click
+    url, get = mlflow_ui
+    exp = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
+    runs = get("/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})
+    cells = {
+        r["info"]["run_name"]: {m["key"]: m["value"] for m in r["data"]["metrics"]}
+        for r in runs["runs"]
+        if {"key": "halo.kind", "value": "cell"} in r["data"]["tags"]
+    }
+    assert {"halo · 5% · deeplabv3plus-r18", "random · 5% · deeplabv3plus-r18"} <= set(cells)
+    driver = chromium(window="1400,900")
+    try:
+        driver.get(f"{url}/#/experiments/{exp['experiment_id']}/runs")
+        chart = WebDriverWait(driver, 90).until(
+            lambda d: d.find_element(By.XPATH, "//input[@value='CHART']/ancestor::label"),
+            message="the experiment page's view switch",
+        )
+        chart.click()  # the one click
 
-            def final_miou_card(d):  # its text (the legend's clipped entries too), bar labels
-                cards = d.execute_script(
-                    "return Array.from(document.querySelectorAll("
-                    "'[data-testid=\"experiment-view-compare-runs-card\"]')).map(c => ["
-                    "c.innerText, Array.from(c.querySelectorAll('svg text')).map(t => t.textContent)])"
-                )
-                for text, bars in cards:
-                    lines = [x.strip() for x in text.splitlines() if x.strip()]
-                    named = any(x.startswith("halo ") for x in lines)
-                    if lines[:1] == ["final_miou"] and named and len(bars) >= len(cells):
-                        return lines, bars  # drawn: a label per bar
-                return False
-
-            lines, bars = WebDriverWait(driver, 90).until(
-                final_miou_card, message="a final_miou chart"
+        def final_miou_card(d):  # its text (the legend's clipped entries too), bar labels
+            cards = d.execute_script(
+                "return Array.from(document.querySelectorAll("
+                "'[data-testid=\"experiment-view-compare-runs-card\"]')).map(c => ["
+                "c.innerText, Array.from(c.querySelectorAll('svg text')).map(t => t.textContent)])"
             )
-        finally:
-            driver.quit()
+            for text, bars in cards:
+                lines = [x.strip() for x in text.splitlines() if x.strip()]
+                named = any(x.startswith("halo ") for x in lines)
+                if lines[:1] == ["final_miou"] and named and len(bars) >= len(cells):
+                    return lines, bars  # drawn: a label per bar
+            return False
+
+        lines, bars = WebDriverWait(driver, 90).until(final_miou_card, message="a final_miou chart")
+    finally:
+        driver.quit()
     for name, metrics in cells.items():  # every cell by name, with its mean final mIoU
         assert name in lines, (name, lines)
         assert f"{metrics['final_miou']:.2f}" in bars, (name, metrics, bars)
@@ -457,36 +439,32 @@ def _page_text(driver, url: str, wanted, message: str) -> str:
     )
 
 
-def test_the_compare_view_opens_on_final_miou_and_a_run_page_shows_its_source(
-    project, built, tmp_path
-):
+def test_the_compare_view_opens_on_final_miou_and_a_run_page_shows_its_source(project, mlflow_ui):
     """Headless Chromium on the MLflow UI: comparing the cells opens its plot on final_miou (not
     on a constant such as ``seeds``); a seed run's page shows the command that made it and the
     commit of its code where MLflow shows a run's source."""
     from tests.conftest import chromium
 
     commit = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
-    with _mlflow_server(project, tmp_path) as (url, get):
-        exp_id = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
-        exp_id = exp_id["experiment_id"]
-        runs = get("/runs/search", {"experiment_ids": [exp_id], "max_results": 100})["runs"]
-        tags = {
-            r["info"]["run_id"]: {t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs
-        }
-        cells = [i for i, t in tags.items() if t["halo.kind"] == "cell"]
-        seed = next(i for i, t in tags.items() if t["halo.kind"] == "active")
-        driver = chromium(window="1400,900")
-        try:
-            compare = (
-                f"{url}/#/compare-runs?runs={json.dumps(cells)}&experiments={json.dumps([exp_id])}"
-            )
-            text = _page_text(driver, compare, lambda t: "Metrics:" in t, "the compare view")
-            lines = [x.strip() for x in text.splitlines() if x.strip()]
-            assert lines[lines.index("Metrics:") + 1] == "final_miou", lines[:40]
-            page = f"{url}/#/experiments/{exp_id}/runs/{seed}"
-            text = _page_text(driver, page, lambda t: commit[:7] in t, "the run's commit")
-        finally:
-            driver.quit()
+    url, get = mlflow_ui
+    exp_id = get(f"/experiments/get-by-name?experiment_name={BENCH}")["experiment"]
+    exp_id = exp_id["experiment_id"]
+    runs = get("/runs/search", {"experiment_ids": [exp_id], "max_results": 100})["runs"]
+    tags = {r["info"]["run_id"]: {t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs}
+    cells = [i for i, t in tags.items() if t["halo.kind"] == "cell"]
+    seed = next(i for i, t in tags.items() if t["halo.kind"] == "active")
+    driver = chromium(window="1400,900")
+    try:
+        compare = (
+            f"{url}/#/compare-runs?runs={json.dumps(cells)}&experiments={json.dumps([exp_id])}"
+        )
+        text = _page_text(driver, compare, lambda t: "Metrics:" in t, "the compare view")
+        lines = [x.strip() for x in text.splitlines() if x.strip()]
+        assert lines[lines.index("Metrics:") + 1] == "final_miou", lines[:40]
+        page = f"{url}/#/experiments/{exp_id}/runs/{seed}"
+        text = _page_text(driver, page, lambda t: commit[:7] in t, "the run's commit")
+    finally:
+        driver.quit()
     assert "halo train --protocol active" in text
 
 
@@ -725,110 +703,6 @@ def test_lint_is_clean(project):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_dry_run_every_shipped_benchmark(tmp_path):
-    """Every benchmark of configs/workflow.yaml plans; real ones against a fake data root."""
-    project = copy_project(tmp_path / "p")
-    fake = tmp_path / "fake"
-    run(
-        ["halo", "synth", "--count", "1", "--size", "32x64", "--out", str(fake), "--quiet"],
-        tmp_path,
-    )
-    grid = yaml.safe_load((ROOT / "configs/workflow.yaml").read_text())["benchmarks"]
-    targets = [f"results/{b}/" for b in grid]
-    res = run(
-        ["snakemake", *targets, "-n", "--cores", "8", "--config", f"data_root={fake}"], project
-    )
-    out = res.stdout + res.stderr
-    for bench in grid:
-        assert f"results/{bench}" in out
-    assert "report" in out
-
-
-def test_the_shipped_human_grid_plans_queries_and_labels(tmp_path):
-    """configs/human.yaml (README, "Label your own data"): each of its 5 rounds is an
-    acquisition that writes queries and a labels job; it shares the default study's source
-    model."""
-    project = copy_project(tmp_path / "p")
-    res = run(["snakemake", "-n", "--cores", "2", "--configfile", "configs/human.yaml"], project)
-    out = res.stdout + res.stderr
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.MULTILINE))
-    assert jobs["acquire_queries"] == "5" and jobs["labels"] == "5", jobs
-    assert "acquire" not in jobs and jobs["pretrain"] == "1"
-    assert "runs/synth-gta2cs/deeplabv3plus-r18/halo/0.5/seed0/round5/queries/manifest.jsonl" in out
-
-
-CONFIG_STUDY = ("--configfile", "study.yaml")
-
-
-def test_study_grid_with_extra_cells_plans(tmp_path):
-    """configs/study.yaml: 6 methods x 3 budgets x 5 seeds, plus 4 negative-learning twins and 3
-    ablations at 5 % x 5 seeds, one source model per model variant and seed, one supervised
-    bound per seed; a cell in both grids counts once; the source-radius methods read their
-    seed's source model."""
-    project = copy_project(tmp_path / "p")
-    study = yaml.safe_load((ROOT / "configs/study.yaml").read_text())
-    spec = study["benchmarks"][BENCH]
-    spec["extra"].append({"methods": ["halo"], "budgets": [5]})  # already in the main grid
-    (project / "study.yaml").write_text(yaml.safe_dump(study))
-    res = run(
-        ["snakemake", f"results/{BENCH}/", "-n", "-p", "--cores", "2", *CONFIG_STUDY],
-        project,
-    )
-    out = res.stdout + res.stderr
-    counts = {
-        m.group(1): int(m.group(2))
-        for m in re.finditer(r"^(\w+)\s+(\d+)$", out, flags=re.MULTILINE)
-    }
-    seeds = 5
-    active = 6 * 3 * seeds + (4 + 3) * seeds
-    # + sources + supervised bounds, one per seed
-    assert counts["summarize"] == counts["track"] == active + 4 * seeds + 1 * seeds
-    # hyperbolic-hfr (random, entropy, halo, halo-src(-inv), the -nl twins but ripu-nl, radius),
-    # euclidean-d512 (ripu, ripu-nl), hyperbolic (halo-nohfr), euclidean (featnorm), per seed
-    assert counts["pretrain"] == 4 * seeds and counts["supervised"] == seeds
-    for seed in range(seeds):
-        assert f"{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed{seed}/model.pt" in out
-    assert counts["acquire"] == counts["train_round"] == active * 5
-    for name in ("halo-nohfr", "featnorm", "radius", "halo-nl", "random-nl"):
-        assert f"{BENCH}/deeplabv3plus-r18/{name}/5/seed4" in out
-        assert f"{BENCH}/deeplabv3plus-r18/{name}/1/seed0" not in out
-    source3 = f"--source-checkpoint runs/{BENCH}/deeplabv3plus-r18/source/hyperbolic-hfr/seed3/"
-    for name in ("halo-src", "halo-src-inv"):
-        acquires = [
-            line
-            for line in out.splitlines()
-            if " acquire " in line and f"/{name}/2.2/seed3/round" in line
-        ]
-        assert len(acquires) == 5 and all(source3 in line for line in acquires)
-    assert all(
-        "--source-checkpoint" not in line
-        for line in out.splitlines()
-        if " acquire " in line and "/halo/" in line
-    )
-
-
-def test_real_benchmark_without_data_stops_at_once(tmp_path):
-    project = copy_project(tmp_path / "p")
-    start = time.monotonic()
-    res = run(
-        [
-            "snakemake",
-            "results/gta2cs/",
-            "--cores",
-            "8",
-            "--config",
-            f"data_root={tmp_path / 'none'}",
-        ],
-        project,
-        check=False,
-    )
-    assert res.returncode != 0
-    err = res.stdout + res.stderr
-    assert "gta5" in err and "cityscapes" in err and "download.visinf" in err
-    assert not (project / "runs").exists() and not (project / "results").exists()
-    assert time.monotonic() - start < 120
-
-
 def test_a_human_grid_after_the_default_run_reuses_its_models_and_reports_apart(
     project, built, tmp_path
 ):
@@ -853,19 +727,6 @@ def test_a_human_grid_after_the_default_run_reuses_its_models_and_reports_apart(
     assert "Nothing to be done" in default.stdout + default.stderr
 
 
-def test_a_refused_yaml_tag_in_a_grid_is_one_line_before_any_job(tmp_path):
-    project = copy_project(tmp_path / "p")
-    grid = yaml.safe_load((project / TINY).read_text())
-    grid["benchmarks"][BENCH]["set"] = ["train.lr=!!python/object/apply:os.system ['echo hi']"]
-    (project / "bad.yaml").write_text(yaml.safe_dump(grid))
-    argv = ["snakemake", f"results/{BENCH}/", "-n", "--cores", "2", "--configfile", "bad.yaml"]
-    res = run(argv, project, check=False)
-    errors = [ln for ln in res.stderr.splitlines() if "error" in ln.lower()]
-    assert res.returncode == 2, res.stderr[-2000:]
-    assert len(errors) == 1 and "train.lr" in errors[0] and "python/object" in errors[0], errors
-    assert "Traceback" not in res.stderr and not (project / "runs").exists()
-
-
 def _damage(path: Path) -> None:
     """Cut a file to half its bytes (a copy or a write that stopped half-way)."""
     data = path.read_bytes()
@@ -882,12 +743,13 @@ def test_verify_names_each_corrupt_file_and_its_command_rebuilds_them(project, b
     clean = run(["halo", "verify", "--configfile", TINY], copy)
     assert clean.stdout.strip().endswith("none corrupt"), clean.stdout
     last = copy / f"runs/{BENCH}/deeplabv3plus-r18/halo/5/seed0/round2"
-    first = copy / f"runs/{BENCH}/deeplabv3plus-r18/random/5/seed0/round1"
+    # (random's last round: a checkpoint whose rebuild reruns one training, not a chain)
+    random_last = copy / f"runs/{BENCH}/deeplabv3plus-r18/random/5/seed0/round2"
     damaged = {
         sorted((last / "masks").rglob("*.png"))[0]: last / "budget.json",
         last / "eval.json": last / "model.pt",
         last / "labelled.npz": last / "budget.json",
-        first / "model.pt": first / "model.pt",
+        random_last / "model.pt": random_last / "model.pt",
         copy / f"results/{BENCH}/miou_table.csv": "report",
         copy / "mlflow.db": None,
     }
