@@ -30,6 +30,8 @@ def _checkout(tmp: Path) -> dict:
     nl = work / "runs/synth-gta2cs/deeplabv3plus-r18/halo-nl/5/seed0/round1"
     nl.mkdir(parents=True)
     (nl / "model.pt").write_bytes(b"x")
+    (work / ".snakemake/locks").mkdir(parents=True)
+    (work / ".snakemake/locks/0.output.lock").write_text("stale")  # a stopped machine's
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
@@ -59,6 +61,7 @@ def _calls(tmp: Path) -> list[str]:
 def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
     c = _checkout(tmp_path)
     assert _drive(c, FAIL="ripu").returncode == 3  # a failed part stops the driver there
+    assert not list((c["work"] / ".snakemake/locks").iterdir())  # no Snakemake ran: cleared
     assert [x.split("--part ")[1].split()[0] for x in _calls(tmp_path)] == PARTS[:3]
     assert _drive(c).returncode == 0  # the rerun resumes at the failed part
     calls = _calls(tmp_path)[3:]
