@@ -177,7 +177,8 @@ def test_cost_sums_finished_attempts_and_counts_the_cut_off_ones(findings):
             "2026-01-01T10:50:00+00:00 seed 0 part random end rc=0",
             "2026-01-01T10:50:00+00:00 seed 1 part random start abc",
             "2026-01-01T12:00:00+00:00 seed 1 part random start def",  # the machine stopped
-            "2026-01-01T12:25:00+00:00 seed 1 part random end rc=0 def",
+            "2026-01-01T12:10:00+00:00 seed 1 part random paused 300 s (a test run)",
+            "2026-01-01T12:30:00+00:00 seed 1 part random end rc=0 def",
             "2026-01-01T12:25:00+00:00 seed 2 part random start def",
             "2026-01-01T12:26:00+00:00 seed 2 part random end rc=1 def",  # failed: not counted
             "2026-01-01T13:00:00+00:00 radius start def",

@@ -179,14 +179,15 @@ def selection(val: pd.DataFrame | None, select: pd.DataFrame | None) -> str:
 
 _EVENT = re.compile(
     r"^(?P<at>\S+) (?:seed (?P<seed>\d+)(?: part (?P<part>\S+))?|(?P<step>radius|select|rounds)) "
-    r"(?P<what>start|end|whole run stopped)(?: rc=(?P<rc>\d+))?"
+    r"(?P<what>start|end|whole run stopped|paused)(?: rc=(?P<rc>\d+))?(?: (?P<secs>\d+) s)?"
 )
 
 
 def cost(log: str) -> str:
     """What the grid cost, from the driver's log (``grid2/times.log``: one line per start and
     end of a part, of the radius experiments and of the selection sweep; seed 0 began as one
-    whole-seed run, stopped by hand, whose jobs the parts reused): the wall time of each finished
+    whole-seed run, stopped by hand, whose jobs the parts reused; a ``paused N s`` line takes the
+    time a part was SIGSTOPped out of it): the wall time of each finished
     attempt, per part over the seeds, and the attempts a stopped machine cut off (their time up to
     the stop is not in the log, so not counted)."""
     spans: dict[str, list[float]] = {}
@@ -202,6 +203,8 @@ def cost(log: str) -> str:
         if m["what"] == "start":
             cut += key in open_at
             open_at[key] = at
+        elif m["what"] == "paused" and key in open_at:  # SIGSTOPped for that long: not its time
+            open_at[key] += pd.Timedelta(seconds=int(m["secs"] or 0))
         elif key in open_at and (m["rc"] == "0" or m["what"] == "whole run stopped"):
             spans.setdefault(key, []).append((at - open_at.pop(key)).total_seconds() / 60)
     rows: dict[str, list[float]] = {}
