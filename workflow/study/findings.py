@@ -274,16 +274,15 @@ def markdown(folder: Path, budgets: list[float]) -> str:
     rx = _optional(folder / RADIUS_CSV)
     b = _optional(folder / BORDERS_CSV)
     missing = "(no {} in docs/study)"
+    paired = cl.claims(t["runs"], budgets)
     sections = {
         "grid": grid((folder / "miou_table.md").read_text())
         if (folder / "miou_table.md").is_file()
         else missing.format("miou_table.md"),
         "calibration": calibration(t),
         "round-one": round_one(t, budgets),
-        "negative-learning": negative_learning(cl.claims(t["runs"], budgets)),
-        "radius-sign": missing.format(RADIUS_CSV)
-        if rx is None
-        else sign_summary(rx, cl.claims(t["runs"], budgets)),
+        "negative-learning": negative_learning(paired),
+        "radius-sign": missing.format(RADIUS_CSV) if rx is None else sign_summary(rx, paired),
         "mechanism": missing.format(RADIUS_CSV) if rx is None else mechanism(rx),
         "rounds": missing.format(RADIUS_CSV) if rx is None else rounds(rx),
         "intervention": missing.format(RADIUS_CSV) if rx is None else intervention(rx),
