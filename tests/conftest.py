@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+# One torch thread per process: pytest-xdist runs one worker per core, and the halo commands the
+# tests start inherit this (Snakemake's jobs get their rule's `threads` instead). Two threads per
+# worker on two cores oversubscribe them: the idle suite took 5 min 51 s with them, 5 min 22 s
+# without (docs/performance.md). Set before any test module imports torch.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _halo_cache(tmp_path_factory):

@@ -26,8 +26,10 @@ from pathlib import Path
 
 from halo.launcher import protocol
 
-# What a training, acquisition or evaluation job imports before its first useful work. Not
-# mlflow: it starts threads at import (a forked child would inherit a half-copied thread).
+# What a training, acquisition, evaluation or tracking job imports before its first useful work.
+# MLflow starts a telemetry thread at import unless MLFLOW_DISABLE_TELEMETRY is set, which
+# importing halo.tracking does first (its client and SQL store cost a `halo track` ~2-3 s of
+# imports otherwise); preload() refuses to serve if any import left a thread running.
 PRELOAD = (
     "torch",
     "torch.nn.functional",
@@ -43,16 +45,28 @@ PRELOAD = (
     "halo.acquisition.strategies",
     "halo.models.segmenter",
     "halo.data.dataset",
+    "halo.tracking",
+    "mlflow.entities",
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
 )
 # The job's thread settings come from its own environment, not the server's.
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def preload(modules=PRELOAD) -> None:
+def preload(modules=PRELOAD) -> list[str]:
+    """Import ``modules`` in order; returns those imported. MLflow's are skipped where the user
+    turned its telemetry on (MLFLOW_DISABLE_TELEMETRY false): its thread must not be forked."""
+    done = []
     for name in modules:
+        off = os.environ.get("MLFLOW_DISABLE_TELEMETRY", "").strip().lower() in ("true", "1")
+        if name.split(".")[0] == "mlflow" and not off:
+            continue
         importlib.import_module(name)
+        done.append(name)
     if threading.active_count() != 1:  # forking a multi-threaded process is unsafe
         raise RuntimeError(f"launcher preload started threads: {threading.enumerate()}")
+    return done
 
 
 def _peer_uid(conn: socket.socket) -> int:
@@ -153,11 +167,9 @@ def serve(
         os.umask(old)
     server.listen(64)
     try:
-        preload(modules)
+        loaded = preload(modules)
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-        print(
-            f"serving on {path} (pid {os.getpid()}, preloaded {len(modules)} modules)", flush=True
-        )
+        print(f"serving on {path} (pid {os.getpid()}, preloaded {len(loaded)} modules)", flush=True)
         if ready is not None:
             ready()
         last = time.monotonic()

@@ -12,6 +12,14 @@ params and metrics), :mod:`~halo.tracking.runs` (:func:`log_run`, :func:`log_rep
 
 from __future__ import annotations
 
+import os
+
+# No telemetry from jobs: clusters and CI are offline, and a run must not phone home. MLflow
+# decides at its import (``mlflow/__init__`` starts its telemetry client and a thread that fetches
+# its config), so this must be set before the first ``import mlflow`` of the process: here, in
+# the only package that imports it. A user's explicit setting is kept.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 from halo.tracking.fields import flatten, run_key, run_name
 from halo.tracking.runs import REPORT_KEY, find_runs, log_report, log_run
 from halo.tracking.store import ARTIFACT_DIR, init_store, portable_uri, relocate, tracking_uri

@@ -124,8 +124,6 @@ def init_store(uri: str | None = None) -> str:
     Returns:
         The resolved tracking URI.
     """
-    # No telemetry from jobs: clusters and CI are offline, and a run must not phone home.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = tracking_uri(uri)
     db = _sqlite_path(uri)
     if db is None or (uri in _READY and db.exists()):

@@ -197,6 +197,30 @@ def test_a_server_that_makes_no_job_means_the_plain_process(tmp_path):
     assert res.returncode == 0 and res.stdout.startswith("halo "), res.stderr
 
 
+@pytest.mark.parametrize("telemetry", ["", "false"])
+def test_mlflow_is_preloaded_only_with_its_telemetry_off(tmp_path, telemetry):
+    """The server preloads MLflow after halo.tracking (which turns MLflow's telemetry off: no
+    thread at import, so forking is safe); where the user turned telemetry on, MLflow is skipped
+    and the server still serves."""
+    sock = protocol.socket_path(tmp_path / "project")
+    code = (
+        "import sys; from pathlib import Path; from halo.launcher.server import serve; "
+        "serve(Path(sys.argv[1]), modules=('json', 'halo.tracking', 'mlflow.entities'), idle=60)"
+    )
+    env = {k: v for k, v in _env().items() if k != "MLFLOW_DISABLE_TELEMETRY"}
+    if telemetry:
+        env["MLFLOW_DISABLE_TELEMETRY"] = telemetry
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(sock)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"preloaded {2 if telemetry else 3} modules" in line, line
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_stop_ends_the_server_and_removes_its_socket(server):
     sock, proc = server
     res = subprocess.run(

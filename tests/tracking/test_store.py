@@ -23,6 +23,42 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
     assert tracking.init_store() == "http://tracker:5000"  # nothing to do for a server
 
 
+@pytest.mark.parametrize("user", [None, "false"])
+def test_a_job_starts_no_mlflow_telemetry_unless_the_user_asks(tmp_path, user):
+    """A fresh process that logs through halo.tracking (as `halo track` does) imports mlflow with
+    MLFLOW_DISABLE_TELEMETRY set (MLflow starts its telemetry client, and a thread that fetches
+    its config, at import) and so has no telemetry client; a user's own setting is kept."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY", "CI")}
+    if user is not None:
+        env["MLFLOW_DISABLE_TELEMETRY"] = user
+    code = (  # records the variable at the moment the process first imports mlflow
+        "import importlib.abc, os, sys\n"
+        "seen = []\n"
+        "class Watch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'mlflow':\n"
+        "            seen.append(os.environ.get('MLFLOW_DISABLE_TELEMETRY'))\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from halo.tracking.store import _client\n"
+        "_client(sys.argv[1])\n"
+        "from mlflow.telemetry.client import get_telemetry_client\n"
+        "print(*seen, get_telemetry_client() is None)\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = subprocess.run(
+        [sys.executable, "-c", code, uri], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    if user is None:
+        assert res.stdout.split() == ["true", "True"]
+    else:
+        assert res.stdout.split()[0] == "false"
+
+
 # --------------------------------------------------------------------------------------------
 # concurrent writers: separate processes, as parallel Snakemake jobs are.
 #
