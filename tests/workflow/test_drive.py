@@ -41,9 +41,16 @@ def _checkout(tmp: Path) -> dict:
     recorder = tmp / "py"
     recorder.write_text(RECORDER)
     recorder.chmod(0o755)
+    roots = {}
+    for name in ("RADIUS_ROOT", "SELECT_ROOT"):  # a finished step's checkpoints and evaluations
+        roots[name] = tmp / name.lower()
+        (roots[name] / "m/seed0/snapshots").mkdir(parents=True)
+        for f in ("m/seed0/model.pt", "m/seed0/snapshots/step000100.pt", "m/seed0/eval.json"):
+            (roots[name] / f).write_text("x")
     env = {**os.environ, "PY": str(recorder), "CALLS": str(tmp / "calls"), "SEEDS": "0",
-           "ARCHIVES": str(tmp / "archives"), "OUT": str(tmp / "out"), "FAIL": "none"}  # fmt: skip
-    return {"work": work, "rounds": rounds, "nl": nl, "env": env}
+           "ARCHIVES": str(tmp / "archives"), "OUT": str(tmp / "out"), "FAIL": "none",
+           **{k: str(v) for k, v in roots.items()}}  # fmt: skip
+    return {"work": work, "rounds": rounds, "nl": nl, "env": env, "roots": roots}
 
 
 def _drive(c: dict, **env) -> subprocess.CompletedProcess:
@@ -63,6 +70,7 @@ def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
     assert _drive(c, FAIL="ripu").returncode == 3  # a failed part stops the driver there
     assert not list((c["work"] / ".snakemake/locks").iterdir())  # no Snakemake ran: cleared
     assert [x.split("--part ")[1].split()[0] for x in _calls(tmp_path)] == PARTS[:3]
+    assert all(len(list(r.rglob("*.pt"))) == 2 for r in c["roots"].values())  # not done yet
     assert _drive(c).returncode == 0  # the rerun resumes at the failed part
     calls = _calls(tmp_path)[3:]
     parts = [x.split("--part ")[1].split()[0] for x in calls if "--part" in x]
@@ -74,6 +82,8 @@ def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
     kept = sorted(str(p.relative_to(c["rounds"])) for p in c["rounds"].rglob("*.pt"))
     assert kept == ["round1/model.pt", "round5/model.pt"]
     assert not (c["nl"] / "model.pt").exists()
+    for root in c["roots"].values():  # the radius and selection steps' models: gone once done
+        assert [p.name for p in root.rglob("*") if p.is_file()] == ["eval.json"]
     log = (tmp_path / "archives/times.log").read_text()
     assert "seed 0 part ripu end rc=3" in log and log.rstrip().split()[-3:-1] == ["grid", "done"]
     assert _drive(c).returncode == 0 and len(_calls(tmp_path)) == 3 + len(calls)  # all done
