@@ -17,7 +17,7 @@ for a in "$@"; do
   prev=$a
 done
 """
-PARTS = ["random", "entropy", "ripu", "halo", "halo-src", "halo-src-inv", "extra1"]
+PARTS = ["random", "entropy", "ripu", "halo", "extra1", "halo-src", "halo-src-inv"]
 
 
 def _checkout(tmp: Path) -> dict:
