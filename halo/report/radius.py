@@ -7,6 +7,7 @@ The figure itself is drawn by :func:`halo.report.figures.write_radius_vs_frequen
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -90,8 +91,9 @@ def _pick_radius_group(
 
     Rule: the ``halo`` method at its largest budget; else a model whose variant starts with
     ``hyperbolic``: source-only first, then active runs (largest budget first), then supervised.
-    Only records with at least one class having both a radius and a pixel share count; several
-    candidate (backbone, variant) groups are ordered by name.
+    Only records with at least one class having both a radius and a pixel share count; of
+    several candidate (backbone, variant) groups the one with the most records (seeds) is taken,
+    then the first by name (a one-seed ablation never stands for the study's model).
     """
     usable = [
         r
@@ -102,18 +104,21 @@ def _pick_radius_group(
     def group_key(r: Mapping[str, Any]) -> tuple:
         return (str(r["backbone"]), str(r["method"]), str(r["variant"]), _budget_key(r))
 
+    size = Counter(group_key(r) for r in usable)
     halo = [r for r in usable if r["method"] == "halo" and r["kind"] == "active"]
     if halo:
         top = max(_budget_key(r) for r in halo)
-        key = min(group_key(r) for r in halo if _budget_key(r) == top)
+        key = min(
+            (group_key(r) for r in halo if _budget_key(r) == top), key=lambda k: (-size[k], k)
+        )
         return [r for r in halo if group_key(r) == key], "halo at its largest budget"
     hyper = [r for r in usable if str(r["variant"]).startswith("hyperbolic")]
     if hyper:
         rank = {"source": 0, "active": 1, "supervised": 2}
 
         def pref(r: Mapping[str, Any]) -> tuple:
-            b, m, v, budget = group_key(r)
-            return (rank[r["kind"]], -budget, b, m, v)
+            b, m, v, budget = key = group_key(r)
+            return (rank[r["kind"]], -budget, -size[key], b, m, v)
 
         chosen = min(hyper, key=pref)
         key = group_key(chosen)

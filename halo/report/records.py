@@ -101,10 +101,11 @@ def _float(value: Any) -> float:
 
 
 def _round_mious(record: Mapping[str, Any]) -> str:
-    """An active record's mIoU after each round, in round order, ``;``-joined (4 decimals;
-    ``nan`` where a round has none); empty for a run without rounds."""
+    """An active record's mIoU after each round, in round order, ``;``-joined (full precision,
+    as ``miou``: statistics are taken on these, rounding is the display's; ``nan`` where a round
+    has none); empty for a run without rounds."""
     rounds = sorted(record.get("rounds") or [], key=lambda r: int(r["round"]))
-    return ";".join(f"{_float(r.get('miou')):.4f}" for r in rounds)
+    return ";".join(repr(_float(r.get("miou"))) for r in rounds)
 
 
 def _runs_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

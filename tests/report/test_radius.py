@@ -70,6 +70,23 @@ def test_radius_prefers_halo_at_its_largest_budget(tmp_path: Path) -> None:
     assert_png(paths[1])
 
 
+def test_without_halo_the_radius_comes_from_the_hyperbolic_source_model_with_most_seeds() -> None:
+    """A one-seed ablation's source model ("hyperbolic", sorting first by name) never stands for
+    the study's source model (three seeds of "hyperbolic-hfr")."""
+    recs = [record("source", "source", "hyperbolic", 0, 20.0)]
+    recs += [record("source", "source", "hyperbolic-hfr", s, 20.0) for s in range(3)]
+    recs += [record("random", "active", "hyperbolic-hfr", 0, 30.0, budget=0.05)]
+    _, stats = report.radius_vs_frequency(recs)
+    got = stats["radius_source"]
+    assert (got["variant"], got["seeds"], got["rule"]) == (
+        "hyperbolic-hfr",
+        [0, 1, 2],
+        "hyperbolic source-only model",
+    )
+    _, stats = report.radius_vs_frequency(recs[:1] + recs[-1:])  # the only source model: taken
+    assert stats["radius_source"]["variant"] == "hyperbolic"
+
+
 def test_radius_correlations_per_group_and_over_learned_classes() -> None:
     frame = report.radius_correlations(study())
     # every group with radii (the Euclidean ripu and source runs have them too in these fakes)

@@ -148,6 +148,7 @@ def _claims_tables(folder: Path, means: dict[str, float], spread: float = 5.0) -
     corr = miou[[*keys, "n_seeds"]].copy()
     corr["pearson_r"] = np.where(corr["method"] == "halo", 0.8, -0.5)
     corr["spearman_rho"] = -0.4
+    corr["pearson_r_log_share"] = np.where(corr["method"] == "halo", 0.7, -0.6)
     corr.to_csv(folder / "radius_correlations.csv", index=False)
     pd.DataFrame({"method": ["halo"], "unstable": [False]}).to_csv(
         folder / "training_stability.csv", index=False
@@ -196,16 +197,32 @@ def test_claims_pair_the_seeds_and_write_their_tables(tmp_path):
     assert set(inv["verdict"]) == {"inconclusive"}  # identical on every seed
     sup = table[table["b"] == "supervised"]
     assert sup["mean_b"].tolist() == [61.0, 61.0]  # each seed against its own bound
-    assert "HALO after 1 %: r = +0.80" in text and "(r < 0 for the models" in text
+    # a sign only where r, ρ and r against log share agree
+    assert "source-only model: r = −0.50, ρ = −0.40, r(log share) = −0.60; sign: negative" in text
+    assert "HALO after 1 %: r = +0.80, ρ = −0.40, r(log share) = +0.70; sign: none" in text
     core = text.split("<!-- section: core -->")[1].split("<!-- section:")[0]
     assert "| HALO ≥ entropy | 1 % |" in core and "radius alone" not in core
-    assert "reading (r < 0 for the models active learning produced): **no**" in text
+    assert "reading (a negative sign for the models active learning produced): **no**" in text
     assert "Rare classes (under 1 % of the target pixels): rider." in text
     assert "supervised bound: IoU ≥ 20 on 2 of 2 classes" in text
     assert "budget 1 %: labelled 1.0000–1.0000 % of the target pixels" in text
+    assert "single runs 1.0000–1.0000 % (21, all within it)" in text
     (tmp_path / "acquired_classes.csv").unlink()
     with pytest.raises(SystemExit, match=r"acquired_classes\.csv: missing"):
         claims.load(tmp_path)
+
+
+def test_a_claim_pairs_the_seeds_with_values_and_refuses_two_runs_of_one_seed(tmp_path):
+    claims = _load("claims")
+    _claims_tables(tmp_path, {"random": 30.0, "entropy": 40.0, "halo": 41.0, "ripu": 44.8})
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    lost = (runs["method"] == "halo") & (runs["budget"] == 0.05) & (runs["seed"] == 2)
+    runs.loc[lost, "miou"] = np.nan  # a run without a value: left out, not a NaN verdict
+    got = claims.compare(runs, "c", "halo", "entropy", 0.05)
+    assert got.n == 2 and got.verdict == "yes" and got.mean_a == pytest.approx(41.5 - 2.5 + 0.005)
+    twice = runs[runs["method"] == "halo"].assign(variant="w")  # a second variant of each seed
+    with pytest.raises(SystemExit, match=r"halo at 5 % has 6 runs for 3 seeds \(bb/v, bb/w\)"):
+        claims.compare(pd.concat([runs, twice]), "c", "halo", "entropy", 0.05)
 
 
 def _eval(folder: Path, radius: list[float], commit: str) -> None:

@@ -237,27 +237,33 @@ NL_PAIRS = (
 )
 
 
-def negative_learning(rows: list[cl.Paired]) -> str:
+def negative_learning(runs: pd.DataFrame, budgets: list[float]) -> str:
     """Does the official negative-learning term change a verdict (issue #29: if it does, it
-    becomes the study's default)? Per pair of methods at the largest budget both have: the
-    paired verdict without and with NL."""
-    by = {(r.a, r.b, r.budget): r for r in rows}
+    becomes the study's default)? Per pair of methods at the largest budget: the paired verdict
+    without and with NL, both on the seeds that all four cells have (so that a change is NL's,
+    not fewer seeds'). A verdict that cannot be given yet (n/a) changes nothing."""
+    budget = max(budgets)
     out, changed = [], []
     for a_nl, b_nl, a, b in NL_PAIRS:
-        for (x, y, budget), with_nl in by.items():
-            if (x, y) != (a_nl, b_nl) or (a, b, budget) not in by:
-                continue
-            without = by[(a, b, budget)]
-            out.append(
-                {
-                    "comparison": f"{cl.NAMES[a]} ≥ {cl.NAMES[b]}",
-                    "budget": f"{budget:g} %",
-                    "without NL": f"{_f(without.diff, 1)} **{without.verdict}**",
-                    "with NL": f"{_f(with_nl.diff, 1)} **{with_nl.verdict}**",
-                }
-            )
-            if with_nl.verdict != without.verdict:
-                changed.append(f"{cl.NAMES[a]} ≥ {cl.NAMES[b]} at {budget:g} %")
+        cells = [cl.seeds_of(runs, m, budget).index for m in (a_nl, b_nl, a, b)]
+        seeds = set(cells[0]).intersection(*cells[1:])
+        if not seeds:
+            continue
+        mine = runs[runs["seed"].isin(seeds)]
+        without = cl.compare(mine, "", a, b, budget)
+        with_nl = cl.compare(mine, "", a_nl, b_nl, budget)
+        out.append(
+            {
+                "comparison": f"{cl.NAMES[a]} ≥ {cl.NAMES[b]}",
+                "budget": f"{100 * budget:g} %",
+                "seeds": len(seeds),
+                "without NL": f"{_f(without.diff, 1)} **{without.verdict}**",
+                "with NL": f"{_f(with_nl.diff, 1)} **{with_nl.verdict}**",
+            }
+        )
+        decided = "n/a" not in (without.verdict, with_nl.verdict)
+        if decided and with_nl.verdict != without.verdict:
+            changed.append(f"{cl.NAMES[a]} ≥ {cl.NAMES[b]} at {100 * budget:g} %")
     if not out:
         return "(no negative-learning rows)"
     verdict = f"**yes**: {'; '.join(changed)}" if changed else "no"
@@ -281,7 +287,7 @@ def markdown(folder: Path, budgets: list[float]) -> str:
         else missing.format("miou_table.md"),
         "calibration": calibration(t),
         "round-one": round_one(t, budgets),
-        "negative-learning": negative_learning(paired),
+        "negative-learning": negative_learning(t["runs"], budgets),
         "radius-sign": missing.format(RADIUS_CSV) if rx is None else sign_summary(rx, paired),
         "mechanism": missing.format(RADIUS_CSV) if rx is None else mechanism(rx),
         "rounds": missing.format(RADIUS_CSV) if rx is None else rounds(rx),

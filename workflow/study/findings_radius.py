@@ -68,8 +68,8 @@ def _method_budget(setting: str) -> tuple[str, str]:
 
 def rounds(rx: pd.DataFrame) -> str:
     """The correlation through the rounds (the paper's Figure 2, right): per method and budget,
-    the seed-mean r on the target at each round (0 = the source model), and the final round's
-    per-seed range."""
+    r of the seed-averaged class radii and shares on the target at each round (0 = the source
+    model), and the range of the per-seed r at the final round."""
     hit = rx[rx["experiment"] == "rounds"]
     if hit.empty:
         return "(no rounds rows)"
