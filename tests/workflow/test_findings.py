@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,6 +88,38 @@ def test_intervention_reads_the_trend_over_learned_shares_in_the_means_and_each_
         _intervention(radii, dict.fromkeys(radii, 5.0) | {1.0: 30.0})
     )
     assert "learned at 1 of 4 shares" in few and "no trend" in few
+
+
+def test_the_radius_sign_section_reads_a_sign_only_where_r_rho_and_log_r_agree(
+    tmp_path, radius_sections
+):
+    def row(setting: str, on: str, r: float, rho: float, log_r: float) -> dict:
+        return {
+            "experiment": "regime", "setting": setting, "eval_on": on, "pearson_r": r,
+            "spearman_rho": rho, "pearson_r_log_share": log_r, "partial_r_iou": -0.05,
+            "pearson_r_seeds": f"{r - 0.1!r};{r!r};{r + 0.1!r}",
+        }  # fmt: skip
+
+    rx = pd.DataFrame(
+        [
+            row("adamw-1e-3", "target", -0.71, -0.28, -0.55),
+            row("adamw-1e-3", "source", -0.5, 0.2, -0.1),
+        ]
+    )
+    _claims_tables(tmp_path, MEANS)
+    claims = sys.modules["claims"]
+    paired = claims.claims(pd.read_csv(tmp_path / "runs.csv"), [0.01, 0.05])
+    text = radius_sections.sign_summary(rx, paired)
+    assert (
+        "- source model, target: r = −0.71, ρ = −0.28, r(log share) = −0.55, sign: negative "
+        "(each seed's r: −0.81 / −0.71 / −0.61; partial r given IoU −0.05)"
+    ) in text
+    assert (
+        "- source model, source val: r = −0.50, ρ = +0.20, r(log share) = −0.10, sign: none" in text
+    )
+    # the direct test's verdicts: HALO with the source radius against entropy and its inverse
+    assert "- HALO, source radius − entropy at 1 %: +2.0 [+2.0, +2.0] over 3 seeds: **yes**" in text
+    assert "- HALO, source radius − HALO, inverted source radius at 5 %: +0.0" in text
 
 
 def test_selection_picks_on_the_held_out_split_and_says_whether_it_changed(findings):

@@ -159,9 +159,15 @@ def _rx_row(rx: pd.DataFrame, experiment: str, setting: str, on: str) -> pd.Seri
 
 
 def _r_text(row: pd.Series) -> str:
+    """r, ρ and r against log share of the seed-averaged class values (a sign is read only where
+    the three agree, :func:`claims.sign_of`), each seed's r, and the partial r given IoU."""
     seeds = " / ".join(_f(float(x)) for x in str(row["pearson_r_seeds"]).split(";"))
     partial = row.get("partial_r_iou", math.nan)
-    return f"r = {_f(row['pearson_r'])} ({seeds}; partial r given IoU {_f(partial)})"
+    rho, log_r = row.get("spearman_rho", math.nan), row.get("pearson_r_log_share", math.nan)
+    return (
+        f"r = {_f(row['pearson_r'])}, ρ = {_f(rho)}, r(log share) = {_f(log_r)}, sign: "
+        f"{cl.sign_of(row)} (each seed's r: {seeds}; partial r given IoU {_f(partial)})"
+    )
 
 
 #: the rows the radius-sign summary quotes: (label, experiment, setting, eval_on)
@@ -187,7 +193,7 @@ SIGN_ROWS = (
 
 def sign_summary(rx: pd.DataFrame, rows: list[cl.Paired]) -> str:
     """The numbers behind the README's paragraph on the radius sign: the correlations of
-    :data:`SIGN_ROWS` (seed mean, each seed, the partial r given IoU), and the verdicts of the
+    :data:`SIGN_ROWS` (:func:`_r_text`), and the verdicts of the
     direct test (HALO with the source model's radius against entropy and against its inverse)."""
     lines = []
     for label, experiment, setting, on in SIGN_ROWS:
