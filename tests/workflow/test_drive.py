@@ -42,11 +42,12 @@ def _checkout(tmp: Path) -> dict:
     recorder.write_text(RECORDER)
     recorder.chmod(0o755)
     roots = {}
-    for name in ("RADIUS_ROOT", "SELECT_ROOT"):  # a finished step's checkpoints and evaluations
+    # a finished step's checkpoints and evaluations (the selection sweep's: a setting's folder)
+    for name, sub in (("RADIUS_ROOT", "m"), ("SELECT_ROOT", "lr1e-2")):
         roots[name] = tmp / name.lower()
-        (roots[name] / "m/seed0/snapshots").mkdir(parents=True)
-        for f in ("m/seed0/model.pt", "m/seed0/snapshots/step000100.pt", "m/seed0/eval.json"):
-            (roots[name] / f).write_text("x")
+        (roots[name] / sub / "seed0/snapshots").mkdir(parents=True)
+        for f in ("seed0/model.pt", "seed0/snapshots/step000100.pt", "seed0/eval.json"):
+            (roots[name] / sub / f).write_text("x")
     env = {**os.environ, "PY": str(recorder), "CALLS": str(tmp / "calls"), "SEEDS": "0",
            "ARCHIVES": str(tmp / "archives"), "OUT": str(tmp / "out"), "FAIL": "none",
            **{k: str(v) for k, v in roots.items()}}  # fmt: skip
@@ -75,13 +76,28 @@ def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
     calls = _calls(tmp_path)[3:]
     parts = [x.split("--part ")[1].split()[0] for x in calls if "--part" in x]
     assert parts == [*PARTS[2:], "extra2"]
-    scripts = [x.split()[0].rsplit("/", 1)[1] for x in calls]
-    assert scripts == ["grid.py"] * 5 + ["radius.py", "sweep.py", "grid.py", "radius.py"]
-    assert "--select 100" in calls[6] and "--only rounds" in calls[8]
-    # round 1's and the last round's model of a main method stay; everything else goes
-    kept = sorted(str(p.relative_to(c["rounds"])) for p in c["rounds"].rglob("*.pt"))
-    assert kept == ["round1/model.pt", "round5/model.pt"]
-    assert not (c["nl"] / "model.pt").exists()
+    scripts = [x.split()[0].rsplit("/", 1)[1] if x.endswith(".py") or ".py " in x else x.split()[2]
+               for x in calls]  # fmt: skip
+    assert scripts == (
+        ["grid.py"] * 2 + ["evaluate"] * 2 + ["grid.py"] * 3 + ["radius.py"] * 5
+        + ["sweep.py"] * 5 + ["grid.py"]
+    )  # fmt: skip
+    # the halo part's round-1 and last models scored in-domain before they go, as radius.py would
+    evals = [x for x in calls if " evaluate " in x]
+    rounds = c["rounds"].relative_to(c["work"])  # paths as the driver names them, in its checkout
+    for x, r in zip(evals, ("round1", "round5"), strict=True):
+        assert f"--checkpoint {rounds / r / 'model.pt'} --on source" in x
+        assert f"--config {rounds / r / 'config.yaml'}" in x
+    scores = tmp_path / "archives/rounds-source/halo/5/seed0"
+    assert sorted(p.name for p in scores.iterdir()) == ["round1.json", "round5.json"]
+    experiments = [x.split("--only ")[1].split()[0] for x in calls if "radius.py" in x]
+    assert experiments == ["regime", "training", "head", "frequency", "labels"]
+    sweeps = [x for x in calls if "sweep.py" in x]
+    assert all("--select 100" in x and x.count("--setting") == 1 for x in sweeps)
+    assert [x.split("--out ")[1].split()[0].rsplit("/", 1)[1] for x in sweeps] == [
+        "lr3e-4", "lr1e-3", "lr3e-3", "lr1e-2", "lr3e-2"
+    ]  # fmt: skip
+    assert not list(c["work"].rglob("*.pt"))  # every part's checkpoints go once it is archived
     for root in c["roots"].values():  # the radius and selection steps' models: gone once done
         assert [p.name for p in root.rglob("*") if p.is_file()] == ["eval.json"]
     log = (tmp_path / "archives/times.log").read_text()

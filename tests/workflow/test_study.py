@@ -420,3 +420,49 @@ def test_refresh_fills_each_section_block_and_names_a_missing_section(tmp_path):
     )
     with pytest.raises(SystemExit, match=r"gen\.md: no section 'c' \(has a, b\)"):
         blocks.refresh("<!-- generated: gen.md#c -->\n<!-- end generated -->", tmp_path)
+
+
+def test_radius_takes_a_rounds_archived_in_domain_score_where_its_model_is_gone(tmp_path):
+    radius = _load("radius")
+    grid = tmp_path / "grid" / "runs" / "synth-gta2cs" / "deeplabv3plus-r18"
+    for seed in (0, 1, 2):
+        for r in range(1, 6):
+            (grid / "halo" / "5" / f"seed{seed}" / f"round{r}").mkdir(parents=True)
+    work = tmp_path / "work"
+    (grid / "halo" / "5" / "seed0" / "round5" / "model.pt").write_bytes(b"")  # seed 0: a model
+    scores = work / "rounds-source" / "halo" / "5" / "seed1"  # seed 1: archived scores
+    scores.mkdir(parents=True)
+    for r in (1, 5):
+        (scores / f"round{r}.json").write_text("{}")
+    jobs, rows = radius.plan(work, [0], grid)  # seed 2: neither, so no value
+    own = {r["setting"]: r["evals"] for r in rows if r["experiment"] == "rounds-source"}
+    assert sorted(own) == ["halo 5 % final model", "halo 5 % round 1 model"]
+    assert sorted(own["halo 5 % final model"]) == [0, 1]
+    assert sorted(own["halo 5 % round 1 model"]) == [1]
+    assert own["halo 5 % final model"][1] == scores / "round5.json"
+    planned = {j.done for j in jobs}  # every value has its job (done already where archived)
+    assert all(p in planned for evals in own.values() for p in evals.values())
+
+
+def test_sweep_concat_joins_settings_run_apart_in_order_and_refuses_an_unfinished_one(tmp_path):
+    sweep = _load("sweep")
+    parts = []
+    for name, miou in (("lr1e-2", 48.5), ("lr3e-4", 34.2)):
+        d = tmp_path / name
+        d.mkdir()
+        pd.DataFrame({"setting": [name], "miou": [miou]}).to_csv(d / "miou_table.csv", index=False)
+        pd.DataFrame({"setting": [name], "peak": [1.0]}).to_csv(
+            d / "training_stability.csv", index=False
+        )
+        parts.append(d)
+    sweep.main(["--concat", *map(str, parts), "--out", str(tmp_path / "out")])
+    joined = pd.read_csv(tmp_path / "out" / "miou_table.csv")
+    assert joined["setting"].tolist() == ["lr1e-2", "lr3e-4"]
+    assert joined["miou"].tolist() == [48.5, 34.2]
+    assert not list((tmp_path / "out").glob(".tmp-*"))
+    (parts[1] / "training_stability.csv").unlink()  # a setting stopped before its tables
+    with pytest.raises(SystemExit, match=r"lr3e-4/training_stability\.csv: missing"):
+        sweep.main(["--concat", *map(str, parts), "--out", str(tmp_path / "out2")])
+    assert not (tmp_path / "out2").exists()
+    with pytest.raises(SystemExit):
+        sweep.main(["--concat", str(parts[0]), "--setting", "x", "a=1", "--out", "o"])
