@@ -215,12 +215,18 @@ def test_cost_sums_finished_attempts_and_counts_the_cut_off_ones(findings):
             "2026-01-01T12:26:00+00:00 seed 2 part random end rc=1 def",  # failed: not counted
             "2026-01-01T13:00:00+00:00 radius start def",
             "2026-01-01T14:30:00+00:00 radius end rc=0 def",
+            "2026-01-01T15:00:00+00:00 radius-frequency start def",
+            "2026-01-01T15:40:00+00:00 radius-frequency end rc=0 def",
+            "2026-01-01T15:40:00+00:00 select-lr1e-2 start def",
+            "2026-01-01T15:41:00+00:00 seed 3 part ripu stopped: restarted by hand def",
+            "2026-01-01T16:04:00+00:00 select-lr1e-2 end rc=0 def",
         ]
     )
     text = findings.cost(log)
     assert "| random | 2 | 20 / 25 | 0.8 |" in text
     assert "| radius | 1 | 90 | 1.5 |" in text and "| 1 | 30 | 0.5 |" in text
-    assert "in all: 2.8 h" in text and "their time not counted): 1" in text
+    assert "| radius-frequency | 1 | 40 | 0.7 |" in text and "| select-lr1e-2 | 1 | 24 |" in text
+    assert "in all: 3.8 h" in text and "their time not counted): 1" in text
 
 
 def test_negative_learning_says_whether_a_verdict_changes(tmp_path, findings):

@@ -178,14 +178,16 @@ def selection(val: pd.DataFrame | None, select: pd.DataFrame | None) -> str:
 
 
 _EVENT = re.compile(
-    r"^(?P<at>\S+) (?:seed (?P<seed>\d+)(?: part (?P<part>\S+))?|(?P<step>radius|select|rounds)) "
+    r"^(?P<at>\S+) (?:seed (?P<seed>\d+)(?: part (?P<part>\S+))?"
+    r"|(?P<step>(?:radius|select)(?:-[\w.-]+)?|rounds)) "
     r"(?P<what>start|end|whole run stopped|paused)(?: rc=(?P<rc>\d+))?(?: (?P<secs>\d+) s)?"
 )
 
 
 def cost(log: str) -> str:
     """What the grid cost, from the driver's log (``grid2/times.log``: one line per start and
-    end of a part, of the radius experiments and of the selection sweep; seed 0 began as one
+    end of a part, of the radius experiments and of the selection sweep, or of each radius
+    experiment (``radius-<experiment>``) and rate setting (``select-<setting>``) apart; seed 0 began as one
     whole-seed run, stopped by hand, whose jobs the parts reused; a ``paused N s`` line takes the
     time a part was SIGSTOPped out of it): the wall time of each finished
     attempt, per part over the seeds, and the attempts a stopped machine cut off (their time up to
