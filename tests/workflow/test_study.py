@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -379,6 +380,41 @@ def test_the_figure_2_curve_table_reads_the_rounds_rows_with_their_seed_band():
     assert set(table["method"]) == {"halo"}
 
 
+def _study_docs() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "docs" / "study.md", ROOT / "docs" / "study" / "README.md"]
+
+
+#: a decimal number in prose (a measurement looks like one: 58.1, −0.73, +2.5)
+_DECIMAL = re.compile(r"(?<![\w.])[+−-]?\d+\.\d+(?![\w.])")
+_NOT_PROSE = re.compile(r"<!-- generated: .*?<!-- end generated -->|```.*?```|`[^`\n]*`", re.DOTALL)
+
+
+def _typed_numbers(text: str, allowed: set[str]) -> list[str]:
+    """The decimal numbers of ``text`` outside generated blocks and code that are not settings."""
+    prose = _NOT_PROSE.sub(" ", text)
+    return [m for m in _DECIMAL.findall(prose) if m.lstrip("+−-") not in allowed]
+
+
+def test_no_study_number_is_typed_by_hand():
+    """Outside the generated blocks, the study documents (and the README's results section)
+    hold no decimal number but a setting of the study's configs or a budget in percent: a
+    measurement typed by hand fails here (the blocks themselves are checked below)."""
+    study = (ROOT / "configs" / "study.yaml").read_text()
+    allowed = {"2.2", "1.0", "0.05"}  # a budget in percent; the official NL weight and threshold
+    assert all(x in study for x in allowed)  # settings of the study, not measurements
+    assert _typed_numbers("HALO gets 58.1 (`x 1.5`) ± 0.9, r −0.73", allowed) == [
+        "58.1",
+        "0.9",
+        "−0.73",
+    ]
+    readme = (ROOT / "README.md").read_text()
+    results = readme.split("## Results on the synthetic benchmark", 1)[1].split("\n## ", 1)[0]
+    texts = {"README.md (results)": results}
+    texts |= {str(d.relative_to(ROOT)): d.read_text() for d in _study_docs()[1:]}
+    for name, text in texts.items():
+        assert not _typed_numbers(text, allowed), f"{name}: typed by hand"
+
+
 def test_every_generated_block_in_the_readme_and_study_docs_is_the_tables():
     """README.md and docs/study*.md copy their study numbers from generated files only, and those
     files are what claims.py and findings.py make of the tables today: a hand-edited number, or a
@@ -388,7 +424,7 @@ def test_every_generated_block_in_the_readme_and_study_docs_is_the_tables():
     budgets = [0.01, 0.022, 0.05]
     assert (study / "claims.md").read_text() == claims.markdown(claims.load(study), budgets)
     assert (study / "findings.md").read_text() == findings.markdown(study, budgets)
-    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("study*.md"))]
+    docs = _study_docs()
     copies = [(doc, src, body) for doc in docs for src, body in blocks.blocks_of(doc.read_text())]
     assert {src for _, src, _ in copies} >= {
         "docs/study/claims.md#claims",
