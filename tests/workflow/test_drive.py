@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RECORDER = """#!/bin/sh
 echo "$*" >> "$CALLS"
-case "$*" in *"--part $FAIL "*) exit 3 ;; esac
+case "$*" in *"--part $FAIL "*|*"$FAIL.py "*) exit 3 ;; esac
 prev=""
 for a in "$@"; do
   if [ "$prev" = "--out" ]; then mkdir -p "$(dirname "$a")"; : > "$a"; fi
@@ -72,15 +72,18 @@ def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
     assert not list((c["work"] / ".snakemake/locks").iterdir())  # no Snakemake ran: cleared
     assert [x.split("--part ")[1].split()[0] for x in _calls(tmp_path)] == PARTS[:3]
     assert all(len(list(r.rglob("*.pt"))) == 2 for r in c["roots"].values())  # not done yet
-    assert _drive(c).returncode == 0  # the rerun resumes at the failed part
+    assert _drive(c, FAIL="nlcheck").returncode == 3  # NL changed a verdict: stop before halo-src
+    calls = _calls(tmp_path)[3:]
+    assert calls[-1].split()[0].endswith("nlcheck.py") and "--part halo-src" not in " ".join(calls)
+    assert _drive(c).returncode == 0  # the rerun resumes at the check
     calls = _calls(tmp_path)[3:]
     parts = [x.split("--part ")[1].split()[0] for x in calls if "--part" in x]
     assert parts == [*PARTS[2:], "extra2"]
     scripts = [x.split()[0].rsplit("/", 1)[1] if x.endswith(".py") or ".py " in x else x.split()[2]
                for x in calls]  # fmt: skip
     assert scripts == (
-        ["grid.py"] * 2 + ["evaluate"] * 2 + ["grid.py"] * 3 + ["radius.py"] * 5
-        + ["sweep.py"] * 5 + ["grid.py"]
+        ["grid.py"] * 2 + ["evaluate"] * 2 + ["grid.py"] + ["nlcheck.py"] * 2 + ["grid.py"] * 2
+        + ["radius.py"] * 5 + ["sweep.py"] * 5 + ["grid.py"]
     )  # fmt: skip
     # the halo part's round-1 and last models scored in-domain before they go, as radius.py would
     evals = [x for x in calls if " evaluate " in x]

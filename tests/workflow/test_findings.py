@@ -245,3 +245,22 @@ def test_negative_learning_says_whether_a_verdict_changes(tmp_path, findings):
     one = findings.negative_learning(runs[~nl | (runs["seed"] == 0)], [0.05])
     assert "**n/a**" in one and one.endswith("changes a verdict: no")
     assert findings.negative_learning(runs[~nl], [0.05]) == "(no negative-learning rows)"
+
+
+def test_the_nl_check_stops_the_driver_only_on_a_changed_verdict_with_enough_seeds(tmp_path):
+    nlcheck = _load("nlcheck")
+    same = MEANS | {"random-nl": 31.0, "entropy-nl": 41.0, "halo-nl": 42.0, "ripu-nl": 45.8}
+    _claims_tables(tmp_path, same)  # NL shifts every method alike: no verdict moves
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert nlcheck.decide(runs, 3)[1] == 0
+    text, code = nlcheck.decide(runs, 5)  # 3 seeds where 5 are needed: not decided yet
+    assert code == 1 and text.endswith("3 common seeds, 5 needed")
+    flip = MEANS | {"random-nl": 30.0, "entropy-nl": 41.0, "halo-nl": 40.0, "ripu-nl": 44.8}
+    _claims_tables(tmp_path, flip)  # HALO ≥ entropy: yes without NL, no with it
+    text, code = nlcheck.decide(pd.read_csv(tmp_path / "runs.csv"), 3)
+    assert code == 3 and "changes a verdict: **yes**: HALO ≥ entropy at 5 %" in text
+    no_nl = runs[~runs["method"].str.endswith("-nl")]
+    assert nlcheck.decide(no_nl, 1) == (
+        "(no negative-learning rows)\nnlcheck: 0 common seeds, 1 needed",
+        1,
+    )

@@ -239,11 +239,12 @@ NL_PAIRS = (
 )
 
 
-def negative_learning(runs: pd.DataFrame, budgets: list[float]) -> str:
+def nl_verdicts(runs: pd.DataFrame, budgets: list[float]) -> tuple[list[dict], list[str]]:
     """Does the official negative-learning term change a verdict (issue #29: if it does, it
     becomes the study's default)? Per pair of methods at the largest budget: the paired verdict
     without and with NL, both on the seeds that all four cells have (so that a change is NL's,
-    not fewer seeds'). A verdict that cannot be given yet (n/a) changes nothing."""
+    not fewer seeds'). A verdict that cannot be given yet (n/a) changes nothing. Returns the
+    table's rows and the comparisons whose verdict changed."""
     budget = max(budgets)
     out, changed = [], []
     for a_nl, b_nl, a, b in NL_PAIRS:
@@ -266,6 +267,13 @@ def negative_learning(runs: pd.DataFrame, budgets: list[float]) -> str:
         decided = "n/a" not in (without.verdict, with_nl.verdict)
         if decided and with_nl.verdict != without.verdict:
             changed.append(f"{cl.NAMES[a]} ≥ {cl.NAMES[b]} at {100 * budget:g} %")
+    return out, changed
+
+
+def negative_learning(runs: pd.DataFrame, budgets: list[float]) -> str:
+    """The section on negative learning: :func:`nl_verdicts` as a table, and whether any
+    verdict changes."""
+    out, changed = nl_verdicts(runs, budgets)
     if not out:
         return "(no negative-learning rows)"
     verdict = f"**yes**: {'; '.join(changed)}" if changed else "no"
