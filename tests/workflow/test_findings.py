@@ -134,6 +134,15 @@ def test_selection_picks_on_the_held_out_split_and_says_whether_it_changed(findi
     assert "- chosen on the held-out split: lr1e-3" in text
     assert "- chosen on the target val set (before): lr1e-2" in text and "changed: **yes**" in text
     assert "changed: no" in findings.selection(val, sweep({"lr1e-3": 1.0, "lr1e-2": 2.0}))
+    # the rule: the highest mean among the settings with no unstable run
+    stab = pd.DataFrame(
+        {"setting": ["lr1e-3", "lr1e-3", "lr1e-2"], "unstable": [True, False, False]}
+    )
+    text = findings.selection(val, sweep({"lr1e-3": 43.0, "lr1e-2": 42.0}), None, stab)
+    assert "- chosen on the held-out split: lr1e-2" in text and "changed: no" in text
+    assert "| lr1e-3 | 43.0 | 1 | 40.0 |" in text  # its means, and its unstable run, shown
+    both = pd.DataFrame({"setting": ["lr1e-3", "lr1e-2"], "unstable": [True, True]})
+    assert "none (every setting has an unstable run)" in findings.selection(val, val, both, both)
 
 
 def test_borders_compare_each_method_with_random_seed_by_seed(findings):

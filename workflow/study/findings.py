@@ -152,10 +152,29 @@ def borders(b: pd.DataFrame) -> str:
     return head + "\n\n" + _md(pd.DataFrame(out).astype(object).fillna(""))
 
 
-def selection(val: pd.DataFrame | None, select: pd.DataFrame | None) -> str:
+def _unstable(stability: pd.DataFrame | None) -> pd.Series:
+    """Per setting of a sweep, its unstable runs (``training_stability.csv``; none if absent)."""
+    if stability is None or "unstable" not in stability.columns:
+        return pd.Series(dtype=int)
+    return stability.groupby("setting", sort=False)["unstable"].sum().astype(int)
+
+
+def _choice(scores: pd.Series, unstable: pd.Series) -> str:
+    """The rule (docs/study/README.md): the highest mean among the settings with no unstable run."""
+    ok = scores[unstable.reindex(scores.index).fillna(0).to_numpy() == 0]
+    return str(ok.idxmax()) if len(ok) else "none (every setting has an unstable run)"
+
+
+def selection(
+    val: pd.DataFrame | None,
+    select: pd.DataFrame | None,
+    val_stability: pd.DataFrame | None = None,
+    select_stability: pd.DataFrame | None = None,
+) -> str:
     """The round-rate choice: each setting's mean final mIoU over the sweep's active cells on the
-    target val set (how it was first chosen) and on the held-out selection split, the setting
-    each picks, and whether the held-out choice differs."""
+    target val set (how it was first chosen) and on the held-out selection split, its unstable
+    runs, the setting each picks (the highest mean with no unstable run), and whether the
+    held-out choice differs."""
     if select is None:
         return "(the held-out sweep has not run: no round_lr_select/miou_table.csv)"
 
@@ -163,15 +182,20 @@ def selection(val: pd.DataFrame | None, select: pd.DataFrame | None) -> str:
         active = frame[~frame["method"].isin(["source", "supervised"])]
         return active.groupby("setting", sort=False)["mean"].mean()
 
-    held = score(select)
+    held, held_bad = score(select), _unstable(select_stability)
     table = pd.DataFrame({"setting": held.index, "held-out split": held.to_numpy()})
+    table["unstable runs (held-out)"] = table["setting"].map(held_bad).fillna(0).astype(int)
     if val is not None:
         table["target val (reported)"] = table["setting"].map(score(val))
-    shown = table.assign(**{c: [_f(v, 1, False) for v in table[c]] for c in table.columns[1:]})
-    pick = str(held.idxmax())
+    shown = table.assign(
+        **{c: [_f(v, 1, False) for v in table[c]] for c in ("held-out split",)},
+        **({"target val (reported)": [_f(v, 1, False) for v in table["target val (reported)"]]}
+           if val is not None else {}),
+    )  # fmt: skip
+    pick = _choice(held, held_bad)
     lines = [_md(shown), "", f"- chosen on the held-out split: {pick}"]
     if val is not None:
-        first = str(score(val).idxmax())
+        first = _choice(score(val), _unstable(val_stability))
         changed = "no" if first == pick else "**yes**"
         lines += [f"- chosen on the target val set (before): {first}", f"- changed: {changed}"]
     return "\n".join(lines)
@@ -309,6 +333,8 @@ def markdown(folder: Path, budgets: list[float]) -> str:
         "selection": selection(
             _optional(folder / VAL_SWEEP / "miou_table.csv"),
             _optional(folder / SELECT_SWEEP / "miou_table.csv"),
+            _optional(folder / VAL_SWEEP / "training_stability.csv"),
+            _optional(folder / SELECT_SWEEP / "training_stability.csv"),
         ),
     }
     head = (
