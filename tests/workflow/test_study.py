@@ -246,6 +246,37 @@ def test_radius_rounds_rows_start_at_the_source_model_and_name_the_grids_commits
     assert all(float(r) > 0.9 for r in rows["halo 5 % after round 2"]["pearson_r_seeds"].split(";"))
 
 
+def test_intervention_row_gives_each_seeds_place_of_the_class_and_its_spread():
+    """The frequency intervention's class row: seed means, each seed's radius / rank / IoU in
+    the seeds' order, and the sample sd over the seeds; a class the models do not learn is
+    flagged."""
+    _load("radius")
+    rows = sys.modules["radius_rows"]
+    classes = ["a", "b", "c", "d"]
+
+    def metrics(radius: list[float], iou: float) -> dict:
+        return {
+            "miou": 50.0,
+            "class_names": classes,
+            "class_pixel_share": dict(zip(classes, [0.5, 0.3, 0.15, 0.05], strict=True)),
+            "class_mean_radius": dict(zip(classes, radius, strict=True)),
+            "per_class_iou": {**dict.fromkeys(classes, 60.0), "c": iou},
+        }
+
+    seeds = [metrics([1.0, 2.0, 3.0, 4.0], 30.0), metrics([1.0, 2.0, 5.0, 4.0], 10.0)]
+    row = rows._class_row(seeds, "c")
+    assert row["class_radius_seeds"] == "3.0000;5.0000"
+    assert row["class_radius_rank_seeds"] == "2;1"  # 1 = farthest out
+    assert row["class_iou_seeds"] == "30.0;10.0"
+    assert row["class_radius"] == pytest.approx(4.0)
+    assert row["class_radius_sd"] == pytest.approx(np.std([3.0, 5.0], ddof=1))
+    assert row["class_radius_rank_sd"] == pytest.approx(np.std([2, 1], ddof=1))
+    assert row["class_iou"] == pytest.approx(20.0) and row["class_learned"]
+    one = rows._class_row(seeds[1:], "c")
+    assert not one["class_learned"] and one["class_radius_sd"] is None
+    assert rows._class_row(seeds, "zebra")["class_radius_seeds"] == "nan;nan"
+
+
 def test_a_selection_sweep_judges_on_its_own_held_out_split(tmp_path, monkeypatch):
     """--select N: the setting's working directory has its own data with the select split, and
     every run of its grid evaluates there (val_split=select), never on the reported val set."""

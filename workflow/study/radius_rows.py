@@ -105,17 +105,47 @@ def gather(rows: list[dict]) -> pd.DataFrame:
 
 
 def _class_row(metrics: list[dict], cls: str) -> dict:
-    """The scaled class on the common validation set: share, radius, rank, IoU (seed means)."""
+    """The scaled class on the common validation set: its share, radius, radius rank (1 =
+    farthest out) and IoU as seed means, each seed's radius, rank and IoU (``;``-joined, in the
+    seeds' order) and the sample sd of its radius and rank over the seeds (the spread)."""
+    import numpy as np
+
+    def place(group: list[dict]) -> dict | None:
+        frame = class_means(group, extra=("per_class_iou",)).set_index("class")
+        if cls not in frame.index:
+            return None
+        rank = frame["mean_radius"].rank(ascending=False)
+        return {
+            "share": frame.at[cls, "pixel_share"],
+            "radius": frame.at[cls, "mean_radius"],
+            "rank": int(rank[cls]),
+            "iou": frame.at[cls, "per_class_iou"],
+            "median": float(frame["mean_radius"].median()),
+        }
+
     from halo.report.radius import class_means
 
-    frame = class_means(metrics, extra=("per_class_iou",)).set_index("class")
-    rank = frame["mean_radius"].rank(ascending=False)
+    mean = place(metrics)
+    seeds = [place([m]) for m in metrics]
+    found = [s for s in seeds if s is not None]
+
+    def joined(key: str, fmt: str) -> str:
+        return ";".join("nan" if s is None else format(s[key], fmt) for s in seeds)
+
+    def sd(key: str) -> float | None:
+        return float(np.std([s[key] for s in found], ddof=1)) if len(found) > 1 else None
+
     return {
-        "class_share": frame.at[cls, "pixel_share"] if cls in frame.index else None,
-        "class_radius": frame.at[cls, "mean_radius"] if cls in frame.index else None,
-        "class_radius_rank": int(rank[cls]) if cls in frame.index else None,
-        "class_iou": frame.at[cls, "per_class_iou"] if cls in frame.index else None,
+        "class_share": None if mean is None else mean["share"],
+        "class_radius": None if mean is None else mean["radius"],
+        "class_radius_rank": None if mean is None else mean["rank"],
+        "class_iou": None if mean is None else mean["iou"],
         # a share where the class is not learned says nothing about its radius: flagged
-        "class_learned": bool(cls in frame.index and frame.at[cls, "per_class_iou"] >= 20),
-        "median_radius": float(frame["mean_radius"].median()),
+        "class_learned": bool(mean is not None and mean["iou"] >= 20),
+        "median_radius": None if mean is None else mean["median"],
+        "class_radius_seeds": joined("radius", ".4f"),
+        "class_radius_sd": sd("radius"),
+        "class_radius_rank_seeds": joined("rank", "d"),
+        "class_radius_rank_sd": sd("rank"),
+        "class_iou_seeds": joined("iou", ".1f"),
     }
