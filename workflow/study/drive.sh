@@ -74,6 +74,8 @@ step() {  # $1 name, then the command; skipped once $ARCHIVES/$1.done exists
   touch "$ARCHIVES/$name.done"
 }
 
+# a machine stopped mid-part leaves Snakemake's locks: cleared when no Snakemake runs here
+pgrep -f "snakemake .*--directory $PWD( |$)" > /dev/null || rm -f .snakemake/locks/*.lock
 for p in random entropy ripu halo halo-src halo-src-inv extra1; do part $p; done
 step radius $PY workflow/study/radius.py --root "$RADIUS_ROOT" --seeds 0 1 2 \
   --grid-runs "$PWD/$RUNS" --out "$OUT/radius_experiments.csv" --jobs 2
