@@ -12,8 +12,10 @@
 # what is done (an archive, a .done mark), so a stopped machine costs the step in flight only.
 # After a part is archived its round checkpoints are deleted but round 1's and the last round's
 # model of the six main methods (radius.py scores those in-domain), and its acquisition panels
-# are kept beside the archive. Each start and end goes to $ARCHIVES/times.log (findings.py's
-# cost section reads a copy of it).
+# are kept beside the archive. Once the radius experiments and the rate choice are done, their
+# checkpoints go too (their evaluations, which the tables are made of, stay): the VM's disk holds
+# the grid's kept models, or those, not all at once. Each start and end goes to
+# $ARCHIVES/times.log (findings.py's cost section reads a copy of it).
 set -u
 ARCHIVES=${ARCHIVES:-/tmp/study2-archives}
 RADIUS_ROOT=${RADIUS_ROOT:-/tmp/study3-root}
@@ -62,6 +64,11 @@ part() {  # every seed of one part
   done
 }
 
+drop_models() {  # a finished step's root: its checkpoints go, its evaluations stay
+  [ -d "$1" ] && find "$1" -name '*.pt' -type f -delete
+  return 0
+}
+
 step() {  # $1 name, then the command; skipped once $ARCHIVES/$1.done exists
   local name=$1 rc
   shift
@@ -79,11 +86,13 @@ pgrep -f "snakemake .*--directory $PWD( |$)" > /dev/null || rm -f .snakemake/loc
 for p in random entropy ripu halo halo-src halo-src-inv extra1; do part $p; done
 step radius $PY workflow/study/radius.py --root "$RADIUS_ROOT" --seeds 0 1 2 \
   --grid-runs "$PWD/$RUNS" --out "$OUT/radius_experiments.csv" --jobs 2
+drop_models "$RADIUS_ROOT"
 step select $PY workflow/study/sweep.py --grid configs/sweeps/round_lr.yaml \
   --setting lr3e-4 train.round_lr=0.0003 --setting lr1e-3 train.round_lr=0.001 \
   --setting lr3e-3 train.round_lr=0.003 --setting lr1e-2 train.round_lr=0.01 \
   --setting lr3e-2 train.round_lr=0.03 --share-source --select 100 \
   --root "$SELECT_ROOT" --out "$OUT/round_lr_select" --cores 2
+drop_models "$SELECT_ROOT"
 part extra2
 step rounds $PY workflow/study/radius.py --root "$RADIUS_ROOT" --seeds 0 1 2 --only rounds \
   --grid-runs "$PWD/$RUNS" --out "$OUT/radius_experiments.csv" --jobs 2
