@@ -5,11 +5,13 @@
 #   git worktree add /tmp/study2 <commit> && cd /tmp/study2 && uv sync --locked
 #   setsid nohup bash workflow/study/drive.sh > /tmp/study2-archives/driver.out 2>&1 &
 #
-# In order: the grid's parts for the four main methods, the source-radius methods and the
-# negative-learning block over seeds 0-4 (workflow/study/grid.py run --seed S --part P); the
-# radius experiments (radius.py, seeds 0-2, with the grid's rounds); the held-out round-rate
-# choice (sweep.py --select 100); the ablation block; the rounds rows once more. Every step skips
-# what is done (an archive, a .done mark), so a stopped machine costs the step in flight only.
+# In order: the grid's parts for the four main methods, the negative-learning block (before the
+# source-radius methods: if negative learning changes a verdict it becomes the study's default,
+# issue #29 item 4, and those would be run with it) and the source-radius methods over seeds 0-4
+# (workflow/study/grid.py run --seed S --part P); the radius experiments (radius.py, seeds 0-2,
+# with the grid's rounds); the held-out round-rate choice (sweep.py --select 100); the ablation
+# block; the rounds rows once more. Every step skips what is done (an archive, a .done mark), so
+# a stopped machine costs the step in flight only.
 # After a part is archived its round checkpoints are deleted but round 1's and the last round's
 # model of the six main methods (radius.py scores those in-domain), and its acquisition panels
 # are kept beside the archive. Once the radius experiments and the rate choice are done, their
@@ -83,7 +85,7 @@ step() {  # $1 name, then the command; skipped once $ARCHIVES/$1.done exists
 
 # a machine stopped mid-part leaves Snakemake's locks: cleared when no Snakemake runs here
 pgrep -f "snakemake .*--directory $PWD( |$)" > /dev/null || rm -f .snakemake/locks/*.lock
-for p in random entropy ripu halo halo-src halo-src-inv extra1; do part $p; done
+for p in random entropy ripu halo extra1 halo-src halo-src-inv; do part $p; done
 step radius $PY workflow/study/radius.py --root "$RADIUS_ROOT" --seeds 0 1 2 \
   --grid-runs "$PWD/$RUNS" --out "$OUT/radius_experiments.csv" --jobs 2
 drop_models "$RADIUS_ROOT"
