@@ -47,7 +47,7 @@ def rounds_rows(grid_runs: Path) -> list[dict]:
                 "round": r,
                 **group_correlations(metrics),
                 "pearson_r_seeds": ";".join(
-                    f"{group_correlations([m])['pearson_r']:.3f}" for m in metrics
+                    repr(float(group_correlations([m])["pearson_r"])) for m in metrics
                 ),
                 "commit": _revisions(evals),
             }
@@ -94,7 +94,7 @@ def gather(rows: list[dict]) -> pd.DataFrame:
             n_seeds=len(metrics), miou=sum(m["miou"] for m in metrics.values()) / len(metrics)
         )
         rec.update(corr)
-        rec["pearson_r_seeds"] = ";".join(f"{r:.3f}" for r in per_seed)
+        rec["pearson_r_seeds"] = ";".join(repr(float(r)) for r in per_seed)  # rounded on display
         rec["commit"] = _revisions(Path(p) for p in row["evals"].values())
         if "class" in row:
             stats = json.loads((Path(rec.pop("data")) / "gta5" / "class_stats.json").read_text())
