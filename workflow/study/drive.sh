@@ -9,15 +9,18 @@
 # source-radius methods: if negative learning changes a verdict it becomes the study's default,
 # issue #29 item 4, and those would be run with it) and the source-radius methods over seeds 0-4
 # (workflow/study/grid.py run --seed S --part P); the radius experiments (radius.py, seeds 0-2,
-# with the grid's rounds); the held-out round-rate choice (sweep.py --select 100); the ablation
-# block; the rounds rows once more. Every step skips what is done (an archive, a .done mark), so
-# a stopped machine costs the step in flight only.
-# After a part is archived its round checkpoints are deleted but round 1's and the last round's
-# model of the six main methods (radius.py scores those in-domain), and its acquisition panels
-# are kept beside the archive. Once the radius experiments and the rate choice are done, their
-# checkpoints go too (their evaluations, which the tables are made of, stay): the VM's disk holds
-# the grid's kept models, or those, not all at once. Each start and end goes to
-# $ARCHIVES/times.log (findings.py's cost section reads a copy of it).
+# one step per experiment); the held-out round-rate choice (sweep.py --select 100, one step per
+# setting); the ablation block. Every step skips what is done (an archive, a .done mark), so a
+# stopped machine costs the step in flight only: everything a later step or the write-up reads is
+# small and lands in $ARCHIVES or $OUT (copy them back, and the driver goes on where it was).
+# After a part is archived, the round-1 and last-round models of its main methods are scored
+# in-domain (`halo evaluate --on source`, the command radius.py's rounds-source rows plan) into
+# $ARCHIVES/rounds-source/, then every checkpoint of the part goes, and its acquisition panels
+# are kept beside the archive: the VM's disk would not hold the grid's models, and a machine
+# that stops would lose them anyway. Once a radius experiment or a rate setting is done, its
+# checkpoints go too (their evaluations, which the tables are made of, stay). The rounds rows and
+# the rounds-source rows are made at the end from the archives (findings: finalize.sh). Each
+# start and end goes to $ARCHIVES/times.log (findings.py's cost section reads a copy of it).
 set -u
 ARCHIVES=${ARCHIVES:-/tmp/study2-archives}
 RADIUS_ROOT=${RADIUS_ROOT:-/tmp/study3-root}
@@ -29,24 +32,38 @@ PY=${PY:-"uv run --no-sync python"}  # (the tests put a recorder here)
 mkdir -p "$ARCHIVES" "$OUT"
 log() { echo "$(date -Is) $* $(git rev-parse --short HEAD)" >> "$ARCHIVES/times.log"; }
 
-prune() {  # $1 seed, $2 part
-  local keep=0 methods=$2 d f r
+#: the main methods whose round-1 and last-round models are scored in-domain
+IN_DOMAIN="random entropy ripu halo halo-src halo-src-inv"
+
+in_domain() {  # $1 seed, $2 part: its main methods' round-1 and last models on the source val
+  local m run rd b out
+  case " $IN_DOMAIN " in *" $2 "*) ;; *) return 0 ;; esac
+  for m in $2; do
+    for run in "$RUNS/$m"/*/"seed$1"; do
+      [ -d "$run" ] || continue
+      b=${run%/seed*}; b=${b##*/}
+      for rd in $(ls -d "$run"/round* | sort -V | sed -n '1p;$p'); do
+        out=$ARCHIVES/rounds-source/$m/$b/seed$1/${rd##*/}.json
+        [ -f "$out" ] || [ ! -f "$rd/model.pt" ] && continue
+        $PY -m halo.cli evaluate --config "$rd/config.yaml" --checkpoint "$rd/model.pt" \
+          --on source --out "$out" --quiet >> "$ARCHIVES/seed$1-$2.log" 2>&1 || return 1
+      done
+    done
+  done
+}
+
+prune() {  # $1 seed, $2 part: every checkpoint of the part's runs
+  local methods=$2 f
   case $2 in
-    random|entropy|ripu|halo|halo-src|halo-src-inv) keep=1 ;;
     extra1) methods="random-nl entropy-nl ripu-nl halo-nl" ;;
     extra2) methods="radius halo-nohfr featnorm" ;;
   esac
   for m in $methods; do
-    for d in "$RUNS/$m"/*/"seed$1"/round*; do
-      [ -d "$d" ] || continue
-      r=${d##*/round}
-      for f in "$d"/*.pt; do
-        [ -f "$f" ] || continue
-        [ $keep = 1 ] && [ "${f##*/}" = model.pt ] && { [ "$r" = 1 ] || [ "$r" = 5 ]; } && continue
-        rm -f "$f"
-      done
+    for f in "$RUNS/$m"/*/"seed$1"/round*/*.pt; do
+      [ -f "$f" ] && rm -f "$f"
     done
   done
+  return 0
 }
 
 part() {  # every seed of one part
@@ -62,6 +79,7 @@ part() {  # every seed of one part
     [ $rc = 0 ] || exit $rc
     mkdir -p "$ARCHIVES/panels/seed$s-$1"
     cp results/synth-gta2cs/acquisition/*.png "$ARCHIVES/panels/seed$s-$1/" 2>/dev/null
+    in_domain "$s" "$1" || { log "seed $s part $1 in-domain scores failed"; exit 1; }
     prune "$s" "$1"
   done
 }
@@ -86,16 +104,17 @@ step() {  # $1 name, then the command; skipped once $ARCHIVES/$1.done exists
 # a machine stopped mid-part leaves Snakemake's locks: cleared when no Snakemake runs here
 pgrep -f "snakemake .*--directory $PWD( |$)" > /dev/null || rm -f .snakemake/locks/*.lock
 for p in random entropy ripu halo extra1 halo-src halo-src-inv; do part $p; done
-step radius $PY workflow/study/radius.py --root "$RADIUS_ROOT" --seeds 0 1 2 \
-  --grid-runs "$PWD/$RUNS" --out "$OUT/radius_experiments.csv" --jobs 2
+for e in regime training head frequency labels; do
+  step "radius-$e" $PY workflow/study/radius.py --root "$RADIUS_ROOT" --seeds 0 1 2 --only "$e" \
+    --out "$OUT/radius_experiments.csv" --jobs 2
+done
 drop_models "$RADIUS_ROOT"
-step select $PY workflow/study/sweep.py --grid configs/sweeps/round_lr.yaml \
-  --setting lr3e-4 train.round_lr=0.0003 --setting lr1e-3 train.round_lr=0.001 \
-  --setting lr3e-3 train.round_lr=0.003 --setting lr1e-2 train.round_lr=0.01 \
-  --setting lr3e-2 train.round_lr=0.03 --share-source --select 100 \
-  --root "$SELECT_ROOT" --out "$OUT/round_lr_select" --cores 2
-drop_models "$SELECT_ROOT"
+for setting in lr3e-4=0.0003 lr1e-3=0.001 lr3e-3=0.003 lr1e-2=0.01 lr3e-2=0.03; do
+  name=${setting%%=*}
+  step "select-$name" $PY workflow/study/sweep.py --grid configs/sweeps/round_lr.yaml \
+    --setting "$name" "train.round_lr=${setting#*=}" --select 100 --root "$SELECT_ROOT" \
+    --out "$OUT/round_lr_select/$name" --cores 2
+  drop_models "$SELECT_ROOT/$name"
+done
 part extra2
-step rounds $PY workflow/study/radius.py --root "$RADIUS_ROOT" --seeds 0 1 2 --only rounds \
-  --grid-runs "$PWD/$RUNS" --out "$OUT/radius_experiments.csv" --jobs 2
 log "grid done"

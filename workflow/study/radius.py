@@ -306,15 +306,25 @@ IN_DOMAIN_METHODS = ("random", "entropy", "ripu", "halo", "halo-src", "halo-src-
 def _rounds_in_domain(jobs: list[Job], rows: list[dict], root: Path, grid_runs: Path) -> None:
     """The round-1 and final models of a finished grid's active runs (``runs/<bench>/<backbone>``)
     scored on the source's held-out split (``halo evaluate --on source`` with each round's own
-    ``config.yaml``): is the sign the rounds show in the target set the same in-domain?"""
+    ``config.yaml``): is the sign the rounds show in the target set the same in-domain? A round
+    counts where its model is there or its score already is (``root/rounds-source/<method>/
+    <budget>/seed<S>/round<N>.json``: the study's driver scores each part's models before it
+    deletes them, and the grid's archives keep no model)."""
     groups: dict[tuple, dict] = {}
     for run in sorted(grid_runs.glob("*/*/seed*")):
         method, budget, seed = run.parts[-3], run.parts[-2], run.parts[-1]
-        rounds = sorted(run.glob("round*/model.pt"), key=lambda p: int(p.parent.name[5:]))
+        rounds = sorted(
+            (d for d in run.glob("round*") if d.name[5:].isdigit()), key=lambda d: int(d.name[5:])
+        )
         if method not in IN_DOMAIN_METHODS or not rounds or not budget.replace(".", "").isdigit():
             continue
-        for label, model in (("round 1", rounds[0]), ("final", rounds[-1])):
+        for label, model in (
+            ("round 1", rounds[0] / "model.pt"),
+            ("final", rounds[-1] / "model.pt"),
+        ):
             out = root / "rounds-source" / method / budget / seed / f"{model.parent.name}.json"
+            if not model.is_file() and not out.is_file():
+                continue
             argv = halo("evaluate", "--config", str(model.parent / "config.yaml"))
             argv += ["--checkpoint", str(model), "--on", "source", "--out", str(out), "--quiet"]
             jobs.append(Job(f"eval:{out}", argv, out))

@@ -24,6 +24,10 @@ set the study reports::
         --out docs/study/round_lr_select
 
 A failed setting stops the sweep (Snakemake's own message names the job); rerunning resumes.
+Settings run one at a time into their own ``--out`` folders (the study's driver does, so that a
+stopped machine costs one setting) are joined, in the order given, with ``--concat``::
+
+    uv run python workflow/study/sweep.py --concat OUT/lr3e-4 OUT/lr1e-3 ... --out OUT
 """
 
 from __future__ import annotations
@@ -124,11 +128,37 @@ def gather(root: Path, names: list[str], out: Path) -> None:
             os.replace(tmp, out / table)
 
 
+def concat(parts: list[Path], out: Path) -> None:
+    """Join the gathered tables of settings run apart (each folder a ``--out`` of its own), in
+    the order given; a table missing from some folder is an error (a setting did not finish)."""
+    for table in TABLES:
+        have = [d for d in parts if (d / table).is_file()]
+        if have and len(have) < len(parts):
+            missing = sorted(set(map(str, parts)) - set(map(str, have)))
+            raise SystemExit(f"sweep: {missing[0]}/{table}: missing (the setting did not finish)")
+    frames = {t: [pd.read_csv(d / t) for d in parts] for t in TABLES if (parts[0] / t).is_file()}
+    if not frames:
+        raise SystemExit(f"sweep: {parts[0]}: none of {', '.join(TABLES)}")
+    out.mkdir(parents=True, exist_ok=True)
+    for table, tables in frames.items():
+        tmp = out / f".tmp-{table}"
+        pd.concat(tables, ignore_index=True).to_csv(tmp, index=False)
+        os.replace(tmp, out / table)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--grid", required=True, help="workflow config of the grid (configs/sweeps/...)")
-    p.add_argument("--setting", nargs="+", action="append", required=True, metavar="NAME SET")
-    p.add_argument("--root", required=True, help="folder of the settings' working directories")
+    p.add_argument(
+        "--concat",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="join these settings' --out folders into --out; nothing is run",
+    )
+    p.add_argument("--grid", help="workflow config of the grid (configs/sweeps/...)")
+    p.add_argument("--setting", nargs="+", action="append", metavar="NAME SET")
+    p.add_argument("--root", help="folder of the settings' working directories")
     p.add_argument("--out", required=True, help="folder of the gathered tables")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--share-source", action="store_true")
@@ -140,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         help="judge on N images of a held-out selection split, not on the reported val set",
     )
     args, extra = p.parse_known_args(argv)
+    if args.concat:
+        if extra or args.setting or args.grid or args.root:
+            p.error("--concat takes only --out")
+        concat(args.concat, Path(args.out))
+        return 0
+    if not args.grid or not args.setting or not args.root:
+        p.error("--grid, --setting and --root are required (or --concat)")
     settings = [_setting(v) for v in args.setting]
     grid = yaml.safe_load(Path(args.grid).read_text())
     root = Path(args.root).resolve()
