@@ -35,6 +35,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from blocks import sectioned, signed
+
 TABLES = (
     "miou_table.csv",
     "runs.csv",
@@ -47,6 +50,8 @@ TABLES = (
 CLAIMS_CSV, CLAIMS_MD = "claims.csv", "claims.md"
 CONFIDENCE = 0.95
 RARE_SHARE = 0.01
+#: a class counts as learned from this IoU (%) on
+LEARNED_IOU = 20.0
 NAMES = {
     "random": "random",
     "entropy": "entropy",
@@ -84,6 +89,18 @@ COMPARISONS = (
         for m in ("random", "entropy", "ripu", "halo")
     ),
 )
+
+
+#: the README's claims (section ``core``): the paper's comparisons and the direct test of its
+#: radius; the other rows (ablations, negative learning) are in docs/study.md
+CORE = {
+    ("entropy", "random"),
+    ("halo", "entropy"),
+    ("halo", "ripu"),
+    ("halo", "supervised"),
+    ("halo-src", "entropy"),
+    ("halo-src", "halo-src-inv"),
+}
 
 
 @dataclass(frozen=True)
@@ -135,9 +152,18 @@ def verdict(low: float, high: float) -> str:
 
 
 def seeds_of(runs: pd.DataFrame, method: str, budget: float) -> pd.Series:
-    """Final mIoU per seed of one cell (``budget`` a fraction; the supervised bound at 1.0)."""
+    """Final mIoU per seed of one cell (``budget`` a fraction; the supervised bound at 1.0),
+    seeds without a value left out. Exits with one line where the cell holds several runs of
+    one seed (several variants or backbones): a claim pairs one run per seed."""
     hit = runs[(runs["method"] == method) & ((runs["budget"] - budget).abs() < 1e-9)]
-    return hit.groupby("seed")["miou"].mean()
+    twice = hit["seed"][hit["seed"].duplicated()]
+    if not twice.empty:
+        kinds = sorted({f"{b}/{v}" for b, v in zip(hit["backbone"], hit["variant"], strict=True)})
+        sys.exit(
+            f"claims: runs.csv: {method} at {100 * budget:g} % has {len(hit)} runs for "
+            f"{hit['seed'].nunique()} seeds ({', '.join(kinds)}); expected one run per seed"
+        )
+    return hit.set_index("seed")["miou"].dropna()
 
 
 def compare(runs: pd.DataFrame, claim: str, a: str, b: str, budget: float) -> Paired | None:
@@ -166,24 +192,22 @@ def claims(runs: pd.DataFrame, budgets: list[float]) -> list[Paired]:
     return out
 
 
-def _signed(x: float, digits: int = 1) -> str:
-    return f"{x:+.{digits}f}".replace("-", "−")
-
-
 def claims_markdown(rows: list[Paired]) -> str:
-    """The claims table (Markdown), one row per claim and budget."""
+    """The claims table (Markdown), one row per claim and budget; A and B are means over the
+    paired seeds (the ``seeds`` column), which is the cell's mean where every seed pairs."""
     lines = [
         "| claim (paper) | budget | A | B | A − B, paired [95 % CI] | p | seeds | holds? |",
         "|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in rows:
-        ci = "" if math.isnan(r.ci_low) else f" [{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
+        ci = "" if math.isnan(r.ci_low) else f" [{signed(r.ci_low)}, {signed(r.ci_high)}]"
         p = "—" if math.isnan(r.p_value) else f"{r.p_value:.2g}"
         lines.append(
             f"| {r.claim} | {r.budget:g} % | {NAMES.get(r.a, r.a)} {r.mean_a:.1f} | "
-            f"{NAMES.get(r.b, r.b)} {r.mean_b:.1f} | {_signed(r.diff)}{ci} | {p} | {r.n} | "
+            f"{NAMES.get(r.b, r.b)} {r.mean_b:.1f} | {signed(r.diff)}{ci} | {p} | {r.n} | "
             f"**{r.verdict}** |"
         )
+    lines.append("\nA, B: mean final mIoU over the seeds both have (`seeds`).")
     return "\n".join(lines) + "\n"
 
 
@@ -195,10 +219,25 @@ def load(folder: Path) -> dict[str, pd.DataFrame]:
     return {t.removesuffix(".csv"): pd.read_csv(folder / t) for t in TABLES}
 
 
+#: the three correlations of class-mean radius with class pixel share that a sign must agree on:
+#: Pearson r on the share is carried by road and building alone on these classes (without them
+#: the source model's r goes from −0.71 to −0.04), so it does not decide a sign by itself
+SIGN_COLUMNS = (("pearson_r", "r"), ("spearman_rho", "ρ"), ("pearson_r_log_share", "r(log share)"))
+
+
+def sign_of(row: pd.Series) -> str:
+    """ "negative" / "positive" where r, ρ and r against log share all agree, else "none"."""
+    values = [float(row[c]) for c, _ in SIGN_COLUMNS if c in row.index]
+    if len(values) < len(SIGN_COLUMNS) or any(math.isnan(v) for v in values):
+        return "none"
+    return "negative" if max(values) < 0 else ("positive" if min(values) > 0 else "none")
+
+
 def radius_sign(t: dict[str, pd.DataFrame], budgets: list[float]) -> list[str]:
-    """The radius-sign lines: r (Pearson) and ρ (Spearman) of class-mean radius against class
-    pixel share, for HALO's source model, HALO's active-learning models and the supervised
-    bound, with the paper's reading (r < 0) checked on the active-learning models."""
+    """The radius-sign lines: r (Pearson), ρ (Spearman) and r against log share of class-mean
+    radius against class pixel share, for HALO's source model, HALO's active-learning models and
+    the supervised bound, each with its sign (where the three agree); then the paper's reading
+    (a negative sign) checked on the active-learning models."""
     corr = t["radius_correlations"]
     lines, signs = [], []
     for method, budget, label in (
@@ -212,17 +251,17 @@ def radius_sign(t: dict[str, pd.DataFrame], budgets: list[float]) -> list[str]:
         if hit.empty:
             continue
         r = hit.iloc[0]
-        lines.append(
-            f"{label}: r = {_signed(float(r['pearson_r']), 2)}, "
-            f"ρ = {_signed(float(r['spearman_rho']), 2)} ({int(r['n_seeds'])} seeds)"
+        values = ", ".join(
+            f"{name} = {signed(float(r[c]), 2)}" for c, name in SIGN_COLUMNS if c in r.index
         )
+        lines.append(f"{label}: {values}; sign: {sign_of(r)} ({int(r['n_seeds'])} seeds)")
         if method == "halo":
-            signs.append(float(r["pearson_r"]) < 0)
+            signs.append(sign_of(r) == "negative")
     if signs:
         holds = "yes" if all(signs) else ("no" if not any(signs) else "mixed")
         lines.append(
-            "the paper's Figure 2 reading (r < 0 for the models active learning produced): "
-            f"**{holds}**"
+            "the paper's Figure 2 reading (a negative sign for the models active learning "
+            f"produced): **{holds}**"
         )
     return lines
 
@@ -268,21 +307,31 @@ def rare_table(t: dict[str, pd.DataFrame], budget: float) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def budget_check(miou: pd.DataFrame) -> list[str]:
-    """Per budget: the methods' mean labelled fractions, their spread relative to the smallest,
-    and whether every one is within the budget."""
-    active = miou[~miou["method"].isin(["source", "supervised"])].dropna(
-        subset=["labelled_fraction"]
-    )
+def budget_check(miou: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Per budget: the methods' mean labelled fractions, their spread relative to the smallest
+    and whether every one is within the budget; then the range over the single runs and whether
+    every run is within it."""
+
+    def active(frame: pd.DataFrame) -> pd.DataFrame:
+        keep = ~frame["method"].isin(["source", "supervised"])
+        return frame[keep].dropna(subset=["labelled_fraction"])
+
     lines = []
-    for budget, cell in active.groupby("budget"):
+    by_run = dict(tuple(active(runs).groupby("budget")))
+    for budget, cell in active(miou).groupby("budget"):
         lo, hi = float(cell["labelled_fraction"].min()), float(cell["labelled_fraction"].max())
         within = "all within it" if hi <= budget + 1e-12 else "ABOVE it"
-        lines.append(
+        line = (
             f"budget {100 * budget:g} %: labelled {100 * lo:.4f}–{100 * hi:.4f} % of the target "
             f"pixels over {len(cell)} methods (spread {100 * (hi - lo) / lo:.2f} % of the "
             f"smallest; {within})"
         )
+        one = by_run.get(budget)
+        if one is not None:
+            rlo, rhi = float(one["labelled_fraction"].min()), float(one["labelled_fraction"].max())
+            runs_within = "all within it" if rhi <= budget + 1e-12 else "some ABOVE it"
+            line += f"; single runs {100 * rlo:.4f}–{100 * rhi:.4f} % ({len(one)}, {runs_within})"
+        lines.append(line)
     return lines
 
 
@@ -297,14 +346,14 @@ def health(t: dict[str, pd.DataFrame]) -> list[str]:
         + "–".join(
             dict.fromkeys(str(n) for n in (active["n_seeds"].min(), active["n_seeds"].max()))
         ),
-        *budget_check(miou),
+        *budget_check(miou, t["runs"]),
         f"unstable training: {len(unstable)} of {len(stab)} runs",
     ]
     sup = per[per["method"] == "supervised"]
     if not sup.empty:
         row = sup.iloc[0]
         classes = class_columns(per)
-        low = {k: round(float(row[k]), 1) for k in classes if float(row[k]) < 20}
+        low = {k: round(float(row[k]), 1) for k in classes if float(row[k]) < LEARNED_IOU}
         lines.append(
             f"supervised bound: IoU ≥ 20 on {len(classes) - len(low)} of {len(classes)} classes"
             + (f" (below: {', '.join(f'{k} {v}' for k, v in low.items())})" if low else "")
@@ -319,23 +368,34 @@ def _with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
     """claims.md: the claims table, the radius sign, the rare-class table at the largest budget
-    and the study's health."""
+    and the study's health, each a section opened by ``<!-- section: NAME -->`` (the documents
+    copy sections: ``<!-- generated: docs/study/claims.md#NAME -->``)."""
     top = max(budgets)
     rare = rare_classes(t["radius_vs_frequency"])
-    lines = [
-        claims_markdown(claims(t["runs"], budgets)).rstrip("\n"),
-        "",
-        "Radius sign (class-mean radius against class pixel share):",
-        "",
-        *(f"- {x}" for x in radius_sign(t, budgets)),
-        "",
-        f"Rare classes (under 1 % of the target pixels): {', '.join(rare)}. At {100 * top:g} %:",
-        "",
-        _with_gaps(rare_table(t, top)).to_markdown(index=False, floatfmt=".1f", missingval="—"),
-        "",
-        *(f"- {h}" for h in health(t)),
-    ]
-    return "\n".join(lines) + "\n"
+    rows = claims(t["runs"], budgets)
+    sections = {
+        "claims": claims_markdown(rows).rstrip("\n"),
+        "core": claims_markdown([r for r in rows if (r.a, r.b) in CORE]).rstrip("\n"),
+        "sign": "\n".join(
+            [
+                "Radius sign (class-mean radius against class pixel share):",
+                "",
+                *(f"- {x}" for x in radius_sign(t, budgets)),
+            ]
+        ),
+        "rare": "\n".join(
+            [
+                f"Rare classes (under 1 % of the target pixels): {', '.join(rare)}. "
+                f"At {100 * top:g} %:",
+                "",
+                _with_gaps(rare_table(t, top)).to_markdown(
+                    index=False, floatfmt=".1f", missingval="—"
+                ),
+            ]
+        ),
+        "health": "\n".join(f"- {h}" for h in health(t)),
+    }
+    return sectioned(sections)
 
 
 def write(folder: Path, budgets: list[float]) -> str:
@@ -352,14 +412,25 @@ def write(folder: Path, budgets: list[float]) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def table_parser(description: str) -> argparse.ArgumentParser:
+    """The command line of the study's table scripts: the tables' folder and ``--budgets``."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("tables", type=Path, help="folder of the report's CSVs (docs/study)")
     ap.add_argument("--budgets", type=float, nargs="+", default=[1, 2.2, 5], help="in %%")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def budgets_of(ap: argparse.ArgumentParser, args: argparse.Namespace) -> list[float]:
+    """``--budgets`` as fractions (a budget outside (0, 100] % is one usage error)."""
     if any(not 0 < b <= 100 for b in args.budgets):
         ap.error("--budgets: each must be in (0, 100] (percent of the target pixels)")
-    sys.stdout.write(write(args.tables, [b / 100 for b in args.budgets]))
+    return [b / 100 for b in args.budgets]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = table_parser(__doc__.splitlines()[0])
+    args = ap.parse_args(argv)
+    sys.stdout.write(write(args.tables, budgets_of(ap, args)))
 
 
 if __name__ == "__main__":

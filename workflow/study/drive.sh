@@ -7,7 +7,8 @@
 #
 # In order: the grid's parts for the four main methods, the negative-learning block (before the
 # source-radius methods: if negative learning changes a verdict it becomes the study's default,
-# issue #29 item 4, and those would be run with it) and the source-radius methods over seeds 0-4
+# issue #29 item 4, and those would be run with it: nlcheck.py stops the driver then) and the
+# source-radius methods over seeds 0-4
 # (workflow/study/grid.py run --seed S --part P); the radius experiments (radius.py, seeds 0-2,
 # one step per experiment); the held-out round-rate choice (sweep.py --select 100, one step per
 # setting); the ablation block. Every step skips what is done (an archive, a .done mark), so a
@@ -103,7 +104,10 @@ step() {  # $1 name, then the command; skipped once $ARCHIVES/$1.done exists
 
 # a machine stopped mid-part leaves Snakemake's locks: cleared when no Snakemake runs here
 pgrep -f "snakemake .*--directory $PWD( |$)" > /dev/null || rm -f .snakemake/locks/*.lock
-for p in random entropy ripu halo extra1 halo-src halo-src-inv; do part $p; done
+for p in random entropy ripu halo extra1; do part $p; done
+# does negative learning change a verdict? then it becomes the default: stop here (exit 3)
+step nl-check $PY workflow/study/nlcheck.py "$ARCHIVES"
+for p in halo-src halo-src-inv; do part $p; done
 for e in regime training head frequency labels; do
   step "radius-$e" $PY workflow/study/radius.py --root "$RADIUS_ROOT" --seeds 0 1 2 --only "$e" \
     --out "$OUT/radius_experiments.csv" --jobs 2
