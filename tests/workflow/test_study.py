@@ -380,6 +380,25 @@ def test_the_figure_2_curve_table_reads_the_rounds_rows_with_their_seed_band():
     assert set(table["method"]) == {"halo"}
 
 
+def test_the_figure_2_curves_draw_a_panel_per_budget_and_only_the_main_methods(tmp_path):
+    figures = _load("figures")
+    rows = [
+        (m, b, r, 0.8 - (r == 0) * 1.5, 3)
+        for m in ("halo", "random", "radius")
+        for b in (1, 5)
+        for r in range(3)
+    ]
+    table = pd.DataFrame(rows, columns=["method", "budget", "round", "r", "n_seeds"])
+    table["spent"] = table["budget"] * table["round"] / 2
+    table["r_min"], table["r_max"] = table["r"] - 0.1, table["r"] + 0.1
+    path = figures.draw_curves(table, tmp_path / "curves.png")
+    from PIL import Image
+
+    with Image.open(path) as im:  # two panels side by side: wider than one
+        assert im.format == "PNG" and im.width > 1.5 * im.height
+    assert "radius" not in figures.CURVE_METHODS
+
+
 def _study_docs() -> list[Path]:
     return [ROOT / "README.md", ROOT / "docs" / "study.md", ROOT / "docs" / "study" / "README.md"]
 
