@@ -46,6 +46,7 @@ def test_round_one_pairs_the_seeds_on_the_first_rounds_miou(tmp_path, findings):
     # the final mIoU says HALO ≥ entropy (+1.01); after round 1 it is −2.0 on every seed
     assert "| after round 1: HALO ≥ entropy | 1 % | HALO 19.0 | entropy 21.0 | −2.0" in section
     assert section.count("**no**") == 2 and section.count("**yes**") == 4
+    assert "A, B: mean mIoU after round 1 over the seeds" in section  # not the final mIoU
     assert "(no radius_experiments.csv in docs/study)" in text
     assert "(the held-out sweep has not run" in text
 

@@ -119,7 +119,8 @@ def round_one(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
         for budget in budgets
         if (got := cl.compare(runs, claim, a, b, budget)) is not None
     ]
-    return cl.claims_markdown(rows).rstrip("\n") if rows else "(no paired round-1 cells)"
+    text = cl.claims_markdown(rows, what="mIoU after round 1")
+    return text.rstrip("\n") if rows else "(no paired round-1 cells)"
 
 
 def borders(b: pd.DataFrame) -> str:
