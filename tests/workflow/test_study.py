@@ -1,5 +1,5 @@
 """The study's drivers (workflow/study/): their plans, without running the jobs (the smoke run of
-radius.py and the sweep itself are documented in docs/study/README.md)."""
+radius.py is documented in docs/study/README.md)."""
 
 from __future__ import annotations
 
