@@ -274,3 +274,25 @@ def test_the_nl_check_stops_the_driver_only_on_a_changed_verdict_with_enough_see
         "(no negative-learning rows)\nnlcheck: 0 common seeds, 1 needed",
         1,
     )
+
+
+def test_the_readmes_grid_keeps_the_core_rows_and_the_labelled_line(findings):
+    md = "\n".join(
+        [
+            "| backbone | method | 0% | 5% |",
+            "|---|---|---:|---:|",
+            "| bb | source-only [euclidean] | 13.3 |  |",
+            "| bb | source-only [hyperbolic-hfr] | 12.1 |  |",
+            "| bb | featnorm |  | 58.5 |",
+            "| bb | halo |  | 57.7 |",
+            "| bb | halo-src |  | 58.0 |",
+            "| bb | halo-nl |  | 56.0 |",
+            "| bb | supervised |  |  |",
+            "",
+            "Labelled pixels, % of the target pool: 5%: 5.0 %.",
+        ]
+    )
+    core = findings.grid_core(findings.grid(md))
+    methods = [x.split("|")[2].strip() for x in core.splitlines()[2:] if x.startswith("|")]
+    assert methods == ["source-only [hyperbolic-hfr]", "halo", "halo-src", "supervised"]
+    assert core.splitlines()[:2] == md.splitlines()[:2] and core.endswith("5%: 5.0 %.")

@@ -62,6 +62,28 @@ def grid(miou_md: str) -> str:
     return "\n".join([*table, *(["", *labelled] if labelled else [])])
 
 
+#: the README's rows of the grid (section ``grid-core``): HALO's source model, the paper's
+#: comparison, the direct test of its radius, and the supervised bound
+CORE_ROWS = (
+    "source-only [hyperbolic-hfr]",
+    "random",
+    "entropy",
+    "ripu",
+    "halo",
+    "halo-src",
+    "halo-src-inv",
+    "supervised",
+)
+
+
+def grid_core(grid_md: str) -> str:
+    """:func:`grid` with only the rows of :data:`CORE_ROWS` (the ``method`` column), in the
+    report's order; the other rows are in the whole table (section ``grid``)."""
+    lines = grid_md.splitlines()
+    keep = [x for x in lines[2:] if x.startswith("|") and x.split("|")[2].strip() in CORE_ROWS]
+    return "\n".join([*lines[:2], *keep, *[x for x in lines if not x.startswith("|")]])
+
+
 def calibration(t: dict[str, pd.DataFrame]) -> str:
     """Source-only (each head) and supervised mIoU over the seeds, the gap, and the classes each
     learns."""
@@ -316,10 +338,14 @@ def markdown(folder: Path, budgets: list[float]) -> str:
     b = _optional(folder / BORDERS_CSV)
     missing = "(no {} in docs/study)"
     paired = cl.claims(t["runs"], budgets)
-    sections = {
-        "grid": grid((folder / "miou_table.md").read_text())
+    table = (
+        grid((folder / "miou_table.md").read_text())
         if (folder / "miou_table.md").is_file()
-        else missing.format("miou_table.md"),
+        else missing.format("miou_table.md")
+    )
+    sections = {
+        "grid": table,
+        "grid-core": grid_core(table) if table.startswith("|") else table,
         "calibration": calibration(t),
         "round-one": round_one(t, budgets),
         "negative-learning": negative_learning(t["runs"], budgets),
