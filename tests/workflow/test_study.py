@@ -313,6 +313,7 @@ def test_a_selection_sweep_judges_on_its_own_held_out_split(tmp_path, monkeypatc
     written = [c[c.index("--out") + 1] for c in calls]
     assert written == [str(d / "data/synth"), str(d / "data/synth/cityscapes")]
     assert any("select" in c and "5" in c for c in calls)
+    assert calls[0][calls[0].index("--count") + 1] == "2"  # the grid's own count, as the workflow
 
 
 def test_border_shares_count_the_bands_and_compare_with_random(tmp_path):
