@@ -106,3 +106,43 @@ def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
     log = (tmp_path / "archives/times.log").read_text()
     assert "seed 0 part ripu end rc=3" in log and log.rstrip().split()[-3:-1] == ["grid", "done"]
     assert _drive(c).returncode == 0 and len(_calls(tmp_path)) == 3 + len(calls)  # all done
+
+
+def test_resume_collects_what_the_driver_kept_into_grid2(tmp_path):
+    """workflow/study/resume.sh collect: the archives, marks, in-domain scores, step outputs,
+    log and seed 0's HALO panels come into docs/study/grid2; a second run finds nothing new."""
+    repo, archives, out = tmp_path / "repo", tmp_path / "archives", tmp_path / "out"
+    grid2 = repo / "docs/study/grid2"
+    grid2.mkdir(parents=True)
+    (archives / "rounds-source/halo/5/seed0").mkdir(parents=True)
+    (archives / "rounds-source/halo/5/seed0/round5.json").write_text("{}")
+    for name in ("seed0-halo.tar.xz", "radius-regime.done", "times.log"):
+        (archives / name).write_text(name)
+    for part in ("seed0-halo", "seed1-halo", "seed0-ripu"):
+        (archives / "panels" / part).mkdir(parents=True)
+        (archives / "panels" / part / "a.png").write_bytes(b"png")
+    (out / "round_lr_select/lr1e-2").mkdir(parents=True)
+    (out / "round_lr_select/lr1e-2/miou_table.csv").write_text("x")
+    (out / ".tmp-radius_experiments.csv").write_text("half")  # a step writing it right now
+    env = {**os.environ, "ARCHIVES": str(archives), "OUT": str(out)}
+    script = ROOT / "workflow/study/resume.sh"
+
+    def collect() -> str:
+        run = subprocess.run(["bash", str(script), "collect"], cwd=repo, env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        return run.stdout.strip()
+
+    assert collect() == "seed0-halo.tar.xz radius-regime.done"
+    kept = sorted(str(p.relative_to(grid2)) for p in grid2.rglob("*") if p.is_file())
+    assert kept == [
+        "out/round_lr_select/lr1e-2/miou_table.csv",
+        "panels/seed0-halo/a.png",
+        "radius-regime.done",
+        "rounds-source/halo/5/seed0/round5.json",
+        "seed0-halo.tar.xz",
+        "times.log",
+    ]
+    assert collect() == ""
+    bad = subprocess.run(["bash", str(script), "collect"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and "docs/study/grid2: not found" in bad.stderr
