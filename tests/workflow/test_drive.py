@@ -66,35 +66,35 @@ def _calls(tmp: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def _parts(calls: list[str]) -> list[str]:
+    return [x.split("--part ")[1].split()[0] for x in calls if "--part " in x]
+
+
 def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
     c = _checkout(tmp_path)
     assert _drive(c, FAIL="ripu").returncode == 3  # a failed part stops the driver there
     assert not list((c["work"] / ".snakemake/locks").iterdir())  # no Snakemake ran: cleared
-    assert [x.split("--part ")[1].split()[0] for x in _calls(tmp_path)] == PARTS[:3]
+    first = _calls(tmp_path)
+    assert _parts(first) == PARTS[:3]
     assert all(len(list(r.rglob("*.pt"))) == 2 for r in c["roots"].values())  # not done yet
     assert _drive(c, FAIL="nlcheck").returncode == 3  # NL changed a verdict: stop before halo-src
-    calls = _calls(tmp_path)[3:]
+    calls = _calls(tmp_path)[len(first) :]
     assert calls[-1].split()[0].endswith("nlcheck.py") and "--part halo-src" not in " ".join(calls)
     assert _drive(c).returncode == 0  # the rerun resumes at the check
-    calls = _calls(tmp_path)[3:]
-    parts = [x.split("--part ")[1].split()[0] for x in calls if "--part" in x]
-    assert parts == [*PARTS[2:], "extra2"]
-    scripts = [x.split()[0].rsplit("/", 1)[1] if x.endswith(".py") or ".py " in x else x.split()[2]
-               for x in calls]  # fmt: skip
+    calls = _calls(tmp_path)[len(first) :]
+    assert _parts(calls) == [*PARTS[2:], "extra2"]
+    scripts = [x.split()[0].rsplit("/", 1)[1] for x in calls]
+    scores = ["grid.py", "radius.py"]  # every part, then its models' in-domain scores
     assert scripts == (
-        ["grid.py"] * 2 + ["evaluate"] * 2 + ["grid.py"] + ["nlcheck.py"] * 2 + ["grid.py"] * 2
-        + ["radius.py"] * 5 + ["sweep.py"] * 5 + ["grid.py"]
+        scores * 3 + ["nlcheck.py"] * 2 + scores * 2 + ["radius.py"] * 5 + ["sweep.py"] * 5 + scores
     )  # fmt: skip
-    # the halo part's round-1 and last models scored in-domain before they go, as radius.py would
-    evals = [x for x in calls if " evaluate " in x]
-    rounds = c["rounds"].relative_to(c["work"])  # paths as the driver names them, in its checkout
-    for x, r in zip(evals, ("round1", "round5"), strict=True):
-        assert f"--checkpoint {rounds / r / 'model.pt'} --on source" in x
-        assert f"--config {rounds / r / 'config.yaml'}" in x
-    scores = tmp_path / "archives/rounds-source/halo/5/seed0"
-    assert sorted(p.name for p in scores.iterdir()) == ["round1.json", "round5.json"]
+    # in-domain: radius.py's rounds-source, into the archives, from the runs of the checkout
+    runs = c["rounds"].parents[2].relative_to(c["work"])
+    for x in (x for x in calls if "rounds-source" in x):
+        assert f"--root {tmp_path / 'archives'} --only rounds-source --grid-runs {runs} " in x
     experiments = [x.split("--only ")[1].split()[0] for x in calls if "radius.py" in x]
-    assert experiments == ["regime", "training", "head", "frequency", "labels"]
+    steps = ["regime", "training", "head", "frequency", "labels"]
+    assert experiments == ["rounds-source"] * 5 + steps + ["rounds-source"]
     sweeps = [x for x in calls if "sweep.py" in x]
     assert all("--select 100" in x and x.count("--setting") == 1 for x in sweeps)
     assert [x.split("--out ")[1].split()[0].rsplit("/", 1)[1] for x in sweeps] == [
@@ -105,7 +105,18 @@ def test_the_driver_runs_the_study_in_order_prunes_and_resumes(tmp_path):
         assert [p.name for p in root.rglob("*") if p.is_file()] == ["eval.json"]
     log = (tmp_path / "archives/times.log").read_text()
     assert "seed 0 part ripu end rc=3" in log and log.rstrip().split()[-3:-1] == ["grid", "done"]
-    assert _drive(c).returncode == 0 and len(_calls(tmp_path)) == 3 + len(calls)  # all done
+    assert _drive(c).returncode == 0 and len(_calls(tmp_path)) == len(first) + len(calls)
+
+
+def test_a_failed_in_domain_score_stops_the_driver_and_keeps_the_models(tmp_path):
+    c = _checkout(tmp_path)
+    assert _drive(c, FAIL="radius").returncode == 1
+    assert _parts(_calls(tmp_path)) == ["random"]
+    assert (
+        "seed 0 part random in-domain scores failed"
+        in (tmp_path / "archives/times.log").read_text()
+    )
+    assert len(list(c["rounds"].rglob("*.pt"))) == 10  # nothing pruned: the scores can be redone
 
 
 def test_resume_collects_what_the_driver_kept_into_grid2(tmp_path):

@@ -97,12 +97,25 @@ def test_radius_scores_a_grids_round_1_and_final_models_in_domain(tmp_path):
     ]  # random-nl is not among IN_DOMAIN_METHODS
     final = next(r for r in own if r["setting"] == "halo 5 % final model")
     assert sorted(final["evals"]) == [0, 1] and all(r["eval_on"] == "source" for r in own)
+    # where the study's driver keeps them (--root its archives): rounds-source/<m>/<b>/seed<S>/
+    assert final["evals"][0] == tmp_path / "work/rounds-source/halo/5/seed0/round3.json"
     by_done = {j.done: j for j in jobs}
     argv = by_done[final["evals"][0]].argv
     model = grid / "halo" / "5" / "seed0" / "round3"
     assert argv[argv.index("--checkpoint") + 1] == str(model / "model.pt")
     assert argv[argv.index("--config") + 1] == str(model / "config.yaml")
     assert argv[argv.index("--on") + 1] == "source"
+    # a kept score (its model gone) names the commit its model was made at: its round's
+    score = ROOT / "docs/study/grid2/rounds-source/halo/5/seed0/round1.json"  # a real one
+    for r in own:
+        for out in r["evals"].values():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(score.read_text())
+    for folder in grid.glob("*/5/seed*/round*"):
+        (folder / "model.pt").unlink()
+        (folder / "provenance.json").write_text(json.dumps({"git_revision": "abcdef123456"}))
+    rows_rows = _load("radius_rows")
+    assert set(rows_rows.gather(own)["commit"]) == {"abcdef1"}
 
 
 def test_sweep_adds_each_setting_to_every_run_of_the_grid(tmp_path):

@@ -320,7 +320,11 @@ def nl_verdicts(runs: pd.DataFrame, budgets: list[float]) -> tuple[list[dict], l
 def negative_learning(runs: pd.DataFrame, budgets: list[float]) -> str:
     """The section on negative learning: :func:`nl_verdicts` as a table, and whether any
     verdict changes."""
-    out, changed = nl_verdicts(runs, budgets)
+    return nl_section(*nl_verdicts(runs, budgets))
+
+
+def nl_section(out: list[dict], changed: list[str]) -> str:
+    """:func:`nl_verdicts`' rows and changed comparisons as the section's markdown."""
     if not out:
         return "(no negative-learning rows)"
     verdict = f"**yes**: {'; '.join(changed)}" if changed else "no"

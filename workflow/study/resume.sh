@@ -36,7 +36,7 @@ start() {
   elif [ "${NO_START:-0}" = 1 ]; then
     echo "resume: $WORKTREE ready, state in $ARCHIVES and $OUT (not started: NO_START=1)"
   else
-    echo "$(date -Is) resumed on a new machine from $G $(git -C "$WORKTREE" rev-parse --short HEAD)" \
+    echo "$(date -Is) resumed from $G (state kept on this machine, the rest copied back) $(git -C "$WORKTREE" rev-parse --short HEAD)" \
       >> "$ARCHIVES/times.log"
     (cd "$WORKTREE" && ARCHIVES=$ARCHIVES OUT=$OUT setsid nohup bash workflow/study/drive.sh \
       > "$ARCHIVES/driver.out" 2>&1 &)
