@@ -192,9 +192,10 @@ def claims(runs: pd.DataFrame, budgets: list[float]) -> list[Paired]:
     return out
 
 
-def claims_markdown(rows: list[Paired]) -> str:
-    """The claims table (Markdown), one row per claim and budget; A and B are means over the
-    paired seeds (the ``seeds`` column), which is the cell's mean where every seed pairs."""
+def claims_markdown(rows: list[Paired], what: str = "final mIoU") -> str:
+    """The claims table (Markdown), one row per claim and budget; A and B are means of ``what``
+    over the paired seeds (the ``seeds`` column), which is the cell's mean where every seed
+    pairs."""
     lines = [
         "| claim (paper) | budget | A | B | A − B, paired [95 % CI] | p | seeds | holds? |",
         "|---|---:|---:|---:|---|---:|---:|---|",
@@ -207,7 +208,7 @@ def claims_markdown(rows: list[Paired]) -> str:
             f"{NAMES.get(r.b, r.b)} {r.mean_b:.1f} | {signed(r.diff)}{ci} | {p} | {r.n} | "
             f"**{r.verdict}** |"
         )
-    lines.append("\nA, B: mean final mIoU over the seeds both have (`seeds`).")
+    lines.append(f"\nA, B: mean {what} over the seeds both have (`seeds`).")
     return "\n".join(lines) + "\n"
 
 
@@ -254,7 +255,8 @@ def radius_sign(t: dict[str, pd.DataFrame], budgets: list[float]) -> list[str]:
         values = ", ".join(
             f"{name} = {signed(float(r[c]), 2)}" for c, name in SIGN_COLUMNS if c in r.index
         )
-        lines.append(f"{label}: {values}; sign: {sign_of(r)} ({int(r['n_seeds'])} seeds)")
+        n = int(r["n_seeds"])
+        lines.append(f"{label}: {values}; sign: {sign_of(r)} ({n} seed{'s' if n != 1 else ''})")
         if method == "halo":
             signs.append(sign_of(r) == "negative")
     if signs:

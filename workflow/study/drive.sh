@@ -15,7 +15,7 @@
 # stopped machine costs the step in flight only: everything a later step or the write-up reads is
 # small and lands in $ARCHIVES or $OUT (copy them back, and the driver goes on where it was).
 # After a part is archived, the round-1 and last-round models of its main methods are scored
-# in-domain (`halo evaluate --on source`, the command radius.py's rounds-source rows plan) into
+# in-domain (`radius.py --only rounds-source`: `halo evaluate --on source`) into
 # $ARCHIVES/rounds-source/, then every checkpoint of the part goes, and its acquisition panels
 # are kept beside the archive: the VM's disk would not hold the grid's models, and a machine
 # that stops would lose them anyway. Once a radius experiment or a rate setting is done, its
@@ -33,24 +33,11 @@ PY=${PY:-"uv run --no-sync python"}  # (the tests put a recorder here)
 mkdir -p "$ARCHIVES" "$OUT"
 log() { echo "$(date -Is) $* $(git rev-parse --short HEAD)" >> "$ARCHIVES/times.log"; }
 
-#: the main methods whose round-1 and last-round models are scored in-domain
-IN_DOMAIN="random entropy ripu halo halo-src halo-src-inv"
-
-in_domain() {  # $1 seed, $2 part: its main methods' round-1 and last models on the source val
-  local m run rd b out
-  case " $IN_DOMAIN " in *" $2 "*) ;; *) return 0 ;; esac
-  for m in $2; do
-    for run in "$RUNS/$m"/*/"seed$1"; do
-      [ -d "$run" ] || continue
-      b=${run%/seed*}; b=${b##*/}
-      for rd in $(ls -d "$run"/round* | sort -V | sed -n '1p;$p'); do
-        out=$ARCHIVES/rounds-source/$m/$b/seed$1/${rd##*/}.json
-        [ -f "$out" ] || [ ! -f "$rd/model.pt" ] && continue
-        $PY -m halo.cli evaluate --config "$rd/config.yaml" --checkpoint "$rd/model.pt" \
-          --on source --out "$out" --quiet >> "$ARCHIVES/seed$1-$2.log" 2>&1 || return 1
-      done
-    done
-  done
+in_domain() {  # $1 seed, $2 part: the round-1 and last models of the runs still there, in-domain
+  # (radius.py --only rounds-source: which methods, which rounds, the command; a score already in
+  # $ARCHIVES/rounds-source is not made again, a part whose models are gone has nothing to score)
+  $PY workflow/study/radius.py --root "$ARCHIVES" --only rounds-source --grid-runs "$RUNS" \
+    --out "$ARCHIVES/logs/rounds-source.csv" --jobs 2 >> "$ARCHIVES/seed$1-$2.log" 2>&1
 }
 
 prune() {  # $1 seed, $2 part: every checkpoint of the part's runs

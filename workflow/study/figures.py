@@ -67,7 +67,8 @@ def draw_side_by_side(groups: dict[str, list[dict]], path: Path) -> Path:
         ax.grid(alpha=0.3, which="both")
         ax.set_xlabel("class pixel share (log scale)")
         rtext = "n/a" if r is None else f"{r:+.2f}"
-        ax.set_title(f"{name}: Pearson r = {rtext} ({len(metrics)} seeds)", fontsize=9)
+        seeds = f"{len(metrics)} seed{'s' if len(metrics) != 1 else ''}"
+        ax.set_title(f"{name}: Pearson r = {rtext} ({seeds})", fontsize=9)
     np.atleast_1d(axes)[0].set_ylabel("class mean radius d(0, x)")
     _declutter(fig, sorted(labels, key=lambda t: t.xy[0]))
     return _save_figure(fig, path)
@@ -89,27 +90,37 @@ def curve_table(experiments: pd.DataFrame) -> pd.DataFrame:
     return rows[keep].rename(columns={"pearson_r": "r"}).sort_values(["method", "budget", "round"])
 
 
-def draw_curves(table: pd.DataFrame, path: Path) -> Path:
-    """r against the budget spent, one line and seed band per method and budget."""
-    from matplotlib import colormaps
+#: the methods the curves show (the ablations and the negative-learning block run at 5 % only)
+CURVE_METHODS = ("random", "entropy", "ripu", "halo", "halo-src", "halo-src-inv")
 
-    fig = _new_figure((7.2, 4.6))
-    ax = fig.add_subplot()
-    palette = colormaps["tab20"]
-    for i, ((method, budget), cell) in enumerate(table.groupby(["method", "budget"], sort=True)):
-        colour = palette(i % 20)
-        ax.plot(
-            cell["spent"], cell["r"], marker="o", ms=3, color=colour, label=f"{method} {budget:g} %"
-        )
-        ax.fill_between(cell["spent"], cell["r_min"], cell["r_max"], color=colour, alpha=0.15)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xlabel("target pixels labelled so far (%)")
-    ax.set_ylabel("Pearson r, class radius vs class pixel share")
-    ax.set_title(
-        "the radius-frequency correlation through the rounds (round 0: source model)", fontsize=9
+
+def draw_curves(table: pd.DataFrame, path: Path, methods=CURVE_METHODS) -> Path:
+    """r against the budget spent: one panel per budget, one line and seed band per method (a
+    method keeps its colour across the panels)."""
+    table = table[table["method"].isin(methods)]
+    budgets = sorted(table["budget"].unique())
+    fig = _new_figure((4.0 * max(len(budgets), 1) + 0.6, 4.4))
+    axes = np.atleast_1d(fig.subplots(1, max(len(budgets), 1), sharey=True))
+    colour = {m: f"C{i}" for i, m in enumerate(methods)}
+    for ax, budget in zip(axes, budgets, strict=False):
+        for method, cell in table[table["budget"] == budget].groupby("method", sort=False):
+            seeds = int(cell["n_seeds"].max())
+            label = f"{method} ({seeds} seed{'s' if seeds != 1 else ''})"
+            ax.plot(cell["spent"], cell["r"], marker="o", ms=3, color=colour[method], label=label)
+            ax.fill_between(
+                cell["spent"], cell["r_min"], cell["r_max"], color=colour[method], alpha=0.15
+            )
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xlabel("target pixels labelled so far (%)")
+        ax.set_title(f"budget {budget:g} %", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("Pearson r, class radius vs class pixel share")
+    fig.suptitle(
+        "the radius-frequency correlation through the rounds (round 0: the source model; "
+        "band: the seeds' range)",
+        fontsize=9,
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.15))
     return _save_figure(fig, path)
 
 

@@ -62,6 +62,28 @@ def grid(miou_md: str) -> str:
     return "\n".join([*table, *(["", *labelled] if labelled else [])])
 
 
+#: the README's rows of the grid (section ``grid-core``): HALO's source model, the paper's
+#: comparison, the direct test of its radius, and the supervised bound
+CORE_ROWS = (
+    "source-only [hyperbolic-hfr]",
+    "random",
+    "entropy",
+    "ripu",
+    "halo",
+    "halo-src",
+    "halo-src-inv",
+    "supervised",
+)
+
+
+def grid_core(grid_md: str) -> str:
+    """:func:`grid` with only the rows of :data:`CORE_ROWS` (the ``method`` column), in the
+    report's order; the other rows are in the whole table (section ``grid``)."""
+    lines = grid_md.splitlines()
+    keep = [x for x in lines[2:] if x.startswith("|") and x.split("|")[2].strip() in CORE_ROWS]
+    return "\n".join([*lines[:2], *keep, *[x for x in lines if not x.startswith("|")]])
+
+
 def calibration(t: dict[str, pd.DataFrame]) -> str:
     """Source-only (each head) and supervised mIoU over the seeds, the gap, and the classes each
     learns."""
@@ -119,7 +141,8 @@ def round_one(t: dict[str, pd.DataFrame], budgets: list[float]) -> str:
         for budget in budgets
         if (got := cl.compare(runs, claim, a, b, budget)) is not None
     ]
-    return cl.claims_markdown(rows).rstrip("\n") if rows else "(no paired round-1 cells)"
+    text = cl.claims_markdown(rows, what="mIoU after round 1")
+    return text.rstrip("\n") if rows else "(no paired round-1 cells)"
 
 
 def borders(b: pd.DataFrame) -> str:
@@ -152,10 +175,29 @@ def borders(b: pd.DataFrame) -> str:
     return head + "\n\n" + _md(pd.DataFrame(out).astype(object).fillna(""))
 
 
-def selection(val: pd.DataFrame | None, select: pd.DataFrame | None) -> str:
+def _unstable(stability: pd.DataFrame | None) -> pd.Series:
+    """Per setting of a sweep, its unstable runs (``training_stability.csv``; none if absent)."""
+    if stability is None or "unstable" not in stability.columns:
+        return pd.Series(dtype=int)
+    return stability.groupby("setting", sort=False)["unstable"].sum().astype(int)
+
+
+def _choice(scores: pd.Series, unstable: pd.Series) -> str:
+    """The rule (docs/study/README.md): the highest mean among the settings with no unstable run."""
+    ok = scores[unstable.reindex(scores.index).fillna(0).to_numpy() == 0]
+    return str(ok.idxmax()) if len(ok) else "none (every setting has an unstable run)"
+
+
+def selection(
+    val: pd.DataFrame | None,
+    select: pd.DataFrame | None,
+    val_stability: pd.DataFrame | None = None,
+    select_stability: pd.DataFrame | None = None,
+) -> str:
     """The round-rate choice: each setting's mean final mIoU over the sweep's active cells on the
-    target val set (how it was first chosen) and on the held-out selection split, the setting
-    each picks, and whether the held-out choice differs."""
+    target val set (how it was first chosen) and on the held-out selection split, its unstable
+    runs, the setting each picks (the highest mean with no unstable run), and whether the
+    held-out choice differs."""
     if select is None:
         return "(the held-out sweep has not run: no round_lr_select/miou_table.csv)"
 
@@ -163,15 +205,20 @@ def selection(val: pd.DataFrame | None, select: pd.DataFrame | None) -> str:
         active = frame[~frame["method"].isin(["source", "supervised"])]
         return active.groupby("setting", sort=False)["mean"].mean()
 
-    held = score(select)
+    held, held_bad = score(select), _unstable(select_stability)
     table = pd.DataFrame({"setting": held.index, "held-out split": held.to_numpy()})
+    table["unstable runs (held-out)"] = table["setting"].map(held_bad).fillna(0).astype(int)
     if val is not None:
         table["target val (reported)"] = table["setting"].map(score(val))
-    shown = table.assign(**{c: [_f(v, 1, False) for v in table[c]] for c in table.columns[1:]})
-    pick = str(held.idxmax())
+    shown = table.assign(
+        **{c: [_f(v, 1, False) for v in table[c]] for c in ("held-out split",)},
+        **({"target val (reported)": [_f(v, 1, False) for v in table["target val (reported)"]]}
+           if val is not None else {}),
+    )  # fmt: skip
+    pick = _choice(held, held_bad)
     lines = [_md(shown), "", f"- chosen on the held-out split: {pick}"]
     if val is not None:
-        first = str(score(val).idxmax())
+        first = _choice(score(val), _unstable(val_stability))
         changed = "no" if first == pick else "**yes**"
         lines += [f"- chosen on the target val set (before): {first}", f"- changed: {changed}"]
     return "\n".join(lines)
@@ -273,7 +320,11 @@ def nl_verdicts(runs: pd.DataFrame, budgets: list[float]) -> tuple[list[dict], l
 def negative_learning(runs: pd.DataFrame, budgets: list[float]) -> str:
     """The section on negative learning: :func:`nl_verdicts` as a table, and whether any
     verdict changes."""
-    out, changed = nl_verdicts(runs, budgets)
+    return nl_section(*nl_verdicts(runs, budgets))
+
+
+def nl_section(out: list[dict], changed: list[str]) -> str:
+    """:func:`nl_verdicts`' rows and changed comparisons as the section's markdown."""
     if not out:
         return "(no negative-learning rows)"
     verdict = f"**yes**: {'; '.join(changed)}" if changed else "no"
@@ -291,10 +342,14 @@ def markdown(folder: Path, budgets: list[float]) -> str:
     b = _optional(folder / BORDERS_CSV)
     missing = "(no {} in docs/study)"
     paired = cl.claims(t["runs"], budgets)
-    sections = {
-        "grid": grid((folder / "miou_table.md").read_text())
+    table = (
+        grid((folder / "miou_table.md").read_text())
         if (folder / "miou_table.md").is_file()
-        else missing.format("miou_table.md"),
+        else missing.format("miou_table.md")
+    )
+    sections = {
+        "grid": table,
+        "grid-core": grid_core(table) if table.startswith("|") else table,
         "calibration": calibration(t),
         "round-one": round_one(t, budgets),
         "negative-learning": negative_learning(t["runs"], budgets),
@@ -309,6 +364,8 @@ def markdown(folder: Path, budgets: list[float]) -> str:
         "selection": selection(
             _optional(folder / VAL_SWEEP / "miou_table.csv"),
             _optional(folder / SELECT_SWEEP / "miou_table.csv"),
+            _optional(folder / VAL_SWEEP / "training_stability.csv"),
+            _optional(folder / SELECT_SWEEP / "training_stability.csv"),
         ),
     }
     head = (

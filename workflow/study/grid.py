@@ -24,6 +24,7 @@ or supervised run evaluate differently (a source model retrained elsewhere that 
 model would unpair the seed's methods)::
 
     uv run python workflow/study/grid.py parts                    # the parts' names
+    uv run python workflow/study/grid.py todo docs/study/grid2     # "seed part" not archived yet
     uv run python workflow/study/grid.py run --seed 0 --part halo --out docs/study/grid/seed0-halo.tar.xz
 
 An archive holds, per run of the benchmark below ``runs/``, the small files: the run record
@@ -73,6 +74,15 @@ def parts(spec: dict) -> dict[str, dict]:
     for i, block in enumerate(spec.get("extra", []), start=1):
         out[f"extra{i}"] = {**block, "extra": [], "supervised": []}
     return out
+
+
+def todo(spec: dict, archives: Path) -> list[tuple[int, str]]:
+    """The (seed, part) pairs of the grid with no archive ``seed<S>-<part>.tar.xz`` in
+    ``archives`` yet, in the order a run takes them: each part over every seed before the next
+    part (the main comparison first, over all seeds)."""
+    have = {p.name for p in archives.glob("seed*-*.tar.xz")} if archives.is_dir() else set()
+    seeds = spec.get("seeds", [0])
+    return [(s, p) for p in parts(spec) for s in seeds if f"seed{s}-{p}.tar.xz" not in have]
 
 
 def seed_config(grid: Path, bench: str, seed: int, out: Path, part: str | None = None) -> Path:
@@ -231,6 +241,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bench", default="synth-gta2cs")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("parts", help="the names of the grid's parts (--part)")
+    t = sub.add_parser("todo", help="the seeds and parts not archived yet, in run order")
+    t.add_argument("archives", type=Path, help="the folder of the part archives")
     r = sub.add_parser("run", help="the grid for one seed (Snakemake), then its archive")
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--part", default=None, help="one part of the seed's grid (see parts)")
@@ -275,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     spec = yaml.safe_load(args.grid.read_text())["benchmarks"].get(args.bench, {})
     if args.cmd == "parts":
         print("\n".join(parts(spec)))
+        return 0
+    if args.cmd == "todo":
+        print("\n".join(f"{s} {p}" for s, p in todo(spec, args.archives)))
         return 0
     cells = None
     if args.cmd in ("run", "archive") and args.part is not None:

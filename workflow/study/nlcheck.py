@@ -30,7 +30,7 @@ def decide(runs: pd.DataFrame, min_seeds: int) -> tuple[str, int]:
     seed, miou) and the exit code: 0 no verdict changes, 3 one does, 1 too few seeds."""
     budgets = sorted(b for b in runs["budget"].unique() if 0 < b < 1)
     rows, changed = findings.nl_verdicts(runs, budgets)
-    text = findings.negative_learning(runs, budgets)
+    text = findings.nl_section(rows, changed)
     seeds = min((r["seeds"] for r in rows), default=0)
     if seeds < min_seeds:
         return text + f"\nnlcheck: {seeds} common seeds, {min_seeds} needed", 1

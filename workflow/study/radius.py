@@ -328,15 +328,18 @@ def _rounds_in_domain(jobs: list[Job], rows: list[dict], root: Path, grid_runs: 
             argv = halo("evaluate", "--config", str(model.parent / "config.yaml"))
             argv += ["--checkpoint", str(model), "--on", "source", "--out", str(out), "--quiet"]
             jobs.append(Job(f"eval:{out}", argv, out))
-            groups.setdefault((method, float(budget), label), {})[int(seed[4:])] = out
-    for (method, budget, label), evals in sorted(groups.items()):
+            group = groups.setdefault((method, float(budget), label), {"evals": {}, "made": []})
+            group["evals"][int(seed[4:])] = out
+            group["made"].append(model.parent / "eval.json")  # its provenance.json: the commit
+    for (method, budget, label), group in sorted(groups.items()):
         rows.append(
             {
                 "experiment": "rounds-source",
                 "setting": f"{method} {budget:g} % {label} model",
                 "eval_on": "source",
                 "sets": "",
-                "evals": evals,
+                "evals": group["evals"],
+                "made_at": group["made"],
             }
         )
 
@@ -435,11 +438,12 @@ def main(argv: list[str] | None = None) -> int:
         jobs, rows = restrict(jobs, rows, args.only)
     run_jobs(jobs, args.jobs, Path(args.root).resolve() / "logs")
     table = gather(rows)
-    if args.grid_runs:  # rows of the grid's runs name the grid's commits
+    with_rounds = args.grid_runs and (not args.only or "rounds" in args.only)
+    if with_rounds:  # rows of the grid's runs name the grid's commits
         rounds = pd.DataFrame(rounds_rows(Path(args.grid_runs))).astype({"round": "Int64"})
         table = pd.concat([table, rounds], ignore_index=True)
-    if old is not None:  # the rounds rows come with --grid-runs whether or not --only names them
-        table = merge(old, table, [*args.only, *(["rounds"] if args.grid_runs else [])])
+    if old is not None:
+        table = merge(old, table, args.only)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".tmp-{out.name}")
     table.to_csv(tmp, index=False)

@@ -89,13 +89,15 @@ def gather(rows: list[dict]) -> pd.DataFrame:
         metrics = {s: json.loads(Path(p).read_text()) for s, p in row["evals"].items()}
         corr = group_correlations(list(metrics.values()))
         per_seed = [group_correlations([m])["pearson_r"] for m in metrics.values()]
-        rec = {k: v for k, v in row.items() if k != "evals"}
+        rec = {k: v for k, v in row.items() if k not in ("evals", "made_at")}
         rec.update(
             n_seeds=len(metrics), miou=sum(m["miou"] for m in metrics.values()) / len(metrics)
         )
         rec.update(corr)
         rec["pearson_r_seeds"] = ";".join(repr(float(r)) for r in per_seed)  # rounded on display
-        rec["commit"] = _revisions(Path(p) for p in row["evals"].values())
+        # the models' revisions: beside their evaluations, or where ``made_at`` says (a score
+        # kept apart from its run: rounds-source's, whose run folder has the provenance)
+        rec["commit"] = _revisions(row.get("made_at") or [Path(p) for p in row["evals"].values()])
         if "class" in row:
             stats = json.loads((Path(rec.pop("data")) / "gta5" / "class_stats.json").read_text())
             rec["class_train_share"] = stats["train"]["share"][row["class"]]

@@ -89,8 +89,9 @@ def write_selection_data(d: Path, grid: dict, count: int) -> None:
     synth = {"root": "data/synth", "size": [64, 128], "seed": 0, **grid.get("synth", {})}
     root, size = d / synth["root"], "x".join(map(str, synth["size"]))
     halo = [sys.executable, "-m", "halo.cli", "synth", "--size", size, "--seed", str(synth["seed"])]
+    images = ["--count", str(synth["count"])] if synth.get("count") else []  # as the workflow's
     if not root.is_dir():
-        subprocess.run([*halo, "--out", str(root), "--quiet"], check=True, cwd=REPO)
+        subprocess.run([*halo, *images, "--out", str(root), "--quiet"], check=True, cwd=REPO)
     if not (root / "cityscapes" / "leftImg8bit" / "select").is_dir():
         argv = ["--style", "cityscapes", "--split", "select", "--count", str(count)]
         subprocess.run(
