@@ -31,6 +31,15 @@ __all__ = [
 ]
 
 
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it onto ``path`` when the block succeeds.
@@ -38,6 +47,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     Args:
         path: destination file; its parent folder is created if needed.
         mode: ``"wb"`` or ``"w"`` (text, UTF-8).
+
+    The file gets the permissions a plain ``open`` would give it: an existing ``path``'s, else
+    ``0o666`` less the umask (a temporary file is created private, ``0o600``).
 
     If the block raises, the temporary file is removed and ``path`` is untouched. An operating
     system error while writing (a full disk, a read-only folder, no permission) is raised as an
@@ -50,6 +62,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
+        try:
+            perms = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            perms = 0o666 & ~_UMASK
+        os.fchmod(fd, perms)
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
             yield fh
             fh.flush()

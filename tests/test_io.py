@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -49,3 +52,34 @@ def test_remove_stray_temp_only_touches_temporaries(tmp_path):
     assert sorted(removed) == sorted([strays[1], tmp_path / ".tmp-c.npz.k3"])
     assert all(p.exists() for p in keep)
     assert io.remove_stray_temp(tmp_path / "missing") == []
+
+
+_SAME_AS_OPEN = """
+import os, sys
+from pathlib import Path
+from halo import io
+d = Path(sys.argv[1])
+io.write_text(d / "atomic.txt", "x")
+with open(d / "plain.txt", "w") as fh:
+    fh.write("x")
+(d / "tool.sh").write_text("old")
+os.chmod(d / "tool.sh", 0o750)
+io.write_text(d / "tool.sh", "new")
+print(*(oct(os.stat(d / n).st_mode & 0o7777) for n in ("atomic.txt", "plain.txt", "tool.sh")))
+"""
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077, 0o027])
+def test_written_files_get_the_permissions_a_plain_open_gives(tmp_path, umask):
+    """Not mkstemp's private 0o600: a shared results folder stays readable as the umask says;
+    a file written over keeps its own permissions."""
+
+    def child() -> None:
+        os.umask(umask)
+
+    run = subprocess.run(
+        [sys.executable, "-c", _SAME_AS_OPEN, str(tmp_path)],
+        capture_output=True, text=True, check=True, preexec_fn=child,
+    )  # fmt: skip
+    atomic, plain, tool = run.stdout.split()
+    assert atomic == plain == oct(0o666 & ~umask) and tool == oct(0o750)

@@ -30,6 +30,9 @@ sys.path.insert(0, str(REPO))
 from halo.report.figures import _declutter, _new_figure, _save_figure  # noqa: E402
 from halo.report.radius import class_means, pearson_r  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from claims import NAMES  # noqa: E402  (the study's one table of method names)
+
 SIDE_BY_SIDE = "radius_vs_frequency_source_final.png"
 CURVES = "radius_correlation_vs_budget.png"
 
@@ -47,7 +50,8 @@ def source_and_final(grid_runs: Path, method: str, budget: str) -> dict[str, lis
         last = rec["rounds"][-1]["round"]
         finals.append(record.parent / f"round{last}" / "eval.json")
         sources.append(grid_runs / "source" / rec["variant"] / record.parent.name / "eval.json")
-    return {"source model": _evals(sources), f"{method} after {budget} %": _evals(finals)}
+    final = f"{NAMES.get(method, method)} after {budget} %"
+    return {"source model": _evals(sources), final: _evals(finals)}
 
 
 def draw_side_by_side(groups: dict[str, list[dict]], path: Path) -> Path:
@@ -105,7 +109,7 @@ def draw_curves(table: pd.DataFrame, path: Path, methods=CURVE_METHODS) -> Path:
     for ax, budget in zip(axes, budgets, strict=False):
         for method, cell in table[table["budget"] == budget].groupby("method", sort=False):
             seeds = int(cell["n_seeds"].max())
-            label = f"{method} ({seeds} seed{'s' if seeds != 1 else ''})"
+            label = f"{NAMES.get(method, method)} ({seeds} seed{'s' if seeds != 1 else ''})"
             ax.plot(cell["spent"], cell["r"], marker="o", ms=3, color=colour[method], label=label)
             ax.fill_between(
                 cell["spent"], cell["r_min"], cell["r_max"], color=colour[method], alpha=0.15
