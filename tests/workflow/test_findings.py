@@ -257,6 +257,23 @@ def test_negative_learning_says_whether_a_verdict_changes(tmp_path, findings):
     assert findings.negative_learning(runs[~nl], [0.05]) == "(no negative-learning rows)"
 
 
+@pytest.mark.parametrize(
+    ("nl", "flipped"),
+    [
+        ({"halo-nl": 29.0}, "HALO ≥ random"),  # below random + NL: "HALO ≥ random" yes → no
+        ({"halo-nl": 70.0}, "HALO surpasses target-supervised (the paper: from 1 % on)"),
+    ],
+)
+def test_every_claim_of_the_paper_is_checked_with_and_without_nl(tmp_path, findings, nl, flipped):
+    """Not a chosen few: each of the paper's comparisons (the supervised bound's, which has no
+    NL run, against HALO + NL) can be the verdict that negative learning changes."""
+    base = {"random-nl": 31.0, "entropy-nl": 41.0, "halo-nl": 42.0, "ripu-nl": 45.8}
+    _claims_tables(tmp_path, MEANS | base | nl)
+    rows, changed = findings.nl_verdicts(pd.read_csv(tmp_path / "runs.csv"), [0.01, 0.05])
+    assert [r["comparison"] for r in rows] == [claim for claim, _, _ in findings.cl.PAPER]
+    assert f"{flipped} at 5 %" in changed
+
+
 def test_the_nl_check_stops_the_driver_only_on_a_changed_verdict_with_enough_seeds(tmp_path):
     nlcheck = _load("nlcheck")
     same = MEANS | {"random-nl": 31.0, "entropy-nl": 41.0, "halo-nl": 42.0, "ripu-nl": 45.8}
