@@ -278,12 +278,8 @@ def cost(log: str) -> str:
     )
 
 
-#: the claims whose verdict negative learning could change: (with NL, without)
-NL_PAIRS = (
-    ("entropy-nl", "random-nl", "entropy", "random"),
-    ("halo-nl", "entropy-nl", "halo", "entropy"),
-    ("halo-nl", "ripu-nl", "halo", "ripu"),
-)
+#: the claims whose verdict negative learning could change: (claim, A and B with NL, without)
+NL_PAIRS = tuple((claim, cl.with_nl(a), cl.with_nl(b), a, b) for claim, a, b in cl.PAPER)
 
 
 def nl_verdicts(runs: pd.DataFrame, budgets: list[float]) -> tuple[list[dict], list[str]]:
@@ -294,8 +290,11 @@ def nl_verdicts(runs: pd.DataFrame, budgets: list[float]) -> tuple[list[dict], l
     table's rows and the comparisons whose verdict changed."""
     budget = max(budgets)
     out, changed = [], []
-    for a_nl, b_nl, a, b in NL_PAIRS:
-        cells = [cl.seeds_of(runs, m, budget).index for m in (a_nl, b_nl, a, b)]
+    for claim, a_nl, b_nl, a, b in NL_PAIRS:
+        cells = [
+            cl.seeds_of(runs, m, 1.0 if m == "supervised" else budget).index
+            for m in (a_nl, b_nl, a, b)
+        ]
         seeds = set(cells[0]).intersection(*cells[1:])
         if not seeds:
             continue
@@ -304,7 +303,7 @@ def nl_verdicts(runs: pd.DataFrame, budgets: list[float]) -> tuple[list[dict], l
         with_nl = cl.compare(mine, "", a_nl, b_nl, budget)
         out.append(
             {
-                "comparison": f"{cl.NAMES[a]} ≥ {cl.NAMES[b]}",
+                "comparison": claim,
                 "budget": f"{100 * budget:g} %",
                 "seeds": len(seeds),
                 "without NL": f"{_f(without.diff, 1)} **{without.verdict}**",
@@ -313,7 +312,7 @@ def nl_verdicts(runs: pd.DataFrame, budgets: list[float]) -> tuple[list[dict], l
         )
         decided = "n/a" not in (without.verdict, with_nl.verdict)
         if decided and with_nl.verdict != without.verdict:
-            changed.append(f"{cl.NAMES[a]} ≥ {cl.NAMES[b]} at {100 * budget:g} %")
+            changed.append(f"{claim} at {100 * budget:g} %")
     return out, changed
 
 
