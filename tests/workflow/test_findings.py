@@ -237,6 +237,14 @@ def test_cost_sums_finished_attempts_and_counts_the_cut_off_ones(findings):
     assert "| radius | 1 | 90 | 1.5 |" in text and "| 1 | 30 | 0.5 |" in text
     assert "| radius-frequency | 1 | 40 | 0.7 |" in text and "| select-lr1e-2 | 1 | 24 |" in text
     assert "in all: 3.8 h" in text and "their time not counted): 1" in text
+    # the parts by their methods' names (an extra block: its methods, from configs/study.yaml)
+    labels = findings.part_labels(findings.STUDY_GRID)
+    assert labels["ripu"] == "RIPU" and labels["extra1"].endswith("RIPU + NL, HALO + NL)")
+    assert "| RIPU | 1 |" in findings.cost(
+        log + "\n2026-01-01T17:00:00+00:00 seed 0 part ripu start d\n"
+        "2026-01-01T17:10:00+00:00 seed 0 part ripu end rc=0 d",
+        labels,
+    )
 
 
 def test_negative_learning_says_whether_a_verdict_changes(tmp_path, findings):

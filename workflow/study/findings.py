@@ -35,6 +35,7 @@ from findings_radius import intervention, mechanism, rounds, sign_summary
 FINDINGS_MD = "findings.md"
 RADIUS_CSV, BORDERS_CSV = "radius_experiments.csv", "borders.csv"
 GRID_LOG = "grid2/times.log"  # the grid driver's log of starts and ends
+STUDY_GRID = Path(__file__).resolve().parents[2] / "configs" / "study.yaml"  # its parts
 #: the round-rate sweeps: chosen on the target val set (the old way), and on the held-out split
 VAL_SWEEP, SELECT_SWEEP = "round_lr", "round_lr_select"
 #: round-1 comparisons: after round 1, the only choice made with the source model's radius
@@ -231,7 +232,22 @@ _EVENT = re.compile(
 )
 
 
-def cost(log: str) -> str:
+def part_labels(grid_yaml: Path, bench: str = "synth-gta2cs") -> dict[str, str]:
+    """The cost table's names of the grid's parts (``grid.py parts``): a method's part by the
+    method, an ``extra`` block by its number and its methods."""
+    import grid as study_grid
+    import yaml
+
+    spec = yaml.safe_load(grid_yaml.read_text())["benchmarks"][bench]
+    return {
+        name: cl.NAMES.get(name, name)
+        if not name.startswith("extra")
+        else f"{name} ({', '.join(cl.NAMES.get(m, m) for m in part['methods'])})"
+        for name, part in study_grid.parts(spec).items()
+    }
+
+
+def cost(log: str, labels: dict[str, str] | None = None) -> str:
     """What the grid cost, from the driver's log (``grid2/times.log``: one line per start and
     end of a part, of the radius experiments and of the selection sweep, or of each radius
     experiment (``radius-<experiment>``) and rate setting (``select-<setting>``) apart; seed 0 began as one
@@ -262,7 +278,7 @@ def cost(log: str) -> str:
     table = pd.DataFrame(
         [
             {
-                "part": k,
+                "part": (labels or {}).get(k, k),
                 "runs": len(v),
                 "minutes each": " / ".join(f"{x:.0f}" for x in v),
                 "hours": f"{sum(v) / 60:.1f}",
@@ -357,7 +373,7 @@ def markdown(folder: Path, budgets: list[float]) -> str:
         "rounds": missing.format(RADIUS_CSV) if rx is None else rounds(rx),
         "intervention": missing.format(RADIUS_CSV) if rx is None else intervention(rx),
         "borders": missing.format(BORDERS_CSV) if b is None else borders(b),
-        "cost": cost((folder / GRID_LOG).read_text())
+        "cost": cost((folder / GRID_LOG).read_text(), part_labels(STUDY_GRID))
         if (folder / GRID_LOG).is_file()
         else missing.format(GRID_LOG),
         "selection": selection(
