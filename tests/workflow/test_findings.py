@@ -150,6 +150,7 @@ def test_borders_compare_each_method_with_random_seed_by_seed(findings):
     rows = [("random", 0.05, s, 16, 0.25 + 0.01 * s, 0.25) for s in range(3)] + [
         ("entropy", 0.05, s, 16, 0.35 + 0.01 * s + 0.001 * s * s, 0.25) for s in range(3)
     ]
+    rows += [("random-nl", 0.05, s, 16, 0.25 + 0.01 * s, 0.25) for s in range(3)]
     b = pd.DataFrame(
         rows, columns=["method", "budget", "seed", "band", "side_share", "side_expected"]
     )
@@ -158,6 +159,8 @@ def test_borders_compare_each_method_with_random_seed_by_seed(findings):
     # side shares 35.0 / 36.1 / 37.4 against random's 25 / 26 / 27: +10.0 / +10.1 / +10.4
     assert "| 5 % | 3 | 36.2 | 25.0 | +10.2 [" in line and line.endswith("| yes |")
     assert "the 16 pixel columns" in text
+    # random + NL draws what random draws (NL changes the training only): nothing to pair
+    assert next(x for x in text.splitlines() if x.startswith("| random + NL")).endswith("|  |  |")
 
 
 def test_mechanism_and_rounds_show_every_correlation_column(radius_sections):

@@ -165,7 +165,7 @@ def borders(b: pd.DataFrame) -> str:
                 100 * g["side_rare_share"].mean(), 1, False
             )
             row["rare-class share, elsewhere %"] = _f(100 * g["rest_rare_share"].mean(), 1, False)
-        if method != "random":
+        if method not in ("random", cl.with_nl("random")):  # the same draws: nothing to pair
             paired = g.join(rnd.rename("rnd"), on=["budget", "seed"]).dropna(subset=["rnd"])
             mean, _, low, high, _ = cl.paired_interval(100 * (paired["side_share"] - paired["rnd"]))
             row["− random, paired [95 % CI]"] = f"{_f(mean, 1)} [{_f(low, 1)}, {_f(high, 1)}]"
