@@ -84,6 +84,12 @@ def with_nl(method: str) -> str:
     return method if method == "supervised" else f"{method}-nl"
 
 
+def cell_budget(method: str, budget: float) -> float:
+    """The budget of ``method``'s cell that is compared at ``budget``: the supervised bound's
+    is 1.0 (every label) at every budget."""
+    return 1.0 if method == "supervised" else budget
+
+
 #: (claim, A, B, at): "A ≥ B" at every budget (``"all"``) or at the largest one (``"top"``)
 COMPARISONS = (
     *((claim, a, b, "all") for claim, a, b in PAPER),
@@ -179,7 +185,7 @@ def seeds_of(runs: pd.DataFrame, method: str, budget: float) -> pd.Series:
 def compare(runs: pd.DataFrame, claim: str, a: str, b: str, budget: float) -> Paired | None:
     """The paired comparison of ``a`` and ``b`` at ``budget``, or None when a cell is missing."""
     sa = seeds_of(runs, a, budget)
-    sb = seeds_of(runs, b, 1.0 if b == "supervised" else budget)
+    sb = seeds_of(runs, b, cell_budget(b, budget))
     common = sa.index.intersection(sb.index)
     if common.empty:
         return None
@@ -302,7 +308,7 @@ def rare_table(t: dict[str, pd.DataFrame], budget: float) -> pd.DataFrame:
     other = [k for k in class_columns(per) if k not in rare]
     out = []
     for method in NAMES:
-        b = 1.0 if method == "supervised" else budget
+        b = cell_budget(method, budget)
         iou = _row(per, method, b)
         if iou is None:
             continue

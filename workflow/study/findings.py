@@ -307,10 +307,7 @@ def nl_verdicts(runs: pd.DataFrame, budgets: list[float]) -> tuple[list[dict], l
     budget = max(budgets)
     out, changed = [], []
     for claim, a_nl, b_nl, a, b in NL_PAIRS:
-        cells = [
-            cl.seeds_of(runs, m, 1.0 if m == "supervised" else budget).index
-            for m in (a_nl, b_nl, a, b)
-        ]
+        cells = [cl.seeds_of(runs, m, cl.cell_budget(m, budget)).index for m in (a_nl, b_nl, a, b)]
         seeds = set(cells[0]).intersection(*cells[1:])
         if not seeds:
             continue
